@@ -1,0 +1,460 @@
+"""Standalone verifier for reserve-ledger proofs: copy this one file to audit the books.
+
+It imports only the Python standard library and ``cryptography`` (for Ed25519), never anything
+from ``ledger`` or ``custody``, so an auditor can read it in one sitting and run it anywhere::
+
+    python verify_proof.py PROOF.json --pubkey PUB.pem
+
+prints ``OK: ...`` and exits 0, or prints ``FAIL: <reason>`` and exits 1. The document type is
+chosen by its ``"format"`` field.
+
+Hashing (RFC 6962 / RFC 9162 Merkle tree, SHA-256)
+--------------------------------------------------
+- leaf hash:  ``SHA-256(0x00 || entry_bytes)``
+- node hash:  ``SHA-256(0x01 || left || right)``
+- root of the empty tree: ``SHA-256("")``
+
+Signed checkpoint
+-----------------
+A checkpoint commits to the whole journal at one moment. Its signed message is the ASCII text::
+
+    reserve-ledger checkpoint v1\\n
+    <tree_size in decimal>\\n
+    <root as 64 lowercase hex digits>\\n
+    <timestamp: Unix seconds in decimal>\\n
+
+signed with Ed25519. As JSON a checkpoint object is::
+
+    {"tree_size": 10, "root": "<64 hex>", "timestamp": 1700000000,
+     "key_id": "<16 hex>", "signature": "<128 hex>"}
+
+``key_id`` is the hex of the first 8 bytes of SHA-256 of the raw 32-byte Ed25519 public key; it
+names the key, the signature is what proves it.
+
+Inclusion proof document (``reserve ledger prove SEQ``)
+-------------------------------------------------------
+::
+
+    {"format": "reserve-ledger-inclusion-proof/v1",
+     "seq": 5,                       # journal entry number, counted from 1
+     "leaf_index": 4,                # its leaf in the tree, counted from 0: always seq - 1
+     "entry_hex": "<hex>",           # the entry's canonical bytes
+     "leaf_hash": "<64 hex>",        # SHA-256(0x00 || entry bytes)
+     "tree_size": 10,                # number of leaves in the tree proven against
+     "root": "<64 hex>",             # that tree's root
+     "proof": ["<64 hex>", ...],     # RFC 6962 audit path, leaf level first
+     "checkpoint": {<checkpoint object>}}   # tree_size and root equal to the two above
+
+It is valid when every one of these holds: ``leaf_hash`` is the leaf hash of ``entry_hex``;
+``leaf_index == seq - 1``; the audit path leads from ``leaf_hash`` at ``leaf_index`` to ``root``
+for ``tree_size`` (RFC 9162 section 2.1.3.2: every path element is consumed, a path that is too
+long or too short fails); the checkpoint states the same ``tree_size`` and ``root``; its
+``key_id`` is the given key's; its signature verifies under the given key.
+
+Consistency proof document
+--------------------------
+::
+
+    {"format": "reserve-ledger-consistency-proof/v1",
+     "old": {<checkpoint object>}, "new": {<checkpoint object>},
+     "proof": ["<64 hex>", ...]}     # RFC 6962 consistency proof from old to new
+
+It is valid when both checkpoints are signed by the given key and the proof shows the old tree is
+a prefix of the new one (RFC 9162 section 2.1.4.2): nothing recorded before the old checkpoint
+was changed or removed afterwards. Equal sizes need an empty proof and equal roots; an old size of
+0 needs an empty proof and the empty-tree root.
+
+Verifying by hand
+-----------------
+With nothing but ``sha256sum``-style tools: hash ``00 || entry`` and compare with ``leaf_hash``.
+Then walk the path with ``fn = leaf_index`` and ``sn = tree_size - 1``, ``r = leaf_hash``; for each
+element ``p``: if ``fn`` is odd or ``fn == sn``, set ``r = SHA-256(01 || p || r)`` and, while ``fn``
+is even and not 0, halve both ``fn`` and ``sn``; otherwise set ``r = SHA-256(01 || r || p)``; then
+halve ``fn`` and ``sn`` (integer division). At the end ``sn`` must be 0 and ``r`` must equal
+``root``. Finally rebuild the checkpoint message above from ``tree_size``, ``root`` and
+``timestamp`` and check the Ed25519 signature with the published public key, for instance with
+``openssl pkeyutl -verify -pubin -inkey PUB.pem -rawin -in msg -sigfile sig``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+
+INCLUSION_FORMAT = "reserve-ledger-inclusion-proof/v1"
+CONSISTENCY_FORMAT = "reserve-ledger-consistency-proof/v1"
+CHECKPOINT_HEADER = b"reserve-ledger checkpoint v1\n"
+HASH_SIZE = 32
+SIGNATURE_SIZE = 64
+KEY_ID_SIZE = 8
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class ProofError(Exception):
+    """A proof, checkpoint or proof document does not verify; the message says which part."""
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _check_hash(value: bytes, what: str) -> None:
+    if not isinstance(value, bytes) or len(value) != HASH_SIZE:
+        shown = value.hex() if isinstance(value, bytes) else repr(value)
+        raise ProofError(f"{what} must be a {HASH_SIZE}-byte SHA-256 hash, got {shown!r}")
+
+
+def _check_size(value: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProofError(f"{what} must be a non-negative integer, got {value!r}")
+
+
+def _check_path(proof: Sequence[bytes], what: str) -> None:
+    for i, element in enumerate(proof):
+        _check_hash(element, f"{what} element {i}")
+
+
+# --- Merkle proofs (RFC 9162 section 2.1.3.2 and 2.1.4.2) -----------------------------------
+
+
+def verify_inclusion(
+    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Check that ``leaf_hash`` is leaf ``index`` of the tree of ``tree_size`` with ``root``.
+
+    Every proof element is consumed and checked; a proof that is too long or too short fails.
+    """
+    _check_size(index, "leaf index")
+    _check_size(tree_size, "tree size")
+    _check_hash(leaf_hash, "leaf hash")
+    _check_hash(root, "root")
+    _check_path(proof, "inclusion proof")
+    if index >= tree_size:
+        raise ProofError(f"leaf index {index} is outside the tree of size {tree_size}")
+    fn, sn = index, tree_size - 1
+    r = leaf_hash
+    for i, p in enumerate(proof):
+        if sn == 0:
+            raise ProofError(
+                f"inclusion proof is too long: {len(proof)} elements, "
+                f"the path for leaf {index} in a tree of size {tree_size} has only {i}"
+            )
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            while (fn & 1) == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError(
+            f"inclusion proof is too short: {len(proof)} elements do not reach the root "
+            f"of the tree of size {tree_size} from leaf {index}"
+        )
+    if r != root:
+        raise ProofError(
+            f"inclusion proof for leaf {index} leads to root {r.hex()}, not {root.hex()}"
+        )
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> None:
+    """Check that the tree (``old_size``, ``old_root``) is a prefix of (``new_size``, ``new_root``)."""
+    _check_size(old_size, "old tree size")
+    _check_size(new_size, "new tree size")
+    _check_hash(old_root, "old root")
+    _check_hash(new_root, "new root")
+    _check_path(proof, "consistency proof")
+    if old_size > new_size:
+        raise ProofError(f"old tree size {old_size} is larger than new tree size {new_size}")
+    if old_size == 0:
+        if proof:
+            raise ProofError(f"consistency proof from the empty tree must be empty, got {len(proof)}")
+        if old_root != EMPTY_ROOT:
+            raise ProofError(f"old root {old_root.hex()} is not the empty-tree root for size 0")
+        return
+    if old_size == new_size:
+        if proof:
+            raise ProofError(f"consistency proof between equal sizes must be empty, got {len(proof)}")
+        if old_root != new_root:
+            raise ProofError(
+                f"trees of the same size {old_size} have different roots "
+                f"{old_root.hex()} and {new_root.hex()}"
+            )
+        return
+    if not proof:
+        raise ProofError(f"consistency proof from size {old_size} to {new_size} is empty")
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is itself a node
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError(
+                f"consistency proof from size {old_size} to {new_size} is too long "
+                f"({len(proof)} elements)"
+            )
+        if fn & 1 or fn == sn:
+            fr = _node(c, fr)
+            sr = _node(c, sr)
+            while (fn & 1) == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = _node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError(
+            f"consistency proof from size {old_size} to {new_size} is too short "
+            f"({len(proof)} elements)"
+        )
+    if fr != old_root:
+        raise ProofError(
+            f"consistency proof leads to old root {fr.hex()}, not {old_root.hex()} "
+            f"(size {old_size})"
+        )
+    if sr != new_root:
+        raise ProofError(
+            f"consistency proof leads to new root {sr.hex()}, not {new_root.hex()} "
+            f"(size {new_size})"
+        )
+
+
+# --- Checkpoint signatures ------------------------------------------------------------------
+
+
+def checkpoint_message(tree_size: int, root: bytes, timestamp: int) -> bytes:
+    """The exact bytes an Ed25519 checkpoint signature covers."""
+    return CHECKPOINT_HEADER + f"{tree_size}\n{root.hex()}\n{timestamp}\n".encode()
+
+
+def _load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
+    try:
+        key = load_pem_public_key(public_key_pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ProofError(f"public key is not a PEM public key: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise ProofError(
+            f"public key is a {type(key).__name__}, not an Ed25519 key; "
+            "checkpoints are signed with Ed25519"
+        )
+    return key
+
+
+def key_id(public_key_pem: bytes) -> str:
+    """Hex of the first 8 bytes of SHA-256 of the raw 32-byte Ed25519 public key."""
+    raw = _load_public_key(public_key_pem).public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(raw).digest()[:KEY_ID_SIZE].hex()
+
+
+def verify_checkpoint_signature(
+    public_key_pem: bytes, tree_size: int, root: bytes, timestamp: int, signature: bytes
+) -> None:
+    """Check the Ed25519 signature of a checkpoint; raise :class:`ProofError` if it is bad."""
+    _check_size(tree_size, "checkpoint tree size")
+    _check_size(timestamp, "checkpoint timestamp")
+    _check_hash(root, "checkpoint root")
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_SIZE:
+        raise ProofError(f"checkpoint signature must be {SIGNATURE_SIZE} bytes, got {signature!r}")
+    key = _load_public_key(public_key_pem)
+    try:
+        key.verify(signature, checkpoint_message(tree_size, root, timestamp))
+    except InvalidSignature as exc:
+        raise ProofError(
+            f"checkpoint signature over size {tree_size}, root {root.hex()}, "
+            f"timestamp {timestamp} does not verify with key {key_id(public_key_pem)}"
+        ) from exc
+
+
+# --- Proof documents --------------------------------------------------------------------------
+
+
+def _field(doc: dict[str, Any], name: str, where: str) -> Any:
+    if not isinstance(doc, dict):
+        raise ProofError(f"{where} must be a JSON object, got {type(doc).__name__}")
+    if name not in doc:
+        raise ProofError(f"{where} has no field {name!r}")
+    return doc[name]
+
+
+def _int_field(doc: dict[str, Any], name: str, where: str) -> int:
+    value = _field(doc, name, where)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProofError(f"{where} field {name!r} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _hex(value: Any, what: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str) or value != value.lower() or not value.isascii():
+        raise ProofError(f"{what} must be a lowercase hex string, got {value!r}")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise ProofError(f"{what} is not valid hex: {value!r}") from exc
+    if raw.hex() != value:  # bytes.fromhex tolerates whitespace; the format does not
+        raise ProofError(f"{what} must be plain hex without spaces, got {value!r}")
+    if size is not None and len(raw) != size:
+        raise ProofError(f"{what} must be {size} bytes ({2 * size} hex digits), got {len(raw)}")
+    return raw
+
+
+def _hex_field(doc: dict[str, Any], name: str, where: str, size: int | None = None) -> bytes:
+    return _hex(_field(doc, name, where), f"{where} field {name!r}", size)
+
+
+def _proof_field(doc: dict[str, Any], where: str) -> tuple[bytes, ...]:
+    value = _field(doc, "proof", where)
+    if not isinstance(value, list):
+        raise ProofError(f"{where} field 'proof' must be a list of hex hashes, got {value!r}")
+    return tuple(_hex(v, f"{where} proof element {i}", HASH_SIZE) for i, v in enumerate(value))
+
+
+def _verify_checkpoint_object(cp: Any, public_key_pem: bytes, where: str) -> tuple[int, bytes]:
+    tree_size = _int_field(cp, "tree_size", where)
+    root = _hex_field(cp, "root", where, HASH_SIZE)
+    timestamp = _int_field(cp, "timestamp", where)
+    stated_key = _field(cp, "key_id", where)
+    signature = _hex_field(cp, "signature", where, SIGNATURE_SIZE)
+    expected_key = key_id(public_key_pem)
+    if stated_key != expected_key:
+        raise ProofError(
+            f"{where} says it was signed by key {stated_key!r}, "
+            f"but the given public key is {expected_key}"
+        )
+    try:
+        verify_checkpoint_signature(public_key_pem, tree_size, root, timestamp, signature)
+    except ProofError as exc:
+        raise ProofError(f"{where}: {exc}") from exc
+    return tree_size, root
+
+
+def _check_format(doc: dict[str, Any], expected: str) -> None:
+    found = _field(doc, "format", "proof document")
+    if found != expected:
+        raise ProofError(f"proof document format is {found!r}, expected {expected!r}")
+
+
+def verify_inclusion_document(doc: dict[str, Any], public_key_pem: bytes) -> None:
+    """Check an inclusion proof document completely (see the module docstring)."""
+    where = "inclusion proof"
+    _check_format(doc, INCLUSION_FORMAT)
+    seq = _int_field(doc, "seq", where)
+    leaf_index = _int_field(doc, "leaf_index", where)
+    entry = _hex_field(doc, "entry_hex", where)
+    leaf_hash = _hex_field(doc, "leaf_hash", where, HASH_SIZE)
+    tree_size = _int_field(doc, "tree_size", where)
+    root = _hex_field(doc, "root", where, HASH_SIZE)
+    proof = _proof_field(doc, where)
+    if leaf_index != seq - 1:
+        raise ProofError(f"leaf_index {leaf_index} does not belong to entry {seq} (expected {seq - 1})")
+    computed = hashlib.sha256(b"\x00" + entry).digest()
+    if computed != leaf_hash:
+        raise ProofError(
+            f"leaf_hash {leaf_hash.hex()} is not the hash of entry_hex (which hashes to "
+            f"{computed.hex()}): the entry bytes were changed"
+        )
+    verify_inclusion(leaf_hash, leaf_index, tree_size, proof, root)
+    cp_size, cp_root = _verify_checkpoint_object(
+        _field(doc, "checkpoint", where), public_key_pem, "checkpoint"
+    )
+    if cp_size != tree_size or cp_root != root:
+        raise ProofError(
+            f"checkpoint is for size {cp_size} root {cp_root.hex()}, but the proof is against "
+            f"size {tree_size} root {root.hex()}"
+        )
+
+
+def verify_consistency_document(doc: dict[str, Any], public_key_pem: bytes) -> None:
+    """Check a consistency proof document completely (see the module docstring)."""
+    _check_format(doc, CONSISTENCY_FORMAT)
+    where = "consistency proof"
+    old_size, old_root = _verify_checkpoint_object(
+        _field(doc, "old", where), public_key_pem, "old checkpoint"
+    )
+    new_size, new_root = _verify_checkpoint_object(
+        _field(doc, "new", where), public_key_pem, "new checkpoint"
+    )
+    verify_consistency(old_size, new_size, old_root, new_root, _proof_field(doc, where))
+
+
+def verify_document(doc: Any, public_key_pem: bytes) -> str:
+    """Verify a document of either format and return the one-line ``OK: ...`` summary."""
+    if not isinstance(doc, dict):
+        raise ProofError(f"proof document must be a JSON object, got {type(doc).__name__}")
+    kid = key_id(public_key_pem)
+    fmt = doc.get("format")
+    if fmt == INCLUSION_FORMAT:
+        verify_inclusion_document(doc, public_key_pem)
+        return (
+            f"OK: entry {doc['seq']} is included in the tree of size {doc['tree_size']} "
+            f"with root {doc['root']}, checkpoint signed by key {kid}"
+        )
+    if fmt == CONSISTENCY_FORMAT:
+        verify_consistency_document(doc, public_key_pem)
+        old, new = doc["old"], doc["new"]
+        return (
+            f"OK: the tree of size {old['tree_size']} with root {old['root']} is a prefix of "
+            f"the tree of size {new['tree_size']} with root {new['root']}, "
+            f"both checkpoints signed by key {kid}"
+        )
+    raise ProofError(
+        f"unknown proof document format {fmt!r}; expected {INCLUSION_FORMAT!r} "
+        f"or {CONSISTENCY_FORMAT!r}"
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ProofError(f"proof document contains {name}, which is not valid JSON")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``verify_proof.py PROOF.json --pubkey PUB.pem``; exit 0 if OK, 1 if not."""
+    parser = argparse.ArgumentParser(
+        description="Verify a reserve-ledger inclusion or consistency proof document."
+    )
+    parser.add_argument("proof", help="proof JSON document")
+    parser.add_argument("--pubkey", required=True, help="the ledger's Ed25519 public key (PEM)")
+    args = parser.parse_args(argv)
+    try:
+        try:
+            with open(args.pubkey, "rb") as f:
+                pem = f.read()
+        except OSError as exc:
+            raise ProofError(f"cannot read public key {args.pubkey}: {exc.strerror}") from exc
+        try:
+            with open(args.proof, "rb") as f:
+                doc = json.loads(f.read(), parse_constant=_reject_constant)
+        except OSError as exc:
+            raise ProofError(f"cannot read proof document {args.proof}: {exc.strerror}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise ProofError(f"proof document {args.proof} is not valid JSON: {exc}") from exc
+        summary = verify_document(doc, pem)
+    except ProofError as exc:
+        print(f"FAIL: {exc}")
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -182,20 +182,19 @@ def verify_consistency(
     _check_path(proof, "consistency proof")
     if old_size > new_size:
         raise ProofError(f"old tree size {old_size} is larger than new tree size {new_size}")
-    if old_size == 0:
+    if old_size in (0, new_size):
         if proof:
-            raise ProofError(f"consistency proof from the empty tree must be empty, got {len(proof)}")
-        if old_root != EMPTY_ROOT:
-            raise ProofError(f"old root {old_root.hex()} is not the empty-tree root for size 0")
-        return
-    if old_size == new_size:
-        if proof:
-            raise ProofError(f"consistency proof between equal sizes must be empty, got {len(proof)}")
-        if old_root != new_root:
+            raise ProofError(
+                f"consistency proof from size {old_size} to {new_size} must be empty, "
+                f"got {len(proof)} elements"
+            )
+        if old_size == new_size and old_root != new_root:
             raise ProofError(
                 f"trees of the same size {old_size} have different roots "
                 f"{old_root.hex()} and {new_root.hex()}"
             )
+        if old_size == 0 and old_root != EMPTY_ROOT:
+            raise ProofError(f"old root {old_root.hex()} is not the empty-tree root for size 0")
         return
     if not proof:
         raise ProofError(f"consistency proof from size {old_size} to {new_size} is empty")

@@ -7,6 +7,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256K1, generate_private_key
@@ -133,7 +134,7 @@ def test_key_id_is_first_8_bytes_of_sha256_of_raw_key() -> None:
         {"signature": bytes(64)},
     ],
 )
-def test_signature_over_changed_fields_fails(change: dict[str, object]) -> None:
+def test_signature_over_changed_fields_fails(change: dict[str, Any]) -> None:
     key = Ed25519PrivateKey.generate()
     cp = sign_checkpoint(key, 10, ROOT, 1_700_000_000)
     tampered = dataclasses.replace(cp, **change)

@@ -1,0 +1,282 @@
+"""The standalone auditor's verifier: real documents, every tampered field, and a run of the
+copied file in isolation."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import ledger.verify_proof as verify_proof_module
+from ledger.checkpoint import public_key_pem, sign_checkpoint
+from ledger.merkle import consistency_proof, inclusion_proof, leaf_hash, root_of
+from ledger.verify_proof import (
+    CONSISTENCY_FORMAT,
+    INCLUSION_FORMAT,
+    ProofError,
+    key_id,
+    main,
+    verify_consistency_document,
+    verify_inclusion_document,
+)
+
+ENTRIES = [f'{{"seq":{i + 1},"memo":"entry {i + 1}"}}'.encode() for i in range(10)]
+LEAVES = [leaf_hash(e) for e in ENTRIES]
+KEY = Ed25519PrivateKey.generate()
+PEM = public_key_pem(KEY)
+
+
+def inclusion_document(seq: int = 5, size: int = 10) -> dict[str, Any]:
+    leaves = LEAVES[:size]
+    root = root_of(leaves)
+    index = seq - 1
+    return {
+        "format": INCLUSION_FORMAT,
+        "seq": seq,
+        "leaf_index": index,
+        "entry_hex": ENTRIES[index].hex(),
+        "leaf_hash": leaves[index].hex(),
+        "tree_size": size,
+        "root": root.hex(),
+        "proof": [p.hex() for p in inclusion_proof(index, leaves)],
+        "checkpoint": sign_checkpoint(KEY, size, root, 1_700_000_000).to_json(),
+    }
+
+
+def consistency_document(old: int = 4, new: int = 10) -> dict[str, Any]:
+    return {
+        "format": CONSISTENCY_FORMAT,
+        "old": sign_checkpoint(KEY, old, root_of(LEAVES[:old]), 1_700_000_000).to_json(),
+        "new": sign_checkpoint(KEY, new, root_of(LEAVES[:new]), 1_700_003_600).to_json(),
+        "proof": [p.hex() for p in consistency_proof(old, LEAVES[:new])],
+    }
+
+
+def run(tmp_path: Path, doc: Any, pem: bytes = PEM) -> int:
+    proof_file = tmp_path / "proof.json"
+    proof_file.write_text(json.dumps(doc))
+    key_file = tmp_path / "pub.pem"
+    key_file.write_bytes(pem)
+    return main([str(proof_file), "--pubkey", str(key_file)])
+
+
+def _flip(hex_text: str, at: int = 0) -> str:
+    raw = bytearray(bytes.fromhex(hex_text))
+    raw[at] ^= 1
+    return raw.hex()
+
+
+# --- Inclusion documents --------------------------------------------------------------------
+
+
+def test_valid_inclusion_document_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = inclusion_document()
+    assert run(tmp_path, doc) == 0
+    assert capsys.readouterr().out == (
+        f"OK: entry 5 is included in the tree of size 10 with root {doc['root']}, "
+        f"checkpoint signed by key {key_id(PEM)}\n"
+    )
+
+
+@pytest.mark.parametrize(("seq", "size"), [(1, 1), (1, 10), (10, 10), (3, 7), (8, 8)])
+def test_every_position_verifies(tmp_path: Path, seq: int, size: int) -> None:
+    assert run(tmp_path, inclusion_document(seq, size)) == 0
+
+
+def _tamper_checkpoint(doc: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**doc, "checkpoint": {**doc["checkpoint"], **changes}}
+
+
+INCLUSION_TAMPERS: dict[str, tuple[Any, str]] = {
+    # name: (function of the document -> tampered document, expected words in the FAIL line)
+    "entry_hex": (lambda d: {**d, "entry_hex": _flip(d["entry_hex"], 3)}, "entry bytes were changed"),
+    "entry_hex appended": (lambda d: {**d, "entry_hex": d["entry_hex"] + "00"}, "entry bytes"),
+    "leaf_hash": (lambda d: {**d, "leaf_hash": _flip(d["leaf_hash"])}, "not the hash of entry_hex"),
+    "proof element 0": (
+        lambda d: {**d, "proof": [_flip(d["proof"][0]), *d["proof"][1:]]},
+        "leads to root",
+    ),
+    "proof element last": (
+        lambda d: {**d, "proof": [*d["proof"][:-1], _flip(d["proof"][-1], 31)]},
+        "leads to root",
+    ),
+    "proof dropped": (lambda d: {**d, "proof": d["proof"][:-1]}, "too short"),
+    "proof extended": (lambda d: {**d, "proof": [*d["proof"], d["root"]]}, "too long"),
+    "proof non-hex": (lambda d: {**d, "proof": ["zz", *d["proof"][1:]]}, "proof element 0"),
+    "root": (lambda d: {**d, "root": _flip(d["root"])}, "leads to root"),
+    "root and checkpoint root": (
+        lambda d: _tamper_checkpoint({**d, "root": _flip(d["root"])}, root=_flip(d["root"])),
+        "leads to root",
+    ),
+    "tree_size": (lambda d: {**d, "tree_size": 11}, "checkpoint is for size 10"),
+    # Leaf 4's path in a tree of 10 also fits a tree of 16: only the signed checkpoint binds it.
+    "tree_size bigger": (lambda d: {**d, "tree_size": 16}, "checkpoint is for size 10"),
+    "tree_size smaller": (lambda d: {**d, "tree_size": 5}, "too long"),
+    "leaf_index": (lambda d: {**d, "leaf_index": 5}, "does not belong to entry 5"),
+    "seq and leaf_index": (lambda d: {**d, "seq": 6, "leaf_index": 5}, "leads to root"),
+    "checkpoint signature": (
+        lambda d: _tamper_checkpoint(d, signature=_flip(d["checkpoint"]["signature"])),
+        "does not verify",
+    ),
+    "checkpoint timestamp": (
+        lambda d: _tamper_checkpoint(d, timestamp=d["checkpoint"]["timestamp"] + 1),
+        "does not verify",
+    ),
+    "checkpoint tree_size": (lambda d: _tamper_checkpoint(d, tree_size=11), "does not verify"),
+    "checkpoint root": (
+        lambda d: _tamper_checkpoint(d, root=_flip(d["checkpoint"]["root"])),
+        "does not verify",
+    ),
+    "checkpoint key_id": (lambda d: _tamper_checkpoint(d, key_id="00" * 8), "given public key"),
+    "checkpoint missing": (
+        lambda d: {k: v for k, v in d.items() if k != "checkpoint"},
+        "no field 'checkpoint'",
+    ),
+    "format": (lambda d: {**d, "format": "something/v2"}, "unknown proof document format"),
+    "uppercase hex": (lambda d: {**d, "root": d["root"].upper()}, "lowercase hex"),
+    "float size": (lambda d: {**d, "tree_size": 10.0}, "non-negative integer"),
+    "not an object": (lambda d: [d], "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("name", list(INCLUSION_TAMPERS))
+def test_tampered_inclusion_document_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    tamper, words = INCLUSION_TAMPERS[name]
+    assert run(tmp_path, tamper(inclusion_document())) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL: ")
+    assert words in out
+
+
+def test_checkpoint_for_another_tree_fails() -> None:
+    doc = inclusion_document(seq=3, size=10)
+    # A correct proof against size 8, presented with the (genuine) checkpoint of size 10.
+    other = inclusion_document(seq=3, size=8)
+    with pytest.raises(ProofError, match="checkpoint is for size 10"):
+        verify_inclusion_document({**other, "checkpoint": doc["checkpoint"]}, PEM)
+
+
+def test_another_public_key_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = public_key_pem(Ed25519PrivateKey.generate())
+    assert run(tmp_path, inclusion_document(), pem=other) == 1
+    assert "given public key" in capsys.readouterr().out
+
+
+def test_unreadable_inputs_fail_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key_file = tmp_path / "pub.pem"
+    key_file.write_bytes(PEM)
+    assert main([str(tmp_path / "missing.json"), "--pubkey", str(key_file)]) == 1
+    assert "FAIL: cannot read proof document" in capsys.readouterr().out
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    assert main([str(bad_json), "--pubkey", str(key_file)]) == 1
+    assert "not valid JSON" in capsys.readouterr().out
+    nan_json = tmp_path / "nan.json"
+    nan_json.write_text('{"format": NaN}')
+    assert main([str(nan_json), "--pubkey", str(key_file)]) == 1
+    assert "NaN" in capsys.readouterr().out
+    assert main([str(bad_json), "--pubkey", str(tmp_path / "nokey.pem")]) == 1
+    assert "FAIL: cannot read public key" in capsys.readouterr().out
+    assert run(tmp_path, inclusion_document(), pem=b"junk") == 1
+    assert "not a PEM public key" in capsys.readouterr().out
+
+
+# --- Consistency documents ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("old", "new"), [(0, 10), (1, 10), (4, 10), (7, 10), (10, 10), (3, 5)])
+def test_valid_consistency_document_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: int, new: int
+) -> None:
+    doc = consistency_document(old, new)
+    assert run(tmp_path, doc) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK: the tree of size {old} with root {doc['old']['root']} is a prefix")
+    assert f"signed by key {key_id(PEM)}" in out
+
+
+def test_rewritten_history_fails_consistency() -> None:
+    old = 4
+    rewritten = [*LEAVES[:2], leaf_hash(b"rewritten"), *LEAVES[3:]]
+    doc = {
+        "format": CONSISTENCY_FORMAT,
+        "old": sign_checkpoint(KEY, old, root_of(LEAVES[:old]), 1).to_json(),
+        "new": sign_checkpoint(KEY, 10, root_of(rewritten), 2).to_json(),
+        "proof": [p.hex() for p in consistency_proof(old, rewritten)],
+    }
+    with pytest.raises(ProofError, match=r"consistency proof leads to (old|new) root"):
+        verify_consistency_document(doc, PEM)
+
+
+CONSISTENCY_TAMPERS: dict[str, tuple[Any, str]] = {
+    "proof element": (lambda d: {**d, "proof": [_flip(d["proof"][0]), *d["proof"][1:]]}, "root"),
+    "proof dropped": (lambda d: {**d, "proof": d["proof"][:-1]}, "consistency proof"),
+    "proof extended": (lambda d: {**d, "proof": [*d["proof"], d["proof"][0]]}, "consistency proof"),
+    "old signature": (
+        lambda d: {**d, "old": {**d["old"], "signature": _flip(d["old"]["signature"])}},
+        "old checkpoint: checkpoint signature",
+    ),
+    "new signature": (
+        lambda d: {**d, "new": {**d["new"], "signature": _flip(d["new"]["signature"])}},
+        "new checkpoint: checkpoint signature",
+    ),
+    "swapped": (lambda d: {**d, "old": d["new"], "new": d["old"]}, "larger than new"),
+    "missing new": (lambda d: {k: v for k, v in d.items() if k != "new"}, "no field 'new'"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONSISTENCY_TAMPERS))
+def test_tampered_consistency_document_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    tamper, words = CONSISTENCY_TAMPERS[name]
+    assert run(tmp_path, tamper(consistency_document())) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL: ")
+    assert words in out
+
+
+# --- Standalone -----------------------------------------------------------------------------
+
+
+def test_imports_only_stdlib_and_cryptography() -> None:
+    source = Path(verify_proof_module.__file__).read_text()
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "no relative imports"
+            roots.add((node.module or "").split(".")[0])
+    non_stdlib = {r for r in roots if r not in sys.stdlib_module_names}
+    assert non_stdlib == {"cryptography"}
+
+
+def test_copied_file_runs_in_isolation(tmp_path: Path) -> None:
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    script = audit / "verify_proof.py"
+    shutil.copy(verify_proof_module.__file__, script)
+    (audit / "proof.json").write_text(json.dumps(inclusion_document()))
+    (audit / "pub.pem").write_bytes(PEM)
+    # -I: ignore PYTHON* variables and user site-packages, do not put the script's directory or
+    # the current one on sys.path; run from the copy's directory, far from the repository.
+    cmd = [sys.executable, "-I", str(script), "proof.json", "--pubkey", "pub.pem"]
+    ok = subprocess.run(cmd, cwd=audit, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("OK: entry 5 is included in the tree of size 10")
+    tampered = inclusion_document()
+    tampered["entry_hex"] = _flip(tampered["entry_hex"])
+    (audit / "proof.json").write_text(json.dumps(tampered))
+    bad = subprocess.run(cmd, cwd=audit, capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("FAIL: ")

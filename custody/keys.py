@@ -25,7 +25,7 @@ from custody.network import (
 
 HARDENED = 0x8000_0000
 
-_ORIGIN_RE = re.compile(r"^\[(?P<origin>[^\[\]]*)\](?P<rest>.*)$", re.DOTALL)
+_ORIGIN_RE = re.compile(r"^\[(?P<origin>[^\[\]]*)\](?P<rest>[^\[\]]*)$", re.DOTALL)
 _STEP_RE = re.compile(r"^(?P<num>[0-9]+)(?P<hard>[h'H]?)$")
 _EXTENDED_KEY_LENGTH = 78
 
@@ -88,7 +88,7 @@ class KeyOrigin:
                 f"key origin fingerprint {fp_text!r} is not 8 hex digits; "
                 "write the master key fingerprint as e.g. [d34db33f/48h/1h/0h/2h]"
             )
-        if "/" in text and path_text == "":
+        if text.endswith("/"):
             raise InvalidInput(f"key origin [{text}] ends with '/'; remove the trailing slash")
         return cls(bytes.fromhex(fp_text), parse_path(path_text))
 

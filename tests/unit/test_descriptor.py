@@ -232,3 +232,10 @@ def test_added_checksum_always_verifies(body: str) -> None:
     text = add_checksum(body)
     assert split_checksum(text) == (body, text[-8:])
     assert all(c in CHECKSUM_CHARSET for c in text[-8:])
+
+
+def test_apostrophe_hardened_markers_are_normalised() -> None:
+    d = MultisigDescriptor.from_keys(2, KEYS)
+    body = split_checksum(str(d))[0]
+    assert MultisigDescriptor.parse(body.replace("h/", "'/").replace("h]", "']")) == d
+    assert hash(d) == hash(MultisigDescriptor.parse(str(d)))

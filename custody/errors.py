@@ -1,0 +1,80 @@
+"""The one error hierarchy of :mod:`custody`.
+
+Every message says what was wrong, with the offending value, and what to do about it. Checks that
+judge (policy) return findings instead of raising; these exceptions mean "cannot go on".
+"""
+
+from __future__ import annotations
+
+
+class CustodyError(Exception):
+    """Root of every error raised by :mod:`custody`."""
+
+
+class InvalidInput(CustodyError, ValueError):
+    """Malformed or wrong-network key, address, descriptor, amount or parameter."""
+
+
+class PolicyViolation(CustodyError):
+    """A vault definition breaks the multisig policy; ``findings`` lists every violation."""
+
+    def __init__(self, findings: tuple[str, ...]) -> None:
+        self.findings = findings
+        super().__init__("multisig policy violated:\n  - " + "\n  - ".join(findings))
+
+
+class NodeUnreachable(CustodyError):
+    """The node could not be reached or refused our credentials (no RPC answer at all)."""
+
+
+class RpcError(CustodyError):
+    """Bitcoin Core answered with a JSON-RPC error; ``code`` is Core's error code."""
+
+    code: int
+
+    def __init__(self, code: int, message: str, method: str) -> None:
+        self.code = code
+        self.rpc_message = message
+        self.method = method
+        super().__init__(f"bitcoind {method}: {message} (RPC error {code})")
+
+
+class InvalidAddressOrKey(RpcError):
+    """RPC_INVALID_ADDRESS_OR_KEY (-5): unknown txid, bad address or key."""
+
+
+class InvalidParameter(RpcError):
+    """RPC_INVALID_PARAMETER (-8) or RPC_TYPE_ERROR (-3) / RPC_INVALID_PARAMS (-32602)."""
+
+
+class WalletNotFound(RpcError):
+    """RPC_WALLET_NOT_FOUND (-18): the wallet is not loaded (or does not exist)."""
+
+
+class WalletAlreadyLoaded(RpcError):
+    """RPC_WALLET_ALREADY_LOADED (-35) or RPC_WALLET_ALREADY_EXISTS (-4 on createwallet)."""
+
+
+class NodeWarmingUp(RpcError):
+    """RPC_IN_WARMUP (-28): the node is starting; try again shortly."""
+
+
+class MethodNotFound(RpcError):
+    """RPC_METHOD_NOT_FOUND (-32601): the node does not know this method (or wallet is disabled)."""
+
+
+_BY_CODE: dict[int, type[RpcError]] = {
+    -5: InvalidAddressOrKey,
+    -3: InvalidParameter,
+    -8: InvalidParameter,
+    -32602: InvalidParameter,
+    -18: WalletNotFound,
+    -35: WalletAlreadyLoaded,
+    -28: NodeWarmingUp,
+    -32601: MethodNotFound,
+}
+
+
+def rpc_error(code: int, message: str, method: str) -> RpcError:
+    """Map a Bitcoin Core error code to the most specific :class:`RpcError` subclass."""
+    return _BY_CODE.get(code, RpcError)(code, message, method)

@@ -1,0 +1,1 @@
+"""The ``reserve`` command line: a thin shell over the service functions."""

@@ -1,0 +1,16 @@
+"""Registers every command group on the root ``reserve`` group.
+
+Each group lives in its own module, named after what it drives.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    from ledger.cli import node_cmds
+
+    for module in (node_cmds,):
+        for command in module.COMMANDS:
+            cli.add_command(command)

@@ -1,0 +1,95 @@
+"""The regtest harness: clean start and stop, death reported rather than hung on, the installer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from custody.errors import NodeUnreachable
+from regtest.node import INSTALLER, NodeError, RegtestNode
+
+
+def test_start_stop_cleanly_removes_temp_datadir(node: RegtestNode) -> None:
+    with RegtestNode(node.bitcoind) as n:
+        datadir = n.datadir
+        assert n.rpc().get_blockchain_info().chain == "regtest"
+        assert (datadir / "bitcoin.conf").read_text().count("rpcport=") == 1
+        assert n.rpc_port != node.rpc_port
+    assert not n.is_running()
+    assert not datadir.exists()
+
+
+def test_datadir_is_kept_when_the_block_fails(node: RegtestNode) -> None:
+    with pytest.raises(RuntimeError), RegtestNode(node.bitcoind) as n:
+        raise RuntimeError("boom")
+    assert n.datadir.exists()
+    assert (n.datadir / "bitcoin.conf").exists()
+    subprocess.run(["rm", "-rf", str(n.datadir)], check=True)
+
+
+def test_sigkill_mid_test_is_reported_not_hung(node: RegtestNode) -> None:
+    n = RegtestNode(node.bitcoind, rpc_timeout=5)
+    n.start()
+    try:
+        n.mine(1)
+        assert n.process is not None
+        os.kill(n.process.pid, signal.SIGKILL)
+        n.process.wait(10)
+        started = time.monotonic()
+        with pytest.raises(NodeUnreachable):
+            n.rpc().get_block_count()
+        with pytest.raises(NodeError, match="died") as e:
+            n.check_alive()
+        assert "exit code -9" in str(e.value)
+        assert time.monotonic() - started < 10
+    finally:
+        n.stop()
+        n.cleanup()
+
+
+def test_a_node_that_cannot_start_is_reported_with_its_log(node: RegtestNode, tmp_path: Path) -> None:
+    n = RegtestNode(node.bitcoind, datadir=tmp_path / "bad", extra_args=["-nosuchoption=1"])
+    with pytest.raises(NodeError) as e:
+        n.start(timeout=30)
+    assert "exited with code" in str(e.value)
+    assert "nosuchoption" in str(e.value)
+
+
+def test_mine_and_fund(node: RegtestNode) -> None:
+    client = node.rpc()
+    height = client.get_block_count()
+    hashes = node.mine(2)
+    assert client.get_block_count() == height + 2
+    assert client.get_block_hash(height + 2) == hashes[-1]
+    address = node.miner().call("getnewaddress")
+    txid = node.fund(address, 12_345_678)
+    tx = client.call("getrawtransaction", txid, True)
+    assert tx["confirmations"] == 1
+
+
+def test_installer_second_call_is_instant_and_prints_the_same_path() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "BITCOIND"}
+    first = subprocess.run([str(INSTALLER)], capture_output=True, text=True, env=env, check=True)
+    started = time.monotonic()
+    second = subprocess.run([str(INSTALLER)], capture_output=True, text=True, env=env, check=True)
+    elapsed = time.monotonic() - started
+    path = first.stdout.strip().splitlines()[-1]
+    assert second.stdout.strip().splitlines()[-1] == path
+    assert Path(path).is_absolute() and os.access(path, os.X_OK)
+    assert (Path(path).parent / "bitcoin-cli").exists() or Path(path).name == "bitcoind"
+    assert elapsed < 5, f"second installer run took {elapsed:.1f}s"
+
+
+def test_installer_honours_bitcoind_env(node: RegtestNode) -> None:
+    env = dict(os.environ, BITCOIND=str(node.bitcoind))
+    out = subprocess.run([str(INSTALLER)], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == str(node.bitcoind.resolve())
+    bad = subprocess.run(
+        [str(INSTALLER)], capture_output=True, text=True, env=dict(env, BITCOIND="/nonexistent")
+    )
+    assert bad.returncode != 0 and "not an executable" in bad.stderr

@@ -14,31 +14,15 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from custody.rpc import RpcClient
+from ledger.db import make_engine
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def make_engine(db_url: str) -> Engine:
-    """An engine with the project's connection settings (SQLite: WAL, foreign keys, busy wait)."""
-    if db_url.startswith("sqlite"):
-        engine = create_engine(db_url, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        return engine
-    return create_engine(db_url, pool_pre_ping=True)
 
 
 @dataclass(slots=True)

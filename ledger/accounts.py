@@ -1,0 +1,54 @@
+"""Accounts of the books: vaults, custodians, counterparties, income, expenses, equity.
+
+Service functions take the caller's :class:`~sqlalchemy.orm.Session`; they never open one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.entry import check_account_name, check_account_type
+from ledger.errors import Conflict, NotFound
+from ledger.models import AccountRow
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    type: str
+
+
+def _account(row: AccountRow) -> Account:
+    return Account(id=row.id, name=row.name, type=row.type)
+
+
+def add_account(session: Session, name: str, account_type: str) -> Account:
+    """Open an account. A taken name is a :class:`Conflict` (accounts are never renamed)."""
+    check_account_name(name)
+    check_account_type(account_type)
+    existing = session.scalar(select(AccountRow).where(AccountRow.name == name))
+    if existing is not None:
+        raise Conflict(
+            f"account {name!r} already exists (type {existing.type}); pick another name"
+        )
+    row = AccountRow(name=name, type=account_type)
+    session.add(row)
+    session.flush()
+    return _account(row)
+
+
+def list_accounts(session: Session) -> tuple[Account, ...]:
+    return tuple(_account(r) for r in session.scalars(select(AccountRow).order_by(AccountRow.name)))
+
+
+def get_account(session: Session, name: str) -> Account:
+    row = session.scalar(select(AccountRow).where(AccountRow.name == name))
+    if row is None:
+        raise NotFound(
+            f"no account named {name!r}; create it with `reserve account add {name} --type TYPE`"
+        )
+    return _account(row)

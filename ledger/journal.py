@@ -1,0 +1,405 @@
+"""The journal: append entries, reverse them, read them back.
+
+Service functions take the caller's :class:`~sqlalchemy.orm.Session` and never open, commit or
+roll back one; every check runs before anything is written, so an error writes nothing.
+
+Rules beyond those of :mod:`ledger.entry`:
+
+- Every account a posting names must exist (``reserve account add``).
+- ``ref`` is an idempotency key. Recording a draft whose ref is already stored returns the stored
+  entry and writes nothing when the request is the same (same :func:`~ledger.canonical.content_hash`);
+  it is a :class:`~ledger.errors.Conflict` when the request differs.
+- An entry is reversed at most once, by an entry of kind ``reversal`` with the same accounts in
+  the same order and every amount negated. A reversal itself cannot be reversed: to undo a
+  mistaken reversal, record the original movement again as a new entry (the history then shows
+  all three). This keeps "what is the state of entry N" a single lookup.
+- Entry numbers (``seq``) are 1, 2, 3, ... with no gaps: each writer takes the journal lock
+  (:func:`ledger.db.lock_journal`) before reading the last number. Only the leaf hash of each
+  entry is computed on append; roots are computed when checkpointing or verifying.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from ledger.canonical import content_hash, encode_entry_fields
+from ledger.db import lock_journal
+from ledger.entry import Entry, EntryDraft, Posting
+from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.merkle import leaf_hash
+from ledger.models import AccountRow, EntryRow, PostingRow
+
+PAGE = 1000
+T = TypeVar("T")
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry row exactly as stored, postings as (account, account type, amount) in order.
+
+    Unlike :class:`~ledger.entry.Entry` it is not validated: the verifier reads tampered rows
+    through it.
+    """
+
+    seq: int
+    kind: str
+    date: dt.date
+    memo: str
+    ref: str | None
+    reverses_seq: int | None
+    txid: str | None
+    outputs: str | None
+    block_hash: str | None
+    block_height: int | None
+    leaf_hash: bytes
+    postings: tuple[tuple[str, str, int], ...]
+
+    def encode(self) -> bytes:
+        """The canonical bytes of what is stored (:func:`ledger.canonical.encode_entry_fields`)."""
+        return encode_entry_fields(
+            seq=self.seq,
+            kind=self.kind,
+            date=self.date,
+            memo=self.memo,
+            ref=self.ref,
+            reverses_seq=self.reverses_seq,
+            txid=self.txid,
+            outputs=self.outputs,
+            block_hash=self.block_hash,
+            block_height=self.block_height,
+            postings=self.postings,
+        )
+
+    def to_entry(self) -> Entry:
+        """The validated domain value (raises :class:`InvalidInput` on a row that breaks a rule)."""
+        return Entry(
+            seq=self.seq,
+            kind=self.kind,
+            date=self.date,
+            memo=self.memo,
+            postings=tuple(Posting(a, amt, t) for a, t, amt in self.postings),
+            leaf_hash=bytes(self.leaf_hash),
+            ref=self.ref,
+            reverses_seq=self.reverses_seq,
+            txid=self.txid,
+            outputs=self.outputs,
+            block_hash=self.block_hash,
+            block_height=self.block_height,
+        )
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _chunks(items: Sequence[T]) -> Iterator[list[T]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield list(items[i : i + _IN_CHUNK])
+
+
+def last_seq(session: Session) -> int:
+    """The number of the last entry (0 when the journal is empty)."""
+    return session.scalar(select(func.max(EntryRow.seq))) or 0
+
+
+def append(session: Session, draft: EntryDraft) -> Entry:
+    """Record one entry (or return the one already recorded under the same ``ref``)."""
+    return append_many(session, (draft,))[0]
+
+
+def append_many(session: Session, drafts: Sequence[EntryDraft]) -> tuple[Entry, ...]:
+    """Record a batch of entries, all or nothing, in order; returns one entry per draft.
+
+    Checks everything before writing anything, then writes with two bulk inserts.
+    """
+    drafts = tuple(drafts)
+    for d in drafts:
+        if not isinstance(d, EntryDraft):
+            raise InvalidInput(f"expected an EntryDraft, got {d!r}")
+    if not drafts:
+        return ()
+    lock_journal(session)
+    hashes = [content_hash(d) for d in drafts]
+
+    # Idempotency: stored refs, and refs repeated inside the batch.
+    refs = sorted({d.ref for d in drafts if d.ref is not None})
+    stored: dict[str, tuple[int, bytes]] = {}
+    for chunk in _chunks(refs):
+        rows = session.execute(
+            select(EntryRow.ref, EntryRow.seq, EntryRow.content_hash).where(EntryRow.ref.in_(chunk))
+        )
+        stored.update({r: (s, bytes(h)) for r, s, h in rows if r is not None})
+    in_batch: dict[str, tuple[int, bytes]] = {}
+    existing_seq: dict[int, int] = {}  # draft index -> stored seq
+    duplicate_of: dict[int, int] = {}  # draft index -> earlier draft index with the same ref
+    for i, (d, h) in enumerate(zip(drafts, hashes, strict=True)):
+        if d.ref is None:
+            continue
+        prior = stored.get(d.ref) or in_batch.get(d.ref)
+        if prior is not None and prior[1] != h:
+            where = f"entry {prior[0]}" if d.ref in stored else "an earlier entry of this batch"
+            raise Conflict(
+                f"ref {d.ref!r} was already used for {where} with different content; "
+                "a ref names one request: use a new ref for a new entry"
+            )
+        if d.ref in stored:
+            existing_seq[i] = stored[d.ref][0]
+        elif d.ref in in_batch:
+            duplicate_of[i] = in_batch[d.ref][0]
+        else:
+            in_batch[d.ref] = (i, h)
+    new = [i for i in range(len(drafts)) if i not in existing_seq and i not in duplicate_of]
+
+    accounts = _account_map(session, sorted({p.account for i in new for p in drafts[i].postings}))
+    _check_reversals(session, [drafts[i] for i in new])
+
+    today = _today()
+    seq = last_seq(session)
+    entry_rows: list[dict[str, object]] = []
+    posting_rows: list[dict[str, object]] = []
+    made: dict[int, Entry] = {}
+    for i in new:
+        d = drafts[i]
+        seq += 1
+        date = d.date or today
+        typed = tuple(Posting(p.account, p.amount, accounts[p.account][1]) for p in d.postings)
+        lh = leaf_hash(
+            encode_entry_fields(
+                seq=seq,
+                kind=d.kind,
+                date=date,
+                memo=d.memo,
+                ref=d.ref,
+                reverses_seq=d.reverses_seq,
+                txid=d.txid,
+                outputs=d.outputs,
+                block_hash=d.block_hash,
+                block_height=d.block_height,
+                postings=[(p.account, p.account_type or "", p.amount) for p in typed],
+            )
+        )
+        made[i] = Entry(
+            seq=seq,
+            kind=d.kind,
+            date=date,
+            memo=d.memo,
+            postings=typed,
+            leaf_hash=lh,
+            ref=d.ref,
+            reverses_seq=d.reverses_seq,
+            txid=d.txid,
+            outputs=d.outputs,
+            block_hash=d.block_hash,
+            block_height=d.block_height,
+        )
+        entry_rows.append(
+            {
+                "seq": seq,
+                "kind": d.kind,
+                "date": date,
+                "memo": d.memo,
+                "ref": d.ref,
+                "content_hash": hashes[i],
+                "reverses_seq": d.reverses_seq,
+                "txid": d.txid,
+                "outputs": d.outputs,
+                "block_hash": d.block_hash,
+                "block_height": d.block_height,
+                "leaf_hash": lh,
+            }
+        )
+        posting_rows.extend(
+            {"entry_seq": seq, "idx": k, "account_id": accounts[p.account][0], "amount": p.amount}
+            for k, p in enumerate(d.postings)
+        )
+    if entry_rows:
+        session.execute(insert(EntryRow), entry_rows)
+        session.execute(insert(PostingRow), posting_rows)
+
+    loaded = {e.seq: e for e in _load(session, sorted(set(existing_seq.values())))}
+    result: list[Entry] = []
+    for i in range(len(drafts)):
+        if i in existing_seq:
+            result.append(loaded[existing_seq[i]])
+        elif i in duplicate_of:
+            result.append(made[duplicate_of[i]])
+        else:
+            result.append(made[i])
+    return tuple(result)
+
+
+def _account_map(session: Session, names: Sequence[str]) -> dict[str, tuple[int, str]]:
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(names):
+        rows = session.execute(
+            select(AccountRow.name, AccountRow.id, AccountRow.type).where(AccountRow.name.in_(chunk))
+        )
+        found.update({n: (i, t) for n, i, t in rows})
+    for name in names:
+        if name not in found:
+            raise NotFound(
+                f"no account named {name!r}; create it first with "
+                f"`reserve account add {name} --type TYPE`"
+            )
+    return found
+
+
+def _check_reversals(session: Session, drafts: Sequence[EntryDraft]) -> None:
+    targets: set[int] = set()
+    for d in drafts:
+        if d.reverses_seq is None:
+            continue
+        target_seq = d.reverses_seq
+        if target_seq in targets:
+            raise Conflict(f"entry {target_seq} is reversed twice in this batch; reverse it once")
+        targets.add(target_seq)
+        target = get_entry(session, target_seq)
+        if target.kind == "reversal":
+            raise Conflict(
+                f"entry {target_seq} is itself a reversal (of entry {target.reverses_seq}) and "
+                "cannot be reversed; record the original movement again as a new entry instead"
+            )
+        by = session.scalar(select(EntryRow.seq).where(EntryRow.reverses_seq == target_seq))
+        if by is not None:
+            raise Conflict(f"entry {target_seq} was already reversed by entry {by}; it stays reversed")
+        expected = [(p.account, -p.amount) for p in target.postings]
+        if [(p.account, p.amount) for p in d.postings] != expected:
+            raise InvalidInput(
+                f"a reversal of entry {target_seq} must post exactly the negated amounts of that "
+                "entry to the same accounts in the same order; use `reserve reverse`"
+            )
+
+
+def reverse(
+    session: Session,
+    seq: int,
+    memo: str,
+    ref: str | None = None,
+    date: dt.date | None = None,
+) -> Entry:
+    """Record the exact opposite of entry ``seq`` (kind ``reversal``, ``reverses_seq=seq``)."""
+    target = get_entry(session, seq)
+    if target.kind == "reversal":
+        raise Conflict(
+            f"entry {seq} is itself a reversal (of entry {target.reverses_seq}) and cannot be "
+            "reversed; record the original movement again as a new entry instead"
+        )
+    draft = EntryDraft(
+        kind="reversal",
+        memo=memo,
+        postings=tuple(Posting(p.account, -p.amount) for p in target.postings),
+        date=date,
+        ref=ref,
+        reverses_seq=seq,
+    )
+    return append(session, draft)
+
+
+def get_entry(session: Session, seq: int) -> Entry:
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise InvalidInput(f"entry number must be an integer, got {seq!r}")
+    found = _load(session, [seq])
+    if not found:
+        raise NotFound(f"no entry {seq}; `reserve ledger log` lists the entries")
+    return found[0]
+
+
+def get_by_ref(session: Session, ref: str) -> Entry | None:
+    seq = session.scalar(select(EntryRow.seq).where(EntryRow.ref == ref))
+    return None if seq is None else get_entry(session, seq)
+
+
+def _load(session: Session, seqs: Sequence[int]) -> list[Entry]:
+    out: list[Entry] = []
+    for chunk in _chunks(seqs):
+        out.extend(s.to_entry() for s in _stored_where(session, EntryRow.seq.in_(chunk)))
+    return out
+
+
+def _stored_where(session: Session, condition: object, limit: int | None = None) -> list[StoredEntry]:
+    stmt = select(
+        EntryRow.seq,
+        EntryRow.kind,
+        EntryRow.date,
+        EntryRow.memo,
+        EntryRow.ref,
+        EntryRow.reverses_seq,
+        EntryRow.txid,
+        EntryRow.outputs,
+        EntryRow.block_hash,
+        EntryRow.block_height,
+        EntryRow.leaf_hash,
+    ).where(condition).order_by(EntryRow.seq)  # type: ignore[arg-type]
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = session.execute(stmt).all()
+    if not rows:
+        return []
+    lo, hi = rows[0][0], rows[-1][0]
+    postings: dict[int, list[tuple[str, str, int]]] = {}
+    for entry_seq, name, account_type, amount in session.execute(
+        select(PostingRow.entry_seq, AccountRow.name, AccountRow.type, PostingRow.amount)
+        .join(AccountRow, AccountRow.id == PostingRow.account_id)
+        .where(PostingRow.entry_seq.between(lo, hi))
+        .order_by(PostingRow.entry_seq, PostingRow.idx)
+    ):
+        postings.setdefault(entry_seq, []).append((name, account_type, amount))
+    return [
+        StoredEntry(
+            seq=r[0],
+            kind=r[1],
+            date=r[2],
+            memo=r[3],
+            ref=r[4],
+            reverses_seq=r[5],
+            txid=r[6],
+            outputs=r[7],
+            block_hash=r[8],
+            block_height=r[9],
+            leaf_hash=bytes(r[10]),
+            postings=tuple(postings.get(r[0], ())),
+        )
+        for r in rows
+    ]
+
+
+def iter_stored(session: Session, start: int = 1, page: int = PAGE) -> Iterator[StoredEntry]:
+    """Every stored entry from ``start`` in order, ``page`` rows at a time (keyset pagination:
+    memory stays flat however long the journal is). Rows are not validated."""
+    after = start - 1
+    while True:
+        batch = _stored_where(session, EntryRow.seq > after, limit=page)
+        yield from batch
+        if len(batch) < page:
+            return
+        after = batch[-1].seq
+
+
+def iter_entries(session: Session, start: int = 1, page: int = PAGE) -> Iterator[Entry]:
+    """Every entry from ``start`` in order, as validated :class:`Entry` values."""
+    for stored in iter_stored(session, start, page):
+        yield stored.to_entry()
+
+
+def iter_leaf_hashes(session: Session, upto: int | None = None, page: int = 10_000) -> Iterator[
+    tuple[int, bytes]
+]:
+    """(seq, stored leaf hash) in order, up to and including ``upto``."""
+    after = 0
+    while True:
+        stmt = select(EntryRow.seq, EntryRow.leaf_hash).where(EntryRow.seq > after)
+        if upto is not None:
+            stmt = stmt.where(EntryRow.seq <= upto)
+        rows = session.execute(stmt.order_by(EntryRow.seq).limit(page)).all()
+        for s, h in rows:
+            yield s, bytes(h)
+        if len(rows) < page:
+            return
+        after = rows[-1][0]

@@ -5,19 +5,26 @@
   descriptor shape our vaults use: P2WSH ``sortedmulti`` over BIP-32 account keys, each followed by
   a receive/change branch and ``/*``; either the BIP-389 multipath ``/<0;1>/*`` or a single branch
   (``/0/*``). ``receive()``/``change()`` give the single-branch descriptors that ``importdescriptors``
-  takes, and addresses are derived locally (bip-utils public derivation, python-bitcoinlib script)
-  so they can be compared one-for-one with bitcoind's ``deriveaddresses``.
+  takes, and addresses are derived locally so they can be compared one-for-one with bitcoind's
+  ``deriveaddresses``.
+- Local derivation is BIP-32 ``CKDpub`` (:func:`ckd_pub`) on libsecp256k1 through ``coincurve``,
+  with each key's branch node cached, and a table-driven BIP-173 encoder
+  (:func:`segwit_v0_address`): 10,000 addresses of a 2-of-3 take about half the time bitcoind's
+  ``deriveaddresses`` takes (``python -m bench.derive_bench``). bip-utils still parses and
+  validates the xpubs (:class:`~custody.keys.ExtendedKey`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bip_utils import Bip32Secp256k1, SegwitBech32Encoder
 from bitcoin.core.script import OP_0, OP_CHECKMULTISIG, CScript
+from coincurve import PublicKey
 
 from custody.errors import InvalidInput
 from custody.keys import HARDENED, ExtendedKey, shorten
@@ -26,9 +33,7 @@ from custody.network import Network, NetworkKind
 # --- BIP-380 checksum -----------------------------------------------------------------------------
 
 INPUT_CHARSET = (
-    "0123456789()[],'/*abcdefgh@:$%{}"
-    "IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~"
-    "ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
+    "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
 )
 CHECKSUM_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _GENERATOR = (0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD)
@@ -117,9 +122,10 @@ MAX_MULTISIG_KEYS = 20  # OP_CHECKMULTISIG's limit; the vault policy is stricter
 def sortedmulti_witness_script(threshold: int, pubkeys: Sequence[bytes]) -> bytes:
     """``OP_m <keys sorted by bytes> OP_n OP_CHECKMULTISIG`` (BIP-67 order, as ``sortedmulti``)."""
     if not 1 <= threshold <= len(pubkeys) <= MAX_MULTISIG_KEYS:
-        raise InvalidInput(
-            f"multisig {threshold}-of-{len(pubkeys)} is impossible; need 1 <= m <= n <= 20"
-        )
+        raise InvalidInput(f"multisig {threshold}-of-{len(pubkeys)} is impossible; need 1 <= m <= n <= 20")
+    if len(pubkeys) <= 16 and all(len(k) == 33 for k in pubkeys):  # OP_1..OP_16, 33-byte pushes
+        keys = b"".join(b"\x21" + k for k in sorted(pubkeys))
+        return bytes((0x50 + threshold,)) + keys + bytes((0x50 + len(pubkeys), OP_CHECKMULTISIG))
     return bytes(CScript([threshold, *sorted(pubkeys), len(pubkeys), OP_CHECKMULTISIG]))
 
 
@@ -128,9 +134,134 @@ def p2wsh_script_pubkey(witness_script: bytes) -> bytes:
     return bytes(CScript([OP_0, hashlib.sha256(witness_script).digest()]))
 
 
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+
+
+def _bech32_table() -> tuple[int, ...]:
+    """For each 5-bit value shifted out of the checksum, the XOR of the generators it selects."""
+    table = []
+    for top in range(32):
+        value = 0
+        for i, generator in enumerate(_BECH32_GENERATOR):
+            if (top >> i) & 1:
+                value ^= generator
+        table.append(value)
+    return tuple(table)
+
+
+_BECH32_TABLE = _bech32_table()
+
+
+def _bech32_polymod(symbols: Iterable[int], chk: int = 1) -> int:
+    table = _BECH32_TABLE
+    for value in symbols:
+        chk = ((chk & 0x1FF_FFFF) << 5) ^ value ^ table[chk >> 25]
+    return chk
+
+
+def _hrp_state(hrp: str) -> int:
+    return _bech32_polymod([*(ord(c) >> 5 for c in hrp), 0, *(ord(c) & 31 for c in hrp)])
+
+
+# RFC 4648 base32 splits bytes into 5-bit groups exactly as BIP-173's convertbits(8, 5, pad=True);
+# only the alphabet differs. These tables turn its output into symbol values and bech32 letters.
+_B32_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_B32_TO_VALUE = bytes.maketrans(_B32_ALPHABET, bytes(range(32)))
+_B32_TO_BECH32 = bytes.maketrans(_B32_ALPHABET, _BECH32_CHARSET.encode())
+
+
 def segwit_v0_address(script_pubkey: bytes, network: Network) -> str:
-    """The bech32 address of a version-0 witness output script on ``network``."""
-    return str(SegwitBech32Encoder.Encode(network.hrp, 0, script_pubkey[2:]))
+    """The bech32 (BIP-173) address of a version-0 witness output script on ``network``."""
+    program = script_pubkey[2:]
+    if len(script_pubkey) not in (22, 34) or script_pubkey[0] != 0 or script_pubkey[1] != len(program):
+        raise InvalidInput(
+            f"output script {script_pubkey.hex()} is not a version-0 witness program "
+            "(P2WPKH or P2WSH); only those have a bech32 address"
+        )
+    groups = base64.b32encode(program).rstrip(b"=")
+    hrp = network.hrp
+    chk = (
+        _bech32_polymod(groups.translate(_B32_TO_VALUE) + bytes(6), _bech32_polymod((0,), _hrp_state(hrp)))
+        ^ 1
+    )
+    checksum = "".join(_BECH32_CHARSET[(chk >> (5 * (5 - i))) & 31] for i in range(6))
+    return f"{hrp}1q{groups.translate(_B32_TO_BECH32).decode()}{checksum}"
+
+
+# --- BIP-32 public derivation ---------------------------------------------------------------------
+
+SECP256K1_ORDER = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
+
+
+@dataclass(frozen=True, slots=True)
+class PublicNode:
+    """A BIP-32 public node: compressed public key and chain code (no depth, no fingerprint).
+
+    The parsed curve point is kept alongside (libsecp256k1's 64-byte form) so that deriving many
+    children of one node parses its key once.
+    """
+
+    pubkey: bytes
+    chain_code: bytes
+    _point: PublicKey = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if len(self.chain_code) != 32:
+            raise InvalidInput(f"BIP-32 chain code must be 32 bytes, got {len(self.chain_code)}")
+        try:
+            point = PublicKey(self.pubkey)
+        except ValueError as exc:
+            raise InvalidInput(f"public key {self.pubkey.hex()} is not a point on secp256k1 ({exc})") from exc
+        object.__setattr__(self, "_point", point)
+
+    @classmethod
+    def of(cls, key: ExtendedKey) -> PublicNode:
+        """The node of a parsed (hence validated) extended public key."""
+        node = key.node()
+        return cls(bytes(node.PublicKey().RawCompressed().ToBytes()), bytes(node.ChainCode().ToBytes()))
+
+    def child(self, index: int) -> PublicNode:
+        """``CKDpub(self, index)``."""
+        return PublicNode(*self._derive(index))
+
+    def child_pubkey(self, index: int) -> bytes:
+        """The compressed public key of ``CKDpub(self, index)`` (the chain code is dropped)."""
+        return self._derive(index)[0]
+
+    def _derive(self, index: int) -> tuple[bytes, bytes]:
+        if isinstance(index, bool) or not 0 <= index < HARDENED:
+            raise InvalidInput(
+                f"cannot derive child {index} from a public key: only non-hardened indices "
+                "0..2^31-1 can be; hardened steps belong in the key origin"
+            )
+        digest = hmac.digest(self.chain_code, self.pubkey + index.to_bytes(4, "big"), "sha512")
+        tweak = digest[:32]
+        if int.from_bytes(tweak, "big") >= SECP256K1_ORDER:
+            raise InvalidInput(
+                f"BIP-32 child {index} of public key {self.pubkey.hex()} is invalid (IL >= n); "
+                "use the next index"
+            )
+        try:
+            child = PublicKey.combine_keys([self._point, PublicKey.from_secret(tweak)])
+        except ValueError as exc:  # IL = 0, or point(IL) + K is the point at infinity
+            raise InvalidInput(
+                f"BIP-32 child {index} of public key {self.pubkey.hex()} is invalid ({exc}); "
+                "use the next index"
+            ) from exc
+        return child.format(compressed=True), digest[32:]
+
+
+def ckd_pub(pubkey: bytes, chain_code: bytes, index: int) -> tuple[bytes, bytes]:
+    """BIP-32 ``CKDpub``: the (compressed public key, chain code) of non-hardened child ``index``.
+
+    ``I = HMAC-SHA512(chain_code, serP(K) || ser32(i))``; the child key is ``point(IL) + K`` and its
+    chain code ``IR``. BIP-32 makes ``IL >= n`` or a child at infinity invalid (probability below
+    2^-127); we raise :class:`InvalidInput` rather than skip to the next index, as bitcoind fails
+    to derive such a child too.
+    """
+    child = PublicNode(pubkey, chain_code).child(index)
+    return child.pubkey, child.chain_code
 
 
 # --- multisig descriptors -------------------------------------------------------------------------
@@ -172,16 +303,14 @@ class MultisigDescriptor:
     threshold: int
     keys: tuple[ExtendedKey, ...]
     branches: tuple[int, ...] = (0, 1)
-    _nodes: dict[int, tuple[Bip32Secp256k1, ...]] = field(
+    _nodes: dict[int, tuple[PublicNode, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
 
     def __post_init__(self) -> None:
         if self.kind != "wsh":
             raise InvalidInput(f"vault descriptor kind {self.kind!r} is not supported; use 'wsh'")
-        if not isinstance(self.keys, tuple) or not all(
-            isinstance(k, ExtendedKey) for k in self.keys
-        ):
+        if not isinstance(self.keys, tuple) or not all(isinstance(k, ExtendedKey) for k in self.keys):
             raise InvalidInput("descriptor keys must be a tuple of ExtendedKey")
         n = len(self.keys)
         if isinstance(self.threshold, bool) or not 1 <= self.threshold <= n <= MAX_MULTISIG_KEYS:
@@ -290,10 +419,10 @@ class MultisigDescriptor:
 
     # --- derivation ---
 
-    def _branch_nodes(self, branch: int) -> tuple[Bip32Secp256k1, ...]:
+    def _branch_nodes(self, branch: int) -> tuple[PublicNode, ...]:
         nodes = self._nodes.get(branch)
         if nodes is None:
-            nodes = tuple(key.node().ChildKey(branch) for key in self.keys)
+            nodes = tuple(PublicNode.of(key).child(branch) for key in self.keys)
             self._nodes[branch] = nodes
         return nodes
 
@@ -302,7 +431,7 @@ class MultisigDescriptor:
         if isinstance(index, bool) or not 0 <= index < HARDENED:
             raise InvalidInput(f"address index {index} must be in 0..2^31-1")
         nodes = self._branch_nodes(self._branch(change))
-        return tuple(bytes(n.ChildKey(index).PublicKey().RawCompressed().ToBytes()) for n in nodes)
+        return tuple(n.child_pubkey(index) for n in nodes)
 
     def witness_script(self, index: int, change: bool) -> bytes:
         return sortedmulti_witness_script(self.threshold, self.pubkeys(index, change))
@@ -318,8 +447,17 @@ class MultisigDescriptor:
         """Addresses ``start .. start+count-1``, as ``deriveaddresses desc [start, start+count-1]``."""
         if count < 0:
             raise InvalidInput(f"address count {count} must not be negative")
+        if isinstance(start, bool) or start < 0 or start + count > HARDENED:
+            raise InvalidInput(f"address range {start}..{start + count - 1} must lie in 0..2^31-1")
         self.check_network(network)
+        nodes = self._branch_nodes(self._branch(change))
+        threshold = self.threshold
         return [
-            segwit_v0_address(self.script_pubkey(i, change), network)
+            segwit_v0_address(
+                p2wsh_script_pubkey(
+                    sortedmulti_witness_script(threshold, [n.child_pubkey(i) for n in nodes])
+                ),
+                network,
+            )
             for i in range(start, start + count)
         ]

@@ -32,9 +32,7 @@ def add_account(session: Session, name: str, account_type: str) -> Account:
     check_account_type(account_type)
     existing = session.scalar(select(AccountRow).where(AccountRow.name == name))
     if existing is not None:
-        raise Conflict(
-            f"account {name!r} already exists (type {existing.type}); pick another name"
-        )
+        raise Conflict(f"account {name!r} already exists (type {existing.type}); pick another name")
     row = AccountRow(name=name, type=account_type)
     session.add(row)
     session.flush()
@@ -48,7 +46,5 @@ def list_accounts(session: Session) -> tuple[Account, ...]:
 def get_account(session: Session, name: str) -> Account:
     row = session.scalar(select(AccountRow).where(AccountRow.name == name))
     if row is None:
-        raise NotFound(
-            f"no account named {name!r}; create it with `reserve account add {name} --type TYPE`"
-        )
+        raise NotFound(f"no account named {name!r}; create it with `reserve account add {name} --type TYPE`")
     return _account(row)

@@ -54,9 +54,7 @@ def check_account_name(name: str) -> str:
 
 def check_account_type(account_type: str) -> str:
     if account_type not in ACCOUNT_TYPES:
-        raise InvalidInput(
-            f"account type {account_type!r} is unknown; use one of {', '.join(ACCOUNT_TYPES)}"
-        )
+        raise InvalidInput(f"account type {account_type!r} is unknown; use one of {', '.join(ACCOUNT_TYPES)}")
     return account_type
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.orm import Session
 
 from ledger.canonical import content_hash, encode_entry_fields
@@ -245,8 +245,7 @@ def _account_map(session: Session, names: Sequence[str]) -> dict[str, tuple[int,
     for name in names:
         if name not in found:
             raise NotFound(
-                f"no account named {name!r}; create it first with "
-                f"`reserve account add {name} --type TYPE`"
+                f"no account named {name!r}; create it first with `reserve account add {name} --type TYPE`"
             )
     return found
 
@@ -323,20 +322,26 @@ def _load(session: Session, seqs: Sequence[int]) -> list[Entry]:
     return out
 
 
-def _stored_where(session: Session, condition: object, limit: int | None = None) -> list[StoredEntry]:
-    stmt = select(
-        EntryRow.seq,
-        EntryRow.kind,
-        EntryRow.date,
-        EntryRow.memo,
-        EntryRow.ref,
-        EntryRow.reverses_seq,
-        EntryRow.txid,
-        EntryRow.outputs,
-        EntryRow.block_hash,
-        EntryRow.block_height,
-        EntryRow.leaf_hash,
-    ).where(condition).order_by(EntryRow.seq)  # type: ignore[arg-type]
+def _stored_where(
+    session: Session, condition: ColumnElement[bool], limit: int | None = None
+) -> list[StoredEntry]:
+    stmt = (
+        select(
+            EntryRow.seq,
+            EntryRow.kind,
+            EntryRow.date,
+            EntryRow.memo,
+            EntryRow.ref,
+            EntryRow.reverses_seq,
+            EntryRow.txid,
+            EntryRow.outputs,
+            EntryRow.block_hash,
+            EntryRow.block_height,
+            EntryRow.leaf_hash,
+        )
+        .where(condition)
+        .order_by(EntryRow.seq)
+    )
     if limit is not None:
         stmt = stmt.limit(limit)
     rows = session.execute(stmt).all()
@@ -388,9 +393,9 @@ def iter_entries(session: Session, start: int = 1, page: int = PAGE) -> Iterator
         yield stored.to_entry()
 
 
-def iter_leaf_hashes(session: Session, upto: int | None = None, page: int = 10_000) -> Iterator[
-    tuple[int, bytes]
-]:
+def iter_leaf_hashes(
+    session: Session, upto: int | None = None, page: int = 10_000
+) -> Iterator[tuple[int, bytes]]:
     """(seq, stored leaf hash) in order, up to and including ``upto``."""
     after = 0
     while True:

@@ -87,9 +87,7 @@ class EntryRow(AppendOnly, Base):
     memo: Mapped[str] = mapped_column(Text)
     ref: Mapped[str | None] = mapped_column(String(200), unique=True)
     content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    reverses_seq: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("entries.seq"), unique=True
-    )
+    reverses_seq: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("entries.seq"), unique=True)
     txid: Mapped[str | None] = mapped_column(String(64), index=True)
     outputs: Mapped[str | None] = mapped_column(String(200))
     block_hash: Mapped[str | None] = mapped_column(String(64))

@@ -84,9 +84,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_postings_account_id_accounts")
         ),
-        sa.ForeignKeyConstraint(
-            ["entry_seq"], ["entries.seq"], name=op.f("fk_postings_entry_seq_entries")
-        ),
+        sa.ForeignKeyConstraint(["entry_seq"], ["entries.seq"], name=op.f("fk_postings_entry_seq_entries")),
         sa.PrimaryKeyConstraint("entry_seq", "idx", name=op.f("pk_postings")),
     )
     op.create_index(op.f("ix_postings_account_id"), "postings", ["account_id"], unique=False)

@@ -151,7 +151,7 @@ def test_idempotent_ref(engine: Engine) -> None:
         both = append_many(s, [deposit(BTC, ref="bank-42"), deposit(BTC, ref="bank-42")])
     assert again == first and both == (first, first)
     assert snapshot(engine) == before
-    with Session(engine) as s, s.begin(), pytest.raises(Conflict, match="bank-42.*entry 1"):
+    with Session(engine) as s, s.begin(), pytest.raises(Conflict, match=r"bank-42.*entry 1"):
         append(s, deposit(2 * BTC, ref="bank-42"))
     # duplicated inside one batch: same content is one entry
     with Session(engine) as s, s.begin():
@@ -167,7 +167,11 @@ def test_append_many_is_all_or_nothing(engine: Engine) -> None:
             s,
             [
                 deposit(BTC),
-                EntryDraft(kind="deposit", memo="x", postings=(Posting("vault:cold", 1), Posting("nobody", -1))),
+                EntryDraft(
+                    kind="deposit",
+                    memo="x",
+                    postings=(Posting("vault:cold", 1), Posting("nobody", -1)),
+                ),
             ],
         )
     assert snapshot(engine) == before
@@ -187,7 +191,9 @@ def _bad_drafts() -> dict[str, Callable[[Session], object]]:
         "ref reused with other content": lambda s: append(s, deposit(5, ref="r1")),
         "reversed twice": lambda s: reverse(s, 1, "again"),
         "unknown seq": lambda s: reverse(s, 99, "nothing there"),
-        "one posting": lambda s: append(s, EntryDraft(kind="deposit", memo="m", postings=(Posting("acme", 1),))),
+        "one posting": lambda s: append(
+            s, EntryDraft(kind="deposit", memo="m", postings=(Posting("acme", 1),))
+        ),
         "zero amount": lambda s: append(s, deposit(0)),
         "bad kind": lambda s: append(
             s, EntryDraft(kind="gift", memo="m", postings=(Posting("vault:cold", 1), Posting("acme", -1)))
@@ -202,7 +208,6 @@ def test_bad_input_changes_nothing(engine: Engine, case: str) -> None:
         append(s, deposit(BTC, ref="r1"))
         reverse(s, 1, "undo")
     before = snapshot(engine)
-    with pytest.raises((LedgerError, CustodyInvalidInput)):  # noqa: PT012
-        with Session(engine) as s, s.begin():
-            _bad_drafts()[case](s)
+    with pytest.raises((LedgerError, CustodyInvalidInput)), Session(engine) as s, s.begin():
+        _bad_drafts()[case](s)
     assert snapshot(engine) == before

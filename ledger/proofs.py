@@ -1,0 +1,165 @@
+"""Signed checkpoints of the journal and the proof documents built on them.
+
+- :func:`make_checkpoint` signs (tree size, root, time) for the journal as it is and stores it;
+  it first checks that the journal still extends the previous checkpoint and that every entry
+  recorded since then still matches its leaf hash, so a checkpoint never blesses tampering.
+- :func:`inclusion_document` proves one entry is in the tree of the latest checkpoint.
+- :func:`consistency_document` proves an older checkpoint's tree is a prefix of a newer one.
+
+The documents' formats are defined in :mod:`ledger.verify_proof`, the auditors' verifier.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.db import lock_journal
+from ledger.errors import NotFound, TamperDetected
+from ledger.journal import get_entry, iter_leaf_hashes, iter_stored
+from ledger.merkle import MerkleAccumulator, consistency_proof, inclusion_proof, leaf_hash, root_of
+from ledger.models import CheckpointRow
+from ledger.verify_proof import CONSISTENCY_FORMAT, INCLUSION_FORMAT
+
+_RUN_VERIFY = "run `reserve ledger verify` to see what changed"
+
+
+def _checkpoint(row: CheckpointRow) -> Checkpoint:
+    return Checkpoint(
+        tree_size=row.tree_size,
+        root=bytes(row.root),
+        timestamp=row.timestamp,
+        key_id=row.key_id,
+        signature=bytes(row.signature),
+    )
+
+
+def latest_checkpoint(session: Session) -> Checkpoint | None:
+    row = session.scalar(
+        select(CheckpointRow).order_by(CheckpointRow.tree_size.desc(), CheckpointRow.id.desc()).limit(1)
+    )
+    return None if row is None else _checkpoint(row)
+
+
+def list_checkpoints(session: Session) -> tuple[Checkpoint, ...]:
+    return tuple(_checkpoint(r) for r in session.scalars(select(CheckpointRow).order_by(CheckpointRow.id)))
+
+
+def make_checkpoint(session: Session, key: Ed25519PrivateKey, timestamp: int | None = None) -> Checkpoint:
+    """Sign and store a checkpoint of the whole journal as it is now."""
+    lock_journal(session)
+    previous = latest_checkpoint(session)
+    acc = MerkleAccumulator()
+    for seq, h in iter_leaf_hashes(session):
+        if seq != acc.size + 1:
+            raise TamperDetected(f"entry numbers jump from {acc.size} to {seq}; {_RUN_VERIFY}")
+        acc.append(h)
+        if previous is not None and acc.size == previous.tree_size and acc.root() != previous.root:
+            raise TamperDetected(
+                f"the first {previous.tree_size} entries no longer have the root of the latest "
+                f"checkpoint; refusing to sign; {_RUN_VERIFY}"
+            )
+    start = 1
+    if previous is not None:
+        if acc.size < previous.tree_size:
+            raise TamperDetected(
+                f"the journal has {acc.size} entries, fewer than the {previous.tree_size} of "
+                f"the latest checkpoint; refusing to sign; {_RUN_VERIFY}"
+            )
+        start = previous.tree_size + 1
+    for stored in iter_stored(session, start=start):
+        if leaf_hash(stored.encode()) != stored.leaf_hash:
+            raise TamperDetected(
+                f"entry {stored.seq} no longer matches its leaf hash; refusing to sign; {_RUN_VERIFY}"
+            )
+    cp = sign_checkpoint(key, acc.size, acc.root(), int(time.time()) if timestamp is None else timestamp)
+    session.add(
+        CheckpointRow(
+            tree_size=cp.tree_size,
+            root=cp.root,
+            timestamp=cp.timestamp,
+            key_id=cp.key_id,
+            signature=cp.signature,
+        )
+    )
+    session.flush()
+    return cp
+
+
+def _leaves(session: Session, cp: Checkpoint) -> list[bytes]:
+    """The leaf hashes of the checkpoint's tree, checked against its root."""
+    leaves = [h for _, h in iter_leaf_hashes(session, upto=cp.tree_size)]
+    if len(leaves) != cp.tree_size or root_of(leaves) != cp.root:
+        raise TamperDetected(
+            f"the first {cp.tree_size} entries no longer match the checkpoint of that size; {_RUN_VERIFY}"
+        )
+    return leaves
+
+
+def _checkpoint_of_size(session: Session, size: int) -> Checkpoint:
+    row = session.scalar(
+        select(CheckpointRow)
+        .where(CheckpointRow.tree_size == size)
+        .order_by(CheckpointRow.id.desc())
+        .limit(1)
+    )
+    if row is None:
+        sizes = sorted({cp.tree_size for cp in list_checkpoints(session)})
+        raise NotFound(
+            f"no checkpoint of tree size {size}; the checkpoints have sizes {sizes or 'none yet'} "
+            "(`reserve ledger checkpoint` makes one of the current size)"
+        )
+    return _checkpoint(row)
+
+
+def inclusion_document(session: Session, seq: int) -> dict[str, Any]:
+    """Proof that entry ``seq`` is in the tree of the latest checkpoint."""
+    entry = get_entry(session, seq)
+    cp = latest_checkpoint(session)
+    if cp is None:
+        raise NotFound("there is no checkpoint yet; run `reserve ledger checkpoint` first")
+    if seq > cp.tree_size:
+        raise NotFound(
+            f"entry {seq} is newer than the latest checkpoint (tree size {cp.tree_size}); "
+            "run `reserve ledger checkpoint` first"
+        )
+    leaves = _leaves(session, cp)
+    stored = next(iter_stored(session, start=seq, page=1))
+    data = stored.encode()
+    if leaf_hash(data) != entry.leaf_hash or entry.leaf_hash != leaves[seq - 1]:
+        raise TamperDetected(f"entry {seq} no longer matches its leaf hash; {_RUN_VERIFY}")
+    return {
+        "format": INCLUSION_FORMAT,
+        "seq": seq,
+        "leaf_index": seq - 1,
+        "entry_hex": data.hex(),
+        "leaf_hash": entry.leaf_hash.hex(),
+        "tree_size": cp.tree_size,
+        "root": cp.root.hex(),
+        "proof": [h.hex() for h in inclusion_proof(seq - 1, leaves)],
+        "checkpoint": cp.to_json(),
+    }
+
+
+def consistency_document(session: Session, old_size: int, new_size: int) -> dict[str, Any]:
+    """Proof that the checkpoint of ``old_size`` is a prefix of the checkpoint of ``new_size``."""
+    if old_size > new_size:
+        raise NotFound(f"old size {old_size} is larger than new size {new_size}; swap them")
+    old = _checkpoint_of_size(session, old_size)
+    new = _checkpoint_of_size(session, new_size)
+    leaves = _leaves(session, new)
+    if root_of(leaves[:old_size]) != old.root:
+        raise TamperDetected(
+            f"the first {old_size} entries no longer match the checkpoint of that size; {_RUN_VERIFY}"
+        )
+    return {
+        "format": CONSISTENCY_FORMAT,
+        "old": old.to_json(),
+        "new": new.to_json(),
+        "proof": [h.hex() for h in consistency_proof(old_size, leaves)],
+    }

@@ -60,9 +60,9 @@ def test_accounts(engine: Engine) -> None:
         assert get_account(s, "vault:cold").type == "vault"
         with pytest.raises(NotFound, match="reserve account add nope"):
             get_account(s, "nope")
-    with Session(engine) as s, s.begin(), pytest.raises(Conflict, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"), Session(engine) as s, s.begin():
         add_account(s, "acme", "counterparty")
-    with Session(engine) as s, s.begin(), pytest.raises(InvalidInput, match="unknown"):
+    with pytest.raises(InvalidInput, match="unknown"), Session(engine) as s, s.begin():
         add_account(s, "x", "asset")
 
 
@@ -126,9 +126,9 @@ def test_reversal_is_exact_and_once_only(engine: Engine) -> None:
         assert balance(s).reserve == 0
         # same ref, same request: the same reversal back, nothing written
         assert reverse(s, 1, "entered twice by mistake", ref="rev-1") == rev
-    with Session(engine) as s, s.begin(), pytest.raises(Conflict, match="already reversed by entry 2"):
+    with pytest.raises(Conflict, match="already reversed by entry 2"), Session(engine) as s, s.begin():
         reverse(s, 1, "again")
-    with Session(engine) as s, s.begin(), pytest.raises(Conflict, match="itself a reversal"):
+    with pytest.raises(Conflict, match="itself a reversal"), Session(engine) as s, s.begin():
         reverse(s, 2, "undo the undo")
     # a hand-made "reversal" that does not negate exactly is refused
     bad = EntryDraft(
@@ -137,7 +137,7 @@ def test_reversal_is_exact_and_once_only(engine: Engine) -> None:
         postings=(Posting("vault:cold", -1), Posting("acme", 1)),
         reverses_seq=1,
     )
-    with Session(engine) as s, s.begin(), pytest.raises(LedgerError):
+    with pytest.raises(LedgerError), Session(engine) as s, s.begin():
         append(s, bad)
 
 
@@ -151,7 +151,7 @@ def test_idempotent_ref(engine: Engine) -> None:
         both = append_many(s, [deposit(BTC, ref="bank-42"), deposit(BTC, ref="bank-42")])
     assert again == first and both == (first, first)
     assert snapshot(engine) == before
-    with Session(engine) as s, s.begin(), pytest.raises(Conflict, match=r"bank-42.*entry 1"):
+    with pytest.raises(Conflict, match=r"bank-42.*entry 1"), Session(engine) as s, s.begin():
         append(s, deposit(2 * BTC, ref="bank-42"))
     # duplicated inside one batch: same content is one entry
     with Session(engine) as s, s.begin():
@@ -162,7 +162,7 @@ def test_idempotent_ref(engine: Engine) -> None:
 def test_append_many_is_all_or_nothing(engine: Engine) -> None:
     seed(engine)
     before = snapshot(engine)
-    with Session(engine) as s, s.begin(), pytest.raises(NotFound, match="nobody"):
+    with pytest.raises(NotFound, match="nobody"), Session(engine) as s, s.begin():
         append_many(
             s,
             [

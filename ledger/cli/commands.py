@@ -9,8 +9,8 @@ import click
 
 
 def register(cli: click.Group) -> None:
-    from ledger.cli import journal_cmds, node_cmds
+    from ledger.cli import demo_cmds, journal_cmds, node_cmds
 
-    for module in (node_cmds, journal_cmds):
+    for module in (node_cmds, journal_cmds, demo_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -81,13 +81,20 @@ class Demo:
 
         self.say(f"$ reserve {shlex.join(args)}")
         out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main([*self.global_args, *args])
-        for line in (out.getvalue() + err.getvalue()).rstrip("\n").splitlines():
-            self.say(f"    {line}")
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                code = main([*self.global_args, *args])
+        except Exception as e:  # a crash of the command is a failed step, said as such
+            self._show(out, err)
+            raise DemoFailed(f"`reserve {shlex.join(args)}` crashed: {type(e).__name__}: {e}") from e
+        self._show(out, err)
         if code != expect:
             raise DemoFailed(f"`reserve {shlex.join(args)}` exited with {code}, expected {expect}")
         return out.getvalue()
+
+    def _show(self, out: io.StringIO, err: io.StringIO) -> None:
+        for line in (out.getvalue() + err.getvalue()).rstrip("\n").splitlines():
+            self.say(f"    {line}")
 
     def node(self, method: str, *params: object) -> Any:
         """A node call the reader should see (shown as ``bitcoin-cli`` would take it)."""

@@ -25,8 +25,9 @@ from custody.errors import CustodyError, WalletAlreadyLoaded, WalletNotFound
 from custody.keys import ExtendedKey
 from custody.network import Network
 from custody.rpc import RpcClient
+from custody.wallet import vault_wallet_name
 from ledger.errors import LedgerError
-from regtest.signers import SIGNER_WALLET_PREFIX, DemoSigner, spend_from_vault
+from regtest.signers import DemoSigner, spend_from_vault
 
 Say = Callable[[str], None]
 
@@ -72,6 +73,8 @@ class Demo:
         self.signers: dict[tuple[str, int], DemoSigner] = {}
         self.vaults: dict[str, MultisigDescriptor] = {}
         self.wallet_names: dict[str, str] = {}
+        self.treasury = "treasury"
+        self.cold = "cold"
         self.deposit_2 = ""
 
     # ---- plumbing ------------------------------------------------------------------------------
@@ -127,18 +130,34 @@ class Demo:
         return self.vaults[vault].address(index, False, self.network)
 
     def watching_wallet(self, vault: str) -> str:
-        """The loaded watch-only wallet that sees ``vault``'s first address (made by ``vault watch``)."""
+        """The watch-only wallet ``reserve vault watch`` made for ``vault``, checked to see it."""
+        name = vault_wallet_name(vault)
         address = self.address(vault, 0)
-        for name in self.rpc.call("listwallets"):
-            if name == MINER_WALLET or str(name).startswith(SIGNER_WALLET_PREFIX):
-                continue
-            info = self.rpc.wallet(str(name)).call("getaddressinfo", address)
-            if info.get("ismine") or info.get("iswatchonly"):
-                return str(name)
-        raise DemoFailed(
-            f"no loaded wallet watches vault {vault} (address {address}); `reserve vault watch "
-            f"{vault}` should have created one"
-        )
+        try:
+            mine = self.rpc.wallet(name).call("getaddressinfo", address).get("ismine")
+        except WalletNotFound:
+            mine = False
+        if not mine:
+            raise DemoFailed(
+                f"wallet {name} does not watch vault {vault} (address {address}); "
+                f"`reserve vault watch {vault}` should have made it"
+            )
+        return name
+
+    def pick_vault_names(self) -> None:
+        """``treasury`` and ``cold``, or names with a run suffix when an earlier run took them.
+
+        A persistent node keeps the watch-only wallets of earlier runs; reusing one would mix that
+        run's coins into this run's vault, so a later run picks fresh names.
+        """
+        taken = {str(w["name"]) for w in self.rpc.call("listwalletdir")["wallets"]}
+        if {vault_wallet_name("treasury"), vault_wallet_name("cold")} & taken:
+            suffix = secrets.token_hex(3)
+            self.treasury, self.cold = f"treasury-{suffix}", f"cold-{suffix}"
+            self.say(
+                "This node already has the wallets of an earlier demo run; this run's vaults are "
+                f"named {self.treasury} and {self.cold} so their coins do not mix."
+            )
 
     def signer(self, holder: str, account: int) -> DemoSigner:
         return self.signers[(holder, account)]
@@ -163,13 +182,14 @@ class Demo:
             self.mine(blocks)
             balance = Decimal(miner.call("getbalances")["mine"]["trusted"])
         self.say(f"The miner wallet has {balance} BTC to play the outside world with.")
+        self.pick_vault_names()
 
     def step_vaults(self) -> None:
         self.reserve("init")
         self.say(
             "Three institutions hold one key each. Each makes a random seed and derives its BIP-48 "
             "account key m/48h/1h/<account>h/2h; only the public half (tpub) is given to the "
-            "service. Account 0 keys make the `treasury` vault, account 1 keys the `cold` vault."
+            f"service. Account 0 keys make the {self.treasury} vault, account 1 keys the {self.cold} vault."
         )
         for holder in HOLDERS:
             seed = secrets.token_bytes(32)
@@ -177,7 +197,7 @@ class Demo:
                 signer = DemoSigner(holder, seed, network=self.network, account=account)
                 self.signers[(holder, account)] = signer
                 self.say(f"  {holder} account {account}: {signer.public_key}")
-        for vault, account in (("treasury", 0), ("cold", 1)):
+        for vault, account in ((self.treasury, 0), (self.cold, 1)):
             keys: list[ExtendedKey] = [self.signer(h, account).public_key for h in HOLDERS]
             self.vaults[vault] = MultisigDescriptor.from_keys(THRESHOLD, keys)
             key_args = [a for h in HOLDERS for a in ("--key", f"{h}={self.signer(h, account).public_key}")]
@@ -192,22 +212,22 @@ class Demo:
         )
 
     def step_mining(self) -> None:
-        address = self.address("treasury", 0)
+        address = self.address(self.treasury, 0)
         self.say(f"A block is mined straight to the treasury ({address}): a mining reward.")
         block = self.mine(1, address)[0]
         coinbase = str(self.rpc.call("getblock", block)["tx"][0])
         self.say(f"Its coinbase transaction is {coinbase}; it matures after 100 more blocks.")
         self.mine(COINBASE_MATURITY)
-        self.reserve("record", "mining", "--vault", "treasury", "--txid", coinbase)
+        self.reserve("record", "mining", "--vault", self.treasury, "--txid", coinbase)
 
     def step_deposits(self) -> None:
         self.say("exchange-a deposits 2.5 BTC into the treasury; someone else deposits 1.0 BTC.")
-        first = self.pay(self.address("treasury", 1), DEPOSIT_1)
-        self.deposit_2 = self.pay(self.address("treasury", 2), DEPOSIT_2)
+        first = self.pay(self.address(self.treasury, 1), DEPOSIT_1)
+        self.deposit_2 = self.pay(self.address(self.treasury, 2), DEPOSIT_2)
         self.mine(1)
         self.reserve("account", "add", "exchange-a", "--type", "counterparty")
         self.reserve(
-            "record", "deposit", "--vault", "treasury", "--txid", first,
+            "record", "deposit", "--vault", self.treasury, "--txid", first,
             "--from", "exchange-a", "--amount", format_btc(DEPOSIT_1),
         )  # fmt: skip
         self.say(f"The 1.0 BTC deposit {self.deposit_2} is not booked by hand: `reserve sync` will find it.")
@@ -220,11 +240,13 @@ class Demo:
             "combines, finalizes and broadcasts it."
         )
         txid = spend_from_vault(
-            self.rpc, self.wallet_names["treasury"], signers, {self.address("cold", 0): TRANSFER}
+            self.rpc, self.wallet_names[self.treasury], signers, {self.address(self.cold, 0): TRANSFER}
         )
         self.say(f"Broadcast transfer {txid}.")
         self.mine(1)
-        self.reserve("record", "transfer", "--from-vault", "treasury", "--to-vault", "cold", "--txid", txid)
+        self.reserve(
+            "record", "transfer", "--from-vault", self.treasury, "--to-vault", self.cold, "--txid", txid
+        )
 
     def step_withdrawal(self) -> None:
         buyer_address = str(self.miner().call("getnewaddress"))
@@ -233,11 +255,11 @@ class Demo:
             f"Pay {format_btc(WITHDRAWAL)} BTC from cold storage to a buyer at {buyer_address}; "
             "central-bank and regulator sign."
         )
-        txid = spend_from_vault(self.rpc, self.wallet_names["cold"], signers, {buyer_address: WITHDRAWAL})
+        txid = spend_from_vault(self.rpc, self.wallet_names[self.cold], signers, {buyer_address: WITHDRAWAL})
         self.say(f"Broadcast withdrawal {txid}.")
         self.mine(1)
         self.reserve("account", "add", "buyer", "--type", "counterparty")
-        self.reserve("record", "withdrawal", "--vault", "cold", "--txid", txid, "--to", "buyer")
+        self.reserve("record", "withdrawal", "--vault", self.cold, "--txid", txid, "--to", "buyer")
 
     def step_reconcile(self) -> None:
         self.say("Book what the vaults' wallets saw but nobody recorded (the 1.0 BTC deposit).")
@@ -252,7 +274,7 @@ class Demo:
         self.reserve("audit")
 
     def step_unrecorded(self) -> None:
-        address = self.address("cold", 5)
+        address = self.address(self.cold, 5)
         self.say(
             f"Now someone sends {format_btc(STRAY)} BTC to the cold vault ({address}) and nobody "
             "books it. The audit must catch it."

@@ -286,7 +286,7 @@ class Demo:
             raise DemoFailed(f"the audit did not report transaction {txid} as unrecorded")
         self.say(
             "As expected: the audit exits with 1 and an `unrecorded` finding for that transaction. "
-            f"Book it with `reserve sync` (or `reserve record deposit --vault cold --txid {txid}`)."
+            f"Book it with `reserve sync` (or `reserve record deposit --vault {self.cold} --txid {txid}`)."
         )
 
     def close(self) -> None:

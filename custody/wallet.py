@@ -1,0 +1,533 @@
+"""Watch-only descriptor wallets for vaults, and one-pass UTXO scans over many vaults.
+
+Each vault is watched by its own bitcoind descriptor wallet (``reserve-vault-<name>``) created
+without private keys: it holds the vault's receive and change descriptors (xpubs only), and
+bitcoind follows every block and mempool transaction paying to them.
+
+What bitcoind (v28 to v31) does, and what :func:`ensure_watch_wallet` relies on:
+
+- Importing an active ranged descriptor tops its range up to ``next_index + keypool - 1``
+  (``-keypool``, default 1000), and when a block or mempool transaction pays an address of the
+  range, ``next_index`` moves past it and the range grows again: a built-in gap limit.
+- Importing a descriptor the wallet already has succeeds only if the new range includes the
+  current one ("new range must include current range"); it then replaces the stored timestamp
+  with the one given. With ``timestamp: "now"`` nothing is rescanned; with an older timestamp the
+  wallet rescans from that time.
+- ``getaddressinfo`` reports vault addresses ``ismine: true``, ``solvable: true`` and
+  ``iswatchonly: false`` (descriptor wallets have no separate watch-only class of scripts).
+- A coinbase output counts as ``immature`` in ``getbalances`` until it has 101 confirmations
+  (the wallet's ``GetBlocksToMaturity``: ``COINBASE_MATURITY + 1 - depth``).
+
+So running :func:`ensure_watch_wallet` again compares ``listdescriptors`` with what is wanted and
+imports nothing when the wallet already watches the vault far enough (no duplicate, no rescan).
+When the range must grow beyond what bitcoind topped up (a gap wider than the keypool), the
+descriptor is re-imported with the larger range and its *original* timestamp: the newly watched
+addresses may have been paid at any time since the vault's birth, so that rescan is the smallest
+one that cannot miss coins, and it keeps the stored birth time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from custody.amount import sat_from_rpc
+from custody.descriptor import MultisigDescriptor
+from custody.errors import CustodyError, InvalidInput, RpcError, rpc_error
+from custody.rpc import RpcClient
+
+WALLET_PREFIX = "reserve-vault-"
+DEFAULT_GAP = 1000  # bitcoind's default keypool: the range it keeps ahead of the last used index
+COINBASE_MATURITY = 100
+RESCAN_TIMEOUT_S = 24 * 3600.0  # one import or scan call may rescan a whole chain
+PROGRESS_POLL_S = 0.5
+
+ProgressCallback = Callable[[float], None]
+Branch = Literal["receive", "change"]
+
+
+def vault_wallet_name(vault_name: str) -> str:
+    """The name of the watch-only wallet of vault ``vault_name``: ``reserve-vault-<name>``."""
+    if not vault_name or vault_name != vault_name.strip() or "/" in vault_name:
+        raise InvalidInput(
+            f"vault name {vault_name!r} cannot name a wallet: it must be non-empty, without "
+            "surrounding spaces or '/'"
+        )
+    return WALLET_PREFIX + vault_name
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedBranch:
+    """One imported branch of a vault as the wallet has it: range ``[0, range_end]``."""
+
+    branch: Branch
+    descriptor: str
+    range_end: int
+    next_index: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchResult:
+    """What :func:`ensure_watch_wallet` found and did."""
+
+    wallet_name: str
+    created: bool
+    loaded: bool
+    imported: tuple[Branch, ...]
+    extended: tuple[Branch, ...]
+    rescanned: bool
+    branches: tuple[WatchedBranch, ...]
+
+    @property
+    def status(self) -> str:
+        """``"created"``, ``"imported"``, ``"extended"`` or ``"already watching"``."""
+        if self.created:
+            return "created"
+        if self.imported:
+            return "imported"
+        if self.extended:
+            return "extended"
+        return "already watching"
+
+    def branch(self, branch: Branch) -> WatchedBranch:
+        """The receive or change branch as the wallet now has it."""
+        for b in self.branches:
+            if b.branch == branch:
+                return b
+        raise KeyError(branch)
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """``getbalances`` of a watch-only wallet, in satoshis."""
+
+    trusted: int
+    untrusted_pending: int
+    immature: int
+
+    @property
+    def total(self) -> int:
+        return self.trusted + self.untrusted_pending + self.immature
+
+
+@dataclass(frozen=True, slots=True)
+class Utxo:
+    """One spendable (mature) unspent output the wallet watches, from ``listunspent``."""
+
+    txid: str
+    vout: int
+    address: str
+    script_pubkey: bytes
+    amount: int
+    confirmations: int
+    solvable: bool
+    descriptor: str
+
+    def __post_init__(self) -> None:
+        if self.amount < 0 or self.vout < 0 or len(self.txid) != 64:
+            raise InvalidInput(f"bad unspent output {self.txid}:{self.vout} of {self.amount} sat")
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedOutput:
+    """One unspent output found by ``scantxoutset``."""
+
+    txid: str
+    vout: int
+    script_pubkey: bytes
+    amount: int
+    height: int
+    coinbase: bool
+    confirmations: int
+
+    @property
+    def immature(self) -> bool:
+        """A coinbase output the wallet does not yet count as spendable (< 101 confirmations)."""
+        return self.coinbase and self.confirmations < COINBASE_MATURITY + 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScanTotals:
+    """Sums over scanned outputs: ``mature`` (spendable) and ``immature`` coinbase, in sats."""
+
+    mature: int
+    immature: int
+    count: int
+
+    @property
+    def total(self) -> int:
+        return self.mature + self.immature
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """The outputs of one ``scantxoutset`` pass at chain height ``height`` (block ``best_block``)."""
+
+    height: int
+    best_block: str
+    outputs: tuple[ScannedOutput, ...]
+
+    def outputs_for(self, scripts: Collection[bytes]) -> tuple[ScannedOutput, ...]:
+        """The outputs paying one of ``scripts`` (e.g. one vault's scripts)."""
+        wanted = scripts if isinstance(scripts, set | frozenset) else frozenset(scripts)
+        return tuple(o for o in self.outputs if o.script_pubkey in wanted)
+
+    def totals(self, scripts: Collection[bytes] | None = None) -> ScanTotals:
+        """Totals over all outputs, or over those paying ``scripts``."""
+        outputs = self.outputs if scripts is None else self.outputs_for(scripts)
+        immature = sum(o.amount for o in outputs if o.immature)
+        return ScanTotals(sum(o.amount for o in outputs) - immature, immature, len(outputs))
+
+
+# --- pure decisions -------------------------------------------------------------------------------
+
+
+def _same_descriptor(a: str, b: str) -> bool:
+    """Whether two single-branch descriptor texts describe the same scripts (parsed, not textual)."""
+    try:
+        pa, pb = MultisigDescriptor.parse(a), MultisigDescriptor.parse(b)
+    except InvalidInput:
+        return False
+    return (pa.threshold, pa.keys, pa.branches) == (pb.threshold, pb.keys, pb.branches)
+
+
+def wanted_range_end(next_index: int, gap: int) -> int:
+    """The last index that must be watched: ``gap`` addresses past the highest used one."""
+    return next_index + gap - 1
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedImport:
+    """One ``importdescriptors`` request to make: a missing branch or a range to grow.
+
+    ``stored_timestamp`` is the branch's timestamp in the wallet when the range grows (re-used so
+    the rescan starts at the vault's birth), ``None`` for a branch the wallet lacks.
+    """
+
+    branch: Branch
+    descriptor: str
+    range_end: int
+    stored_timestamp: int | None
+
+
+def plan_imports(
+    descriptor: MultisigDescriptor, listed: Sequence[Mapping[str, Any]], gap: int
+) -> tuple[tuple[PlannedImport, ...], tuple[WatchedBranch, ...]]:
+    """Compare ``listdescriptors`` with the vault: what to import, and what is there already.
+
+    Raises :class:`InvalidInput` when the wallet watches anything but this vault, or has one of
+    its branches in another role (inactive, or receive and change swapped).
+    """
+    wanted: tuple[tuple[Branch, str], ...] = (
+        ("receive", descriptor.receive()),
+        ("change", descriptor.change()),
+    )
+    todo: list[PlannedImport] = []
+    present: list[WatchedBranch] = []
+    matched: set[int] = set()
+    for branch, text in wanted:
+        position = next(
+            (i for i, item in enumerate(listed) if _same_descriptor(str(item["desc"]), text)), None
+        )
+        if position is None:
+            todo.append(PlannedImport(branch, text, gap - 1, None))
+            continue
+        matched.add(position)
+        found = listed[position]
+        if bool(found.get("internal")) != (branch == "change") or not found.get("active"):
+            role = "internal" if branch == "change" else "external"
+            raise InvalidInput(
+                f"the wallet has the vault's {branch} descriptor, but not as an active {role} "
+                "descriptor (it was set up by other means); unload that wallet and let "
+                "`reserve vault watch` create its own"
+            )
+        stored = WatchedBranch(
+            branch=branch,
+            descriptor=text,
+            range_end=int(found["range"][1]),
+            next_index=int(found.get("next_index", found.get("next", 0))),
+            timestamp=int(found["timestamp"]),
+        )
+        need = wanted_range_end(stored.next_index, gap)
+        if stored.range_end < need:
+            todo.append(PlannedImport(branch, text, need, stored.timestamp))
+        else:
+            present.append(stored)
+    others = [str(item["desc"]) for i, item in enumerate(listed) if i not in matched]
+    if others:
+        raise InvalidInput(
+            f"the wallet also watches {len(others)} descriptor(s) that are not this vault's "
+            f"(e.g. {others[0][:48]}...); one wallet watches one vault: use another wallet name"
+        )
+    return tuple(todo), tuple(present)
+
+
+# --- adapters: RPC --------------------------------------------------------------------------------
+
+
+def _open_wallet(rpc: RpcClient, wallet_name: str) -> tuple[bool, bool]:
+    """Load or create the watch-only wallet; returns ``(created, loaded)``."""
+    if wallet_name in rpc.call("listwallets"):
+        return False, False
+    on_disk = {w["name"] for w in rpc.call("listwalletdir")["wallets"]}
+    if wallet_name in on_disk:
+        rpc.call("loadwallet", wallet_name, True)
+        return False, True
+    # createwallet name disable_private_keys blank passphrase avoid_reuse descriptors load_on_startup
+    rpc.call("createwallet", wallet_name, True, True, "", False, True, True)
+    return True, False
+
+
+def _check_watch_only(wallet: RpcClient, wallet_name: str) -> None:
+    info = wallet.call("getwalletinfo")
+    if info.get("private_keys_enabled") or not info.get("descriptors"):
+        raise InvalidInput(
+            f"wallet {wallet_name!r} exists but is not a watch-only descriptor wallet (private "
+            "keys enabled or legacy); this service never holds keys: rename that wallet"
+        )
+
+
+def _import(
+    rpc: RpcClient,
+    wallet_name: str,
+    requests: list[dict[str, Any]],
+    on_progress: ProgressCallback | None,
+) -> None:
+    """``importdescriptors``; while a rescan runs, report ``getwalletinfo`` scanning progress.
+
+    The import runs on a worker thread with its own connection (and a timeout long enough for a
+    chain rescan); this thread polls ``getwalletinfo`` and calls ``on_progress(fraction)``.
+    """
+    rescans = any(r["timestamp"] != "now" for r in requests)
+    if not rescans or on_progress is None:
+        _import_now(_long_call_client(rpc, wallet_name), requests)
+        return
+    outcome: list[BaseException] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            _import_now(_long_call_client(rpc, wallet_name), requests)
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name=f"import-{wallet_name}", daemon=True)
+    on_progress(0.0)
+    worker.start()
+    poller = rpc.wallet(wallet_name)
+    try:
+        while not done.wait(PROGRESS_POLL_S):
+            scanning = poller.call("getwalletinfo").get("scanning")
+            if isinstance(scanning, dict):
+                on_progress(float(scanning.get("progress", 0)))
+    finally:
+        poller.close()
+        worker.join()
+    if outcome:
+        raise outcome[0]
+    on_progress(1.0)
+
+
+def _import_now(wallet: RpcClient, requests: list[dict[str, Any]]) -> None:
+    try:
+        results = wallet.call("importdescriptors", requests)
+    finally:
+        wallet.close()
+    for request, result in zip(requests, results, strict=True):
+        if not result.get("success"):
+            err = result.get("error") or {}
+            raise rpc_error(
+                int(err.get("code", 0)),
+                f"{err.get('message', 'import failed')} (descriptor {request['desc'][:48]}...)",
+                "importdescriptors",
+            )
+
+
+def birthday_timestamp(rpc: RpcClient, height: int) -> int:
+    """The time of block ``height``: where a rescan for a vault born at that height starts."""
+    tip = rpc.get_block_count()
+    if not 0 <= height <= tip:
+        raise InvalidInput(
+            f"birthday height {height} is not on the chain (0..{tip}); give the height of a "
+            "block at or before the vault's first deposit"
+        )
+    return int(rpc.call("getblockheader", rpc.get_block_hash(height))["time"])
+
+
+def ensure_watch_wallet(
+    rpc: RpcClient,
+    wallet_name: str,
+    descriptor: MultisigDescriptor,
+    birthday_height: int | None = None,
+    gap: int = DEFAULT_GAP,
+    on_progress: ProgressCallback | None = None,
+) -> WatchResult:
+    """Make ``wallet_name`` a watch-only wallet of ``descriptor``'s receive and change branches.
+
+    Creates or loads the wallet, imports what ``listdescriptors`` lacks (active, change as
+    ``internal``, range ``[0, gap-1]``, timestamp of block ``birthday_height`` or ``"now"``), and
+    grows a branch whose range ends less than ``gap`` addresses past its highest used index.
+    Idempotent: a second run imports nothing and rescans nothing. ``on_progress(fraction)`` is
+    called (on this thread) while a rescan runs.
+    """
+    if gap < 1:
+        raise InvalidInput(f"gap limit {gap} must be at least 1")
+    if not descriptor.is_multipath:
+        raise InvalidInput(
+            "a vault is watched through its receive and change branches; give the /<0;1>/* form"
+        )
+    timestamp: int | Literal["now"] = (
+        "now" if birthday_height is None else birthday_timestamp(rpc, birthday_height)
+    )
+    created, loaded = _open_wallet(rpc, wallet_name)
+    wallet = rpc.wallet(wallet_name)
+    imported: list[Branch] = []
+    extended: list[Branch] = []
+    rescanned = False
+    try:
+        _check_watch_only(wallet, wallet_name)
+        todo, present = plan_imports(descriptor, wallet.call("listdescriptors")["descriptors"], gap)
+        # A rescan can reveal addresses used further out, which moves the wanted range again:
+        # repeat until the wallet's ranges cover `gap` past the highest used index.
+        while todo:
+            requests = [
+                {
+                    "desc": item.descriptor,
+                    "active": True,
+                    "internal": item.branch == "change",
+                    "range": [0, item.range_end],
+                    "timestamp": timestamp if item.stored_timestamp is None else item.stored_timestamp,
+                }
+                for item in todo
+            ]
+            _import(rpc, wallet_name, requests, on_progress)
+            imported += [i.branch for i in todo if i.stored_timestamp is None]
+            extended += [i.branch for i in todo if i.stored_timestamp is not None]
+            rescanned = rescanned or any(r["timestamp"] != "now" for r in requests)
+            left, present = plan_imports(descriptor, wallet.call("listdescriptors")["descriptors"], gap)
+            if any(i.stored_timestamp is None for i in left) or any(
+                after.range_end <= before.range_end
+                for after in left
+                for before in todo
+                if after.branch == before.branch and before.stored_timestamp is not None
+            ):
+                raise CustodyError(
+                    f"wallet {wallet_name!r} did not take the import of "
+                    f"{', '.join(i.branch for i in left)}; see bitcoind's debug.log"
+                )
+            todo = left
+    finally:
+        wallet.close()
+    return WatchResult(
+        wallet_name=wallet_name,
+        created=created,
+        loaded=loaded,
+        imported=tuple(dict.fromkeys(imported)),
+        extended=tuple(b for b in dict.fromkeys(extended) if b not in imported),
+        rescanned=rescanned,
+        branches=tuple(sorted(present, key=lambda b: b.branch != "receive")),
+    )
+
+
+def wallet_balances(rpc_wallet: RpcClient) -> Balances:
+    """``getbalances`` of a watch-only descriptor wallet (its coins are under ``mine``)."""
+    mine = rpc_wallet.call("getbalances")["mine"]
+    return Balances(
+        trusted=sat_from_rpc(mine["trusted"]),
+        untrusted_pending=sat_from_rpc(mine["untrusted_pending"]),
+        immature=sat_from_rpc(mine["immature"]),
+    )
+
+
+def list_unspent(rpc_wallet: RpcClient, min_conf: int = 0) -> tuple[Utxo, ...]:
+    """The wallet's unspent outputs with at least ``min_conf`` confirmations (``listunspent``).
+
+    Immature coinbase outputs are not listed by bitcoind; :func:`wallet_balances` counts them.
+    """
+    rows = rpc_wallet.call("listunspent", min_conf)
+    return tuple(
+        sorted(
+            (
+                Utxo(
+                    txid=r["txid"],
+                    vout=int(r["vout"]),
+                    address=r.get("address", ""),
+                    script_pubkey=bytes.fromhex(r["scriptPubKey"]),
+                    amount=sat_from_rpc(r["amount"]),
+                    confirmations=int(r["confirmations"]),
+                    solvable=bool(r.get("solvable")),
+                    descriptor=r.get("desc", ""),
+                )
+                for r in rows
+            ),
+            key=lambda u: (u.txid, u.vout),
+        )
+    )
+
+
+def vault_scan_objects(descriptor: MultisigDescriptor, range_end: int) -> list[tuple[str, int]]:
+    """The receive and change descriptors of a vault with range ``[0, range_end]``."""
+    return [(descriptor.receive(), range_end), (descriptor.change(), range_end)]
+
+
+def scan_vaults(rpc: RpcClient, descriptors_with_ranges: Sequence[tuple[str, int]]) -> ScanResult:
+    """One ``scantxoutset start`` pass over every ``(descriptor, range_end)`` given.
+
+    The UTXO set is read once whatever the number of vaults; callers group the outputs by each
+    vault's scripts (:meth:`ScanResult.totals`). Immature coinbase outputs are included and
+    flagged (:attr:`ScannedOutput.immature`).
+    """
+    if not descriptors_with_ranges:
+        raise InvalidInput("nothing to scan: give at least one vault descriptor")
+    objects = [{"desc": d, "range": [0, end]} for d, end in descriptors_with_ranges]
+    scanner = _long_call_client(rpc, None)
+    try:
+        result = scanner.call("scantxoutset", "start", objects)
+    except RpcError as exc:
+        if "in progress" in exc.rpc_message:
+            raise RpcError(
+                exc.code,
+                "another scantxoutset is running on this node (only one at a time); try again "
+                "when it ends, or abort it with `bitcoin-cli scantxoutset abort`",
+                exc.method,
+            ) from exc
+        raise
+    finally:
+        scanner.close()
+    if not result.get("success"):
+        raise CustodyError("scantxoutset was aborted before it finished; run the scan again")
+    tip = int(result["height"])
+    outputs = tuple(
+        sorted(
+            (
+                ScannedOutput(
+                    txid=u["txid"],
+                    vout=int(u["vout"]),
+                    script_pubkey=bytes.fromhex(u["scriptPubKey"]),
+                    amount=sat_from_rpc(u["amount"]),
+                    height=int(u["height"]),
+                    coinbase=bool(u.get("coinbase", False)),
+                    confirmations=tip - int(u["height"]) + 1,
+                )
+                for u in result["unspents"]
+            ),
+            key=lambda o: (o.height, o.txid, o.vout),
+        )
+    )
+    return ScanResult(height=tip, best_block=str(result["bestblock"]), outputs=outputs)
+
+
+def _long_call_client(rpc: RpcClient, wallet_name: str | None) -> RpcClient:
+    """A fresh client with ``rpc``'s credentials for one call that may run as long as a rescan."""
+    client = rpc.wallet(wallet_name or "")
+    client.wallet_name = wallet_name
+    client.timeout = RESCAN_TIMEOUT_S
+    return client

@@ -1,0 +1,205 @@
+"""Watch-only vault wallets and one-pass UTXO scans against a real regtest bitcoind.
+
+A 2-of-3 vault from fresh random test keys is watched by its own descriptor wallet without
+private keys; coins sent to it (confirmed, unconfirmed, an immature coinbase) show up in the
+wallet, and one ``scantxoutset`` over its descriptors gives the same totals.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from custody.amount import sat_from_rpc
+from custody.descriptor import MultisigDescriptor
+from custody.errors import InvalidInput
+from custody.keygen import test_key_from_seed
+from custody.network import Network
+from custody.rpc import RpcClient
+from custody.wallet import (
+    DEFAULT_GAP,
+    ensure_watch_wallet,
+    list_unspent,
+    scan_vaults,
+    vault_scan_objects,
+    vault_wallet_name,
+    wallet_balances,
+)
+from regtest.node import RegtestNode
+
+R = Network.REGTEST
+
+
+def _vault() -> MultisigDescriptor:
+    return MultisigDescriptor.from_keys(2, [test_key_from_seed(os.urandom(32), R) for _ in range(3)])
+
+
+def _name() -> str:
+    return vault_wallet_name(uuid.uuid4().hex[:12])
+
+
+def _coinbase_value(rpc: RpcClient, block_hash: str) -> int:
+    block = rpc.call("getblock", block_hash, 2)
+    return sum(sat_from_rpc(o["value"]) for o in block["tx"][0]["vout"])
+
+
+def test_coins_show_up_in_wallet_and_in_one_scan(node: RegtestNode, rpc: RpcClient) -> None:
+    vault, name = _vault(), _name()
+    result = ensure_watch_wallet(rpc, name, vault)
+    assert (result.status, result.imported, result.rescanned) == ("created", ("receive", "change"), False)
+    wallet = rpc.wallet(name)
+    info = wallet.call("getwalletinfo")
+    assert info["private_keys_enabled"] is False and info["descriptors"] is True
+
+    node.fund(vault.address(0, False, R), 100_000_000)
+    node.fund(vault.address(3, True, R), 50_000_000)
+    node.fund(vault.address(2, False, R), 25_000_000, confirm=False)
+    coinbase_hash = node.mine(1, vault.address(4, False, R))[0]
+    # The block mined to the vault confirmed the 0.25 BTC; send another unconfirmed one.
+    node.fund(vault.address(5, False, R), 10_000_000, confirm=False)
+    reward = _coinbase_value(rpc, coinbase_hash)
+
+    balances = wallet_balances(wallet)
+    assert balances.trusted == 175_000_000
+    assert balances.untrusted_pending == 10_000_000
+    assert balances.immature == reward > 0
+
+    unspent = list_unspent(wallet)
+    assert sorted(u.amount for u in unspent) == [10_000_000, 25_000_000, 50_000_000, 100_000_000]
+    assert all(u.solvable for u in unspent)
+    assert {u.script_pubkey for u in unspent} <= {
+        *(vault.script_pubkey(i, False) for i in range(6)),
+        vault.script_pubkey(3, True),
+    }
+
+    for address in (vault.address(0, False, R), vault.address(3, True, R), vault.address(999, False, R)):
+        a = wallet.call("getaddressinfo", address)
+        # Core v31 descriptor wallet without private keys: ismine, solvable, not "iswatchonly".
+        assert (a["ismine"], a["solvable"], a["iswatchonly"]) == (True, True, False)
+    assert wallet.call("getaddressinfo", vault.address(3, True, R))["ischange"] is True
+
+    node.mine(1)  # scantxoutset reads the UTXO set: confirm the pending 0.1 BTC first
+    balances = wallet_balances(wallet)
+    scan = scan_vaults(rpc, vault_scan_objects(vault, 100))
+    totals = scan.totals()
+    assert scan.height == rpc.get_block_count()
+    assert totals.mature == balances.trusted == 185_000_000
+    assert totals.immature == balances.immature == reward
+    assert totals.count == 5
+    [coinbase] = [o for o in scan.outputs if o.coinbase]
+    assert coinbase.immature and coinbase.confirmations == 2
+
+
+def test_scan_over_many_vaults_is_one_pass_grouped_by_scripts(node: RegtestNode, rpc: RpcClient) -> None:
+    a, b = _vault(), _vault()
+    node.fund(a.address(1, False, R), 30_000_000, confirm=False)
+    node.fund(b.address(0, True, R), 20_000_000)
+    before = rpc.round_trips
+    scan = scan_vaults(rpc, [*vault_scan_objects(a, 10), *vault_scan_objects(b, 10)])
+    assert rpc.round_trips == before  # the scan uses its own connection ...
+    scripts_a = {a.script_pubkey(i, c) for i in range(11) for c in (False, True)}
+    scripts_b = {b.script_pubkey(i, c) for i in range(11) for c in (False, True)}
+    assert scan.totals(scripts_a).mature == 30_000_000
+    assert scan.totals(scripts_b).mature == 20_000_000
+    assert scan.totals().total == 50_000_000  # ... and is a single scantxoutset over both vaults
+
+
+def test_coinbase_matures_at_101_confirmations_like_the_wallet(node: RegtestNode, rpc: RpcClient) -> None:
+    vault, name = _vault(), _name()
+    ensure_watch_wallet(rpc, name, vault)
+    wallet = rpc.wallet(name)
+    node.mine(1, vault.address(0, False, R))
+    node.mine(99)
+    scan = scan_vaults(rpc, vault_scan_objects(vault, 5))
+    [out] = scan.outputs
+    assert out.confirmations == 100 and out.immature
+    assert wallet_balances(wallet).immature == out.amount
+    node.mine(1)
+    [out] = scan_vaults(rpc, vault_scan_objects(vault, 5)).outputs
+    assert out.confirmations == 101 and not out.immature
+    assert wallet_balances(wallet).trusted == out.amount
+
+
+def test_watching_twice_imports_and_rescans_nothing(rpc: RpcClient) -> None:
+    vault, name = _vault(), _name()
+    first = ensure_watch_wallet(rpc, name, vault)
+    listed = rpc.wallet(name).call("listdescriptors")["descriptors"]
+    second = ensure_watch_wallet(rpc, name, vault)
+    assert second.status == "already watching"
+    assert (second.created, second.imported, second.extended, second.rescanned) == (False, (), (), False)
+    assert rpc.wallet(name).call("listdescriptors")["descriptors"] == listed
+    assert len(listed) == 2
+    assert first.branch("receive").range_end == second.branch("receive").range_end == DEFAULT_GAP - 1
+
+    rpc.call("unloadwallet", name)  # the next run loads it from disk and still imports nothing
+    third = ensure_watch_wallet(rpc, name, vault)
+    assert (third.status, third.loaded) == ("already watching", True)
+    assert rpc.wallet(name).call("listdescriptors")["descriptors"] == listed
+
+
+def test_birthday_rescan_finds_earlier_coins_and_reports_progress(node: RegtestNode, rpc: RpcClient) -> None:
+    vault, name = _vault(), _name()
+    birthday = rpc.get_block_count()
+    node.fund(vault.address(7, False, R), 40_000_000)
+    node.mine(3)
+
+    late, late_name = _vault(), _name()
+    assert ensure_watch_wallet(rpc, late_name, late).rescanned is False  # "now": no rescan ...
+    node.fund(late.address(0, False, R), 1_000_000)
+    assert wallet_balances(rpc.wallet(late_name)).trusted == 1_000_000  # ... yet later coins count
+
+    progress: list[float] = []
+    result = ensure_watch_wallet(rpc, name, vault, birthday_height=birthday, on_progress=progress.append)
+    assert result.rescanned is True
+    assert progress[0] == 0.0 and progress[-1] == 1.0
+    assert all(0.0 <= p <= 1.0 for p in progress)
+    assert wallet_balances(rpc.wallet(name)).trusted == 40_000_000
+
+
+def test_gap_limit_extension_rescans_from_the_original_timestamp(node: RegtestNode, rpc: RpcClient) -> None:
+    vault, name = _vault(), _name()
+    gap = 1500  # wider than bitcoind's keypool (1000), which it keeps topped up by itself
+    first = ensure_watch_wallet(rpc, name, vault, gap=gap)
+    assert first.branch("receive").range_end == gap - 1
+    wallet = rpc.wallet(name)
+    stamps = {d["desc"]: d["timestamp"] for d in wallet.call("listdescriptors")["descriptors"]}
+
+    node.fund(vault.address(1400, False, R), 10_000_000)  # near the end of the range
+    topped = {d["internal"]: d for d in wallet.call("listdescriptors")["descriptors"]}
+    assert topped[False]["range"] == [0, 1400 + 1000]  # bitcoind's own top-up: next + keypool
+    node.fund(vault.address(2800, False, R), 20_000_000)  # not yet watched
+    assert wallet_balances(wallet).trusted == 10_000_000
+
+    second = ensure_watch_wallet(rpc, name, vault, gap=gap)
+    assert (second.status, second.extended, second.imported) == ("extended", ("receive",), ())
+    assert second.rescanned is True
+    assert second.branch("receive").range_end >= 1400 + gap
+    assert second.branch("change").range_end == gap - 1
+    listed = wallet.call("listdescriptors")["descriptors"]
+    assert len(listed) == 2
+    assert {d["desc"]: d["timestamp"] for d in listed} == stamps  # birth time kept
+    assert wallet_balances(wallet).trusted == 30_000_000  # the rescan found the coin at 2800
+
+    assert ensure_watch_wallet(rpc, name, vault, gap=gap).status == "already watching"
+
+
+def test_a_wallet_of_something_else_is_refused(rpc: RpcClient) -> None:
+    vault, other, name = _vault(), _vault(), _name()
+    ensure_watch_wallet(rpc, name, other)
+    with pytest.raises(InvalidInput, match="one wallet watches one vault"):
+        ensure_watch_wallet(rpc, name, vault)
+
+    hot = _name()
+    rpc.call("createwallet", hot)  # a wallet with private keys under a vault wallet's name
+    with pytest.raises(InvalidInput, match="not a watch-only descriptor wallet"):
+        ensure_watch_wallet(rpc, hot, vault)
+
+
+def test_bad_birthday_is_refused_before_anything_is_created(rpc: RpcClient) -> None:
+    vault, name = _vault(), _name()
+    tip = rpc.get_block_count()
+    with pytest.raises(InvalidInput, match=f"birthday height {tip + 5} is not on the chain"):
+        ensure_watch_wallet(rpc, name, vault, birthday_height=tip + 5)
+    assert name not in {w["name"] for w in rpc.call("listwalletdir")["wallets"]}

@@ -1,0 +1,197 @@
+"""The journal commands end to end through ``ledger.cli.main.main``, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from ledger.db import make_engine
+from ledger.verify_proof import verify_document
+from tests.fixtures.db import drop_append_only_triggers, snapshot
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Run:
+    from ledger.cli.main import main
+
+    key = tmp_path / "keys" / "signing.key"
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--db", db_url, "--signing-key", str(key), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+@pytest.fixture
+def books(run: Run, db_url: str) -> Engine:
+    assert run("init")[0] == 0
+    assert run("account", "add", "vault:cold", "--type", "vault")[0] == 0
+    assert run("account", "add", "acme", "--type", "counterparty")[0] == 0
+    code, out, err = run(
+        "record", "--kind", "deposit", "--memo", "first deposit", "--posting", "vault:cold=1.5",
+        "--posting", "acme=-1.5", "--ref", "bank-1", "--date", "2024-05-01", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["seq"] == 1
+    engine = make_engine(db_url)
+    yield_engine: Engine = engine
+    return yield_engine
+
+
+def test_init_is_idempotent_and_key_is_private(run: Run, tmp_path: Path) -> None:
+    code, out, _ = run("init")
+    assert code == 0 and "created, mode 0600" in out
+    key = tmp_path / "keys" / "signing.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    before = key.read_bytes()
+    code, out, _ = run("init")
+    assert code == 0 and "kept" in out and key.read_bytes() == before
+
+
+def test_record_balance_log_reverse(run: Run, books: Engine) -> None:
+    code, out, _ = run("account", "list", "--json")
+    assert json.loads(out) == [
+        {"name": "acme", "type": "counterparty"},
+        {"name": "vault:cold", "type": "vault"},
+    ]
+    code, out, _ = run(
+        "record", "--kind", "deposit", "--memo", "second", "--posting", "vault:cold=150000000sat",
+        "--posting", "acme=-1.5", "--txid", "AB" * 32, "--outputs", "0",
+    )  # fmt: skip
+    assert code == 0 and "entry 2" in out and "1.50000000" in out
+    code, out, _ = run("balance", "--json")
+    data = json.loads(out)
+    assert data["reserve_sat"] == 300_000_000 and data["as_of"] == 2
+    assert {"name": "vault:cold", "type": "vault", "balance_sat": 300_000_000} in data["accounts"]
+    code, out, _ = run("balance", "vault:cold", "--as-of", "1")
+    assert code == 0 and "1.50000000" in out and "after entry 1" in out
+    code, out, _ = run("reverse", "2", "--memo", "duplicate", "--json")
+    assert code == 0 and json.loads(out)["reverses_seq"] == 2
+    code, out, _ = run("ledger", "log", "--json", "--limit", "2")
+    assert [e["seq"] for e in json.loads(out)] == [2, 3]
+    code, out, _ = run("ledger", "log")
+    assert code == 0 and "reversal of 2" in out
+    # the same ref and content again: the same entry, nothing written
+    before = snapshot(books)
+    code, out, _ = run(
+        "record", "--kind", "deposit", "--memo", "first deposit", "--posting", "vault:cold=1.5",
+        "--posting", "acme=-1.5", "--ref", "bank-1", "--date", "2024-05-01", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["seq"] == 1
+    assert snapshot(books) == before
+
+
+BAD = {
+    "unbalanced": (["record", "--kind", "deposit", "--memo", "m", "--posting", "vault:cold=1",
+                    "--posting", "acme=-0.9"], "do not balance"),
+    "unknown account": (["record", "--kind", "deposit", "--memo", "m", "--posting", "vault:cold=1",
+                         "--posting", "ghost=-1"], "reserve account add ghost"),
+    "9 decimals": (["record", "--kind", "deposit", "--memo", "m", "--posting", "vault:cold=0.000000001",
+                    "--posting", "acme=-0.000000001"], "9 decimals"),
+    "above 21M": (["record", "--kind", "deposit", "--memo", "m", "--posting", "vault:cold=21000001",
+                   "--posting", "acme=-21000001"], "21,000,000"),
+    "ref with other content": (["record", "--kind", "deposit", "--memo", "other", "--posting",
+                                "vault:cold=1", "--posting", "acme=-1", "--ref", "bank-1"], "bank-1"),
+    "no posting": (["record", "--kind", "deposit", "--memo", "m"], "missing --posting"),
+    "bad posting": (["record", "--kind", "deposit", "--memo", "m", "--posting", "vault:cold",
+                     "--posting", "acme=-1"], "ACCOUNT=AMOUNT"),
+    "bad date": (["record", "--kind", "deposit", "--memo", "m", "--posting", "vault:cold=1",
+                  "--posting", "acme=-1", "--date", "2024-13-01"], "YYYY-MM-DD"),
+    "unknown seq": (["reverse", "99", "--memo", "m"], "no entry 99"),
+    "reverse twice": (["reverse", "1", "--memo", "again"], "already reversed"),
+    "unknown account type": (["account", "add", "x", "--type", "asset"], "asset"),
+    "duplicate account": (["account", "add", "acme", "--type", "counterparty"], "already exists"),
+    "prove past checkpoint": (["ledger", "prove", "3"], "reserve ledger checkpoint"),
+    "as-of beyond end": (["balance", "--as-of", "9"], "no entry 9"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_exits_2_and_changes_nothing(run: Run, books: Engine, case: str) -> None:
+    assert run("reverse", "1", "--memo", "undo")[0] == 0
+    assert run("ledger", "checkpoint")[0] == 0
+    run("record", "--kind", "deposit", "--memo", "after", "--posting", "vault:cold=1", "--posting", "acme=-1")
+    before = snapshot(books)
+    args, why = BAD[case]
+    code, _, err = run(*args)
+    assert code == 2
+    assert why in err
+    assert snapshot(books) == before
+
+
+def test_checkpoint_prove_consistency_verify(run: Run, books: Engine, tmp_path: Path) -> None:
+    code, out, _ = run("ledger", "checkpoint")
+    assert code == 0 and json.loads(out)["tree_size"] == 1
+    run(
+        "record",
+        "--kind",
+        "fee",
+        "--memo",
+        "fee",
+        "--posting",
+        "vault:cold=-0.0001",
+        "--posting",
+        "acme=0.0001",
+    )
+    assert run("ledger", "checkpoint")[0] == 0
+    code, pem, _ = run("ledger", "pubkey")
+    assert code == 0 and pem.startswith("-----BEGIN PUBLIC KEY-----")
+    code, out, _ = run("ledger", "prove", "2")
+    assert code == 0 and verify_document(json.loads(out), pem.encode()).startswith("OK: entry 2")
+    code, out, _ = run("ledger", "consistency", "1", "2")
+    assert code == 0 and verify_document(json.loads(out), pem.encode()).startswith("OK: the tree of size 1")
+    code, out, err = run("ledger", "verify")
+    assert code == 0 and out.startswith("OK: 2 entries")
+    pub = tmp_path / "pub.pem"
+    pub.write_text(pem)
+    code, out, _ = run("ledger", "verify", "--json", "--pubkey", str(pub))
+    assert code == 0 and json.loads(out)["ok"] is True
+
+    drop_append_only_triggers(books)
+    with books.begin() as c:
+        c.execute(text("UPDATE entries SET memo = 'hidden' WHERE seq = 1"))
+    code, out, err = run("ledger", "verify")
+    assert code == 1
+    assert "first bad entry: 1" in err and "entry 1 does not match its leaf hash" in err
+    code, out, _ = run("ledger", "verify", "--json")
+    assert code == 1 and json.loads(out)["first_bad_seq"] == 1
+    # a checkpoint re-checks what it signs for the first time: an entry changed since the last
+    # checkpoint is refused
+    run(
+        "record",
+        "--kind",
+        "fee",
+        "--memo",
+        "fee 2",
+        "--posting",
+        "vault:cold=-1sat",
+        "--posting",
+        "acme=1sat",
+    )
+    with books.begin() as c:
+        c.execute(text("UPDATE entries SET memo = 'hidden too' WHERE seq = 3"))
+    code, _, err = run("ledger", "checkpoint")
+    assert code == 2 and "entry 3 no longer matches its leaf hash; refusing to sign" in err
+
+
+def test_uninitialised_database_says_run_init(run: Run) -> None:
+    code, _, err = run("account", "list")
+    assert code == 2 and "reserve init" in err
+
+
+def test_record_is_a_group_for_later_subcommands() -> None:
+    import click
+
+    from ledger.cli.journal_cmds import record
+
+    assert isinstance(record, click.Group) and record.invoke_without_command

@@ -58,9 +58,7 @@ class Checkpoint:
         if not isinstance(self.root, bytes) or len(self.root) != HASH_SIZE:
             raise InvalidInput(f"checkpoint root must be {HASH_SIZE} bytes, got {self.root!r}")
         if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_SIZE:
-            raise InvalidInput(
-                f"checkpoint signature must be {SIGNATURE_SIZE} bytes, got {self.signature!r}"
-            )
+            raise InvalidInput(f"checkpoint signature must be {SIGNATURE_SIZE} bytes, got {self.signature!r}")
         if not isinstance(self.key_id, str) or not _KEY_ID_RE.match(self.key_id):
             raise InvalidInput(f"checkpoint key_id must be 16 lowercase hex digits, got {self.key_id!r}")
 
@@ -81,9 +79,7 @@ class Checkpoint:
             raise InvalidInput(f"a checkpoint must be a JSON object, got {d!r}")
         expected = {"tree_size", "root", "timestamp", "key_id", "signature"}
         if set(d) != expected:
-            raise InvalidInput(
-                f"checkpoint fields are {sorted(d)}, expected exactly {sorted(expected)}"
-            )
+            raise InvalidInput(f"checkpoint fields are {sorted(d)}, expected exactly {sorted(expected)}")
         return cls(
             tree_size=d["tree_size"],
             root=_from_hex(d["root"], "root"),
@@ -139,21 +135,16 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
         st = path.stat()
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise NotInitialised(
-            f"no signing key at {path}: run `reserve init` to create one"
-        ) from exc
+        raise NotInitialised(f"no signing key at {path}: run `reserve init` to create one") from exc
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         raise InvalidInput(
-            f"signing key {path} has mode {mode:04o}, so group or others can read it; "
-            f"run `chmod 600 {path}`"
+            f"signing key {path} has mode {mode:04o}, so group or others can read it; run `chmod 600 {path}`"
         )
     try:
         key = load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise InvalidInput(
-            f"signing key {path} is not an unencrypted PEM private key: {exc}"
-        ) from exc
+        raise InvalidInput(f"signing key {path} is not an unencrypted PEM private key: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise InvalidInput(
             f"signing key {path} is a {type(key).__name__}, not an Ed25519 key; "
@@ -167,9 +158,7 @@ def public_key_pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
 
 
-def sign_checkpoint(
-    key: Ed25519PrivateKey, tree_size: int, root: bytes, timestamp: int
-) -> Checkpoint:
+def sign_checkpoint(key: Ed25519PrivateKey, tree_size: int, root: bytes, timestamp: int) -> Checkpoint:
     """Sign (``tree_size``, ``root``, ``timestamp``) with the ledger's key."""
     if not isinstance(root, bytes) or len(root) != HASH_SIZE:
         raise InvalidInput(f"checkpoint root must be {HASH_SIZE} bytes, got {root!r}")
@@ -187,7 +176,6 @@ def verify_checkpoint(public_key_pem: bytes, cp: Checkpoint) -> None:
     expected = key_id(public_key_pem)
     if cp.key_id != expected:
         raise ProofError(
-            f"checkpoint of size {cp.tree_size} names key {cp.key_id}, "
-            f"but the given public key is {expected}"
+            f"checkpoint of size {cp.tree_size} names key {cp.key_id}, but the given public key is {expected}"
         )
     verify_checkpoint_signature(public_key_pem, cp.tree_size, cp.root, cp.timestamp, cp.signature)

@@ -166,9 +166,7 @@ def verify_inclusion(
             f"of the tree of size {tree_size} from leaf {index}"
         )
     if r != root:
-        raise ProofError(
-            f"inclusion proof for leaf {index} leads to root {r.hex()}, not {root.hex()}"
-        )
+        raise ProofError(f"inclusion proof for leaf {index} leads to root {r.hex()}, not {root.hex()}")
 
 
 def verify_consistency(
@@ -209,8 +207,7 @@ def verify_consistency(
     for c in path[1:]:
         if sn == 0:
             raise ProofError(
-                f"consistency proof from size {old_size} to {new_size} is too long "
-                f"({len(proof)} elements)"
+                f"consistency proof from size {old_size} to {new_size} is too long ({len(proof)} elements)"
             )
         if fn & 1 or fn == sn:
             fr = _node(c, fr)
@@ -224,18 +221,15 @@ def verify_consistency(
         sn >>= 1
     if sn != 0:
         raise ProofError(
-            f"consistency proof from size {old_size} to {new_size} is too short "
-            f"({len(proof)} elements)"
+            f"consistency proof from size {old_size} to {new_size} is too short ({len(proof)} elements)"
         )
     if fr != old_root:
         raise ProofError(
-            f"consistency proof leads to old root {fr.hex()}, not {old_root.hex()} "
-            f"(size {old_size})"
+            f"consistency proof leads to old root {fr.hex()}, not {old_root.hex()} (size {old_size})"
         )
     if sr != new_root:
         raise ProofError(
-            f"consistency proof leads to new root {sr.hex()}, not {new_root.hex()} "
-            f"(size {new_size})"
+            f"consistency proof leads to new root {sr.hex()}, not {new_root.hex()} (size {new_size})"
         )
 
 
@@ -254,8 +248,7 @@ def _load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
         raise ProofError(f"public key is not a PEM public key: {exc}") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise ProofError(
-            f"public key is a {type(key).__name__}, not an Ed25519 key; "
-            "checkpoints are signed with Ed25519"
+            f"public key is a {type(key).__name__}, not an Ed25519 key; checkpoints are signed with Ed25519"
         )
     return key
 
@@ -337,8 +330,7 @@ def _verify_checkpoint_object(cp: Any, public_key_pem: bytes, where: str) -> tup
     expected_key = key_id(public_key_pem)
     if stated_key != expected_key:
         raise ProofError(
-            f"{where} says it was signed by key {stated_key!r}, "
-            f"but the given public key is {expected_key}"
+            f"{where} says it was signed by key {stated_key!r}, but the given public key is {expected_key}"
         )
     try:
         verify_checkpoint_signature(public_key_pem, tree_size, root, timestamp, signature)
@@ -417,8 +409,7 @@ def verify_document(doc: Any, public_key_pem: bytes) -> str:
             f"both checkpoints signed by key {kid}"
         )
     raise ProofError(
-        f"unknown proof document format {fmt!r}; expected {INCLUSION_FORMAT!r} "
-        f"or {CONSISTENCY_FORMAT!r}"
+        f"unknown proof document format {fmt!r}; expected {INCLUSION_FORMAT!r} or {CONSISTENCY_FORMAT!r}"
     )
 
 

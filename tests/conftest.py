@@ -4,4 +4,4 @@
 - ``tests/fixtures/db.py``: migrated databases on SQLite and PostgreSQL.
 """
 
-pytest_plugins = ["tests.fixtures.node", "tests.fixtures.db"]
+pytest_plugins = ["tests.fixtures.node", "tests.fixtures.db", "tests.fixtures.reserve"]

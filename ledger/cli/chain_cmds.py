@@ -1,0 +1,245 @@
+"""Chain-verified recording (``reserve record deposit|withdrawal|transfer|mining``),
+``reserve sync`` and ``reserve audit``."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from custody.amount import format_btc, parse_btc
+from ledger.audit import AuditReport, run_audit, store_audit
+from ledger.checkpoint import load_signing_key, public_key_pem
+from ledger.cli.app import App, json_option, pass_app
+from ledger.entry import Entry
+from ledger.recording import record_movement
+from ledger.sync import sync as run_sync
+
+EXIT_FINDINGS = 1
+
+
+def _show_entry(app: App, entry: Entry, as_json: bool) -> None:
+    if as_json:
+        app.print_json(
+            {
+                "seq": entry.seq,
+                "kind": entry.kind,
+                "txid": entry.txid,
+                "block_hash": entry.block_hash,
+                "block_height": entry.block_height,
+                "outputs": entry.outputs,
+                "postings": [{"account": p.account, "amount_sat": p.amount} for p in entry.postings],
+            }
+        )
+        return
+    click.echo(f"recorded entry #{entry.seq}: {entry.kind} — {entry.memo}")
+    click.echo(f"  txid {entry.txid}, block {entry.block_height} {entry.block_hash}")
+    for p in entry.postings:
+        click.echo(f"  {p.account:<24} {format_btc(p.amount):>20}")
+
+
+def _record(app: App, as_json: bool, **kwargs: object) -> None:
+    rpc = app.rpc()
+    with app.session() as s:
+        entry = record_movement(s, rpc, **kwargs)  # type: ignore[arg-type]
+    _show_entry(app, entry, as_json)
+
+
+_txid = click.option("--txid", required=True, help="The transaction, verified against the chain.")
+_memo = click.option("--memo", help="Description (default: what the chain shows).")
+
+
+@click.command("deposit")
+@click.option("--vault", required=True, help="Receiving vault.")
+@_txid
+@click.option("--from", "counterparty", help="Counterparty account (default: unattributed).")
+@click.option("--amount", help="Expected amount in BTC (or NNNsat); refused if the chain differs.")
+@_memo
+@json_option
+@pass_app
+def record_deposit(
+    app: App,
+    vault: str,
+    txid: str,
+    counterparty: str | None,
+    amount: str | None,
+    memo: str | None,
+    as_json: bool,
+) -> None:
+    """Record a deposit into VAULT after checking the transaction pays it."""
+    sat = parse_btc(amount) if amount is not None else None
+    _record(
+        app, as_json, kind="deposit", txid=txid, vault=vault, counterparty=counterparty, amount=sat, memo=memo
+    )
+
+
+@click.command("withdrawal")
+@click.option("--vault", required=True, help="Spending vault.")
+@_txid
+@click.option("--to", "counterparty", required=True, help="Counterparty account paid.")
+@_memo
+@json_option
+@pass_app
+def record_withdrawal(
+    app: App, vault: str, txid: str, counterparty: str, memo: str | None, as_json: bool
+) -> None:
+    """Record a withdrawal; amount and network fee come from the transaction."""
+    _record(app, as_json, kind="withdrawal", txid=txid, vault=vault, counterparty=counterparty, memo=memo)
+
+
+@click.command("transfer")
+@click.option("--from-vault", required=True)
+@click.option("--to-vault", required=True)
+@_txid
+@_memo
+@json_option
+@pass_app
+def record_transfer(
+    app: App, from_vault: str, to_vault: str, txid: str, memo: str | None, as_json: bool
+) -> None:
+    """Record a transfer between two vaults (fee posted to network-fees)."""
+    _record(app, as_json, kind="transfer", txid=txid, vault=from_vault, to_vault=to_vault, memo=memo)
+
+
+@click.command("mining")
+@click.option("--vault", required=True)
+@_txid
+@_memo
+@json_option
+@pass_app
+def record_mining(app: App, vault: str, txid: str, memo: str | None, as_json: bool) -> None:
+    """Record a coinbase paying VAULT (immature for 100 blocks)."""
+    _record(app, as_json, kind="mining", txid=txid, vault=vault, memo=memo)
+
+
+RECORD_SUBCOMMANDS: tuple[click.Command, ...] = (
+    record_deposit,
+    record_withdrawal,
+    record_transfer,
+    record_mining,
+)
+
+
+@click.command("sync")
+@click.option("--vault", help="Only this vault.")
+@click.option("--dry-run", is_flag=True, help="List what would be recorded; write nothing.")
+@json_option
+@pass_app
+def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
+    """Record the on-chain movements of watched vaults that are not in the ledger yet."""
+    rpc = app.rpc()
+    with app.session() as s:
+        report = run_sync(s, rpc, vault=vault, dry_run=dry_run)
+    if as_json:
+        app.print_json(
+            {
+                "dry_run": report.dry_run,
+                "already_recorded": report.already_recorded,
+                "unconfirmed": report.unconfirmed,
+                "movements": [
+                    {
+                        "kind": i.movement.kind,
+                        "txid": i.movement.txid,
+                        "source": i.movement.source,
+                        "target": i.movement.target,
+                        "amount_sat": i.movement.amount,
+                        "fee_sat": i.movement.fee,
+                        "block_height": i.block_height,
+                        "seq": i.seq,
+                    }
+                    for i in report.items
+                ],
+            }
+        )
+        return
+    verb = "would record" if dry_run else "recorded"
+    for i in report.items:
+        where = "" if i.seq is None else f" as entry #{i.seq}"
+        click.echo(f"{verb} {i.movement.kind} {i.movement.txid} (block {i.block_height}){where}")
+    click.echo(
+        f"{len(report.items)} movement(s) {verb}; {report.already_recorded} already recorded; "
+        f"{report.unconfirmed} unconfirmed left for later"
+    )
+
+
+def render_audit(app: App, report: AuditReport) -> None:
+    t = Table(title=f"Audit at height {report.height} (min-conf {report.min_conf})")
+    for col in (
+        "vault",
+        "ledger",
+        "chain total",
+        f"conf≥{report.min_conf}",
+        "shallow",
+        "immature",
+        "wallet unconf.",
+    ):
+        t.add_column(col, justify="right" if col != "vault" else "left")
+    for v in report.vaults:
+        t.add_row(
+            v.vault,
+            format_btc(v.ledger),
+            format_btc(v.chain_total),
+            format_btc(v.scan_confirmed),
+            format_btc(v.scan_shallow),
+            format_btc(v.scan_immature),
+            format_btc(v.wallet_unconfirmed),
+        )
+    tot = report.totals
+    t.add_row(
+        "TOTAL",
+        format_btc(tot["ledger"]),
+        format_btc(tot["chain"]),
+        format_btc(tot["scan_confirmed"]),
+        format_btc(tot["scan_shallow"]),
+        format_btc(tot["scan_immature"]),
+        format_btc(tot["wallet_unconfirmed"]),
+        style="bold",
+    )
+    app.console.print(t)
+    moved = [e for e in report.entries if e.status == "moved"]
+    for e in moved:
+        click.echo(
+            f"note: entry #{e.seq} ({e.txid}) was recorded in block {e.recorded_block} at height "
+            f"{e.recorded_height}; it is now in block {e.current_block} at height {e.current_height}"
+        )
+    click.echo(
+        f"ledger: {report.tree_size} entries, root {report.root}; "
+        f"{len(report.entries)} on-chain entries checked"
+    )
+    if report.ok:
+        click.echo("OK: the books reconcile with the chain; no findings.")
+    else:
+        click.echo(f"FINDINGS ({len(report.findings)}):")
+        for f in report.findings:
+            click.echo(f"  [{f.code}] {f.message}")
+
+
+@click.command("audit")
+@click.option("--min-conf", default=1, show_default=True, type=click.IntRange(min=1))
+@json_option
+@pass_app
+@click.pass_context
+def audit(ctx: click.Context, app: App, min_conf: int, as_json: bool) -> None:
+    """Reconcile every vault's ledger balance with the chain.
+
+    Exit 0 when everything reconciles, 1 when there are findings, 2 when the audit could not run.
+    """
+    rpc = app.rpc()
+    key = load_signing_key(app.settings.signing_key_path)
+    with app.session() as s:
+        report = run_audit(s, rpc, public_key_pem(key), min_conf=min_conf)
+        audit_id, checkpoint_id = store_audit(s, report, key)
+    if as_json:
+        data = report.to_json()
+        data["audit_id"] = audit_id
+        data["checkpoint_id"] = checkpoint_id
+        app.print_json(data)
+    else:
+        render_audit(app, report)
+        click.echo(
+            f"stored as audit #{audit_id}" + (f" with checkpoint #{checkpoint_id}" if checkpoint_id else "")
+        )
+    if not report.ok:
+        ctx.exit(EXIT_FINDINGS)
+
+
+COMMANDS: tuple[click.Command, ...] = (sync, audit)

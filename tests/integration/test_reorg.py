@@ -1,0 +1,47 @@
+"""Reorgs: a recorded deposit whose block leaves the best chain is reported, and reconciles again
+once the transaction is mined into a new block."""
+
+from __future__ import annotations
+
+import pytest
+
+from regtest.node import RegtestNode
+from tests.fixtures.reserve import Reserve
+
+
+@pytest.mark.parametrize("depth", [1, 6])
+def test_reorg_of_a_recorded_deposit(reserve: Reserve, node: RegtestNode, depth: int) -> None:
+    vault = reserve.add_vault(f"reorg{depth}")
+    txid = node.fund(vault.address(), 40_000_000)
+    reserve.ok("record", "deposit", "--vault", vault.name, "--txid", txid)
+    recorded_block = node.rpc().call("getrawtransaction", txid, True)["blockhash"]
+    node.mine(depth - 1)
+    clean = reserve.run("audit", "--json").json()
+    assert clean["ok"], clean["findings"]
+    [entry] = clean["entries"]
+    assert entry["confirmations"] == depth and entry["status"] == "ok"
+
+    node.rpc().call("invalidateblock", recorded_block)
+    r = reserve.run("audit", "--json")
+    assert r.code == 1
+    report = r.json()
+    [entry] = report["entries"]
+    assert entry["status"] == "not-in-best-chain"
+    assert entry["recorded_block"] == recorded_block
+    assert entry["recorded_block_in_best_chain"] is False
+    assert entry["confirmations"] == 0
+    codes = {f["code"] for f in report["findings"]}
+    assert "not-in-best-chain" in codes and "balance-mismatch" in codes
+    table = reserve.run("audit")
+    assert table.code == 1 and "no longer confirmed" in table.out and "off the best chain" in table.out
+
+    [new_block] = node.mine(1)
+    assert txid in node.rpc().call("getblock", new_block)["tx"]
+    r = reserve.run("audit", "--json")
+    report = r.json()
+    assert r.code == 0, report["findings"]
+    [entry] = report["entries"]
+    assert entry["status"] == "moved"
+    assert entry["current_block"] == new_block and entry["recorded_block"] == recorded_block
+    table = reserve.run("audit")
+    assert table.code == 0 and f"it is now in block {new_block}" in table.out

@@ -14,6 +14,7 @@ Amounts are ``int`` satoshis. Sign convention: a positive amount increases the a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -42,9 +43,14 @@ _OUTPUTS_RE = re.compile(r"^(0|[1-9][0-9]{0,5})(,(0|[1-9][0-9]{0,5}))*$")
 _U64 = 2**64
 
 
+@functools.lru_cache(maxsize=4096)
+def _valid_account_name(name: str) -> bool:
+    return _ACCOUNT_RE.match(name) is not None
+
+
 def check_account_name(name: str) -> str:
     """Return ``name`` if it can name an account, else raise :class:`InvalidInput`."""
-    if not isinstance(name, str) or not _ACCOUNT_RE.match(name):
+    if not isinstance(name, str) or not _valid_account_name(name):
         raise InvalidInput(
             f"account name {name!r} is invalid: use 1-100 letters, digits and _ . : / - "
             "(starting with a letter or digit), e.g. vault:cold or fees"
@@ -225,6 +231,52 @@ class Entry:
             raise InvalidInput(f"entry {self.seq} cannot reverse a later entry {self.reverses_seq}")
         if not isinstance(self.leaf_hash, bytes) or len(self.leaf_hash) != 32:
             raise InvalidInput(f"entry {self.seq}: leaf hash must be 32 bytes, got {self.leaf_hash!r}")
+
+    @classmethod
+    def from_draft(
+        cls,
+        draft: EntryDraft,
+        *,
+        seq: int,
+        date: dt.date,
+        account_types: list[str],
+        leaf_hash: bytes,
+    ) -> Entry:
+        """The stored form of an already validated ``draft``: only what is new (seq, date,
+        account types, leaf hash) is checked again, the draft's own rules held when it was built."""
+        _check_seq(seq, "entry seq")
+        if len(account_types) != len(draft.postings):
+            raise InvalidInput(f"entry {seq}: one account type per posting is needed")
+        postings = []
+        for p, t in zip(draft.postings, account_types, strict=True):
+            check_account_type(t)
+            posting = object.__new__(Posting)
+            object.__setattr__(posting, "account", p.account)
+            object.__setattr__(posting, "amount", p.amount)
+            object.__setattr__(posting, "account_type", t)
+            postings.append(posting)
+        if not isinstance(leaf_hash, bytes) or len(leaf_hash) != 32:
+            raise InvalidInput(f"entry {seq}: leaf hash must be 32 bytes, got {leaf_hash!r}")
+        if draft.reverses_seq is not None and draft.reverses_seq >= seq:
+            raise InvalidInput(f"entry {seq} cannot reverse a later entry {draft.reverses_seq}")
+        entry = object.__new__(cls)
+        values = {
+            "seq": seq,
+            "kind": draft.kind,
+            "date": date,
+            "memo": draft.memo,
+            "postings": tuple(postings),
+            "leaf_hash": leaf_hash,
+            "ref": draft.ref,
+            "reverses_seq": draft.reverses_seq,
+            "txid": draft.txid,
+            "outputs": draft.outputs,
+            "block_hash": draft.block_hash,
+            "block_height": draft.block_height,
+        }
+        for name, value in values.items():
+            object.__setattr__(entry, name, value)
+        return entry
 
 
 def reversal_postings(postings: tuple[Posting, ...]) -> tuple[Posting, ...]:

@@ -12,8 +12,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import ledger.models
 import ledger.audit_models  # registers the audits table on Base.metadata
+import ledger.models
 import ledger.vault_models  # registers the vault tables on Base.metadata
 from ledger.db import make_engine
 from ledger.settings import normalise_db_url

@@ -38,7 +38,8 @@ from ledger.settings import normalise_db_url
 from ledger.verify import verify_ledger
 
 COLUMNS_E = (
-    "seq, kind, date, memo, ref, content_hash, reverses_seq, txid, outputs, block_hash, block_height, leaf_hash"
+    "seq, kind, date, memo, ref, content_hash, reverses_seq, txid, outputs, "
+    "block_hash, block_height, leaf_hash"
 )
 COLUMNS_P = "entry_seq, idx, account_id, amount"
 

@@ -47,7 +47,9 @@ def cli(
 ) -> None:
     """reserve: append-only, chain-verified books for a Bitcoin reserve in multisig vaults."""
     settings = build_settings(db=db, signing_key=signing_key, rpc_url=rpc_url, rpc_cookie=rpc_cookie)
-    ctx.obj = App(settings=settings, console=Console())
+    # Piped output (logs, the demo's transcript) gets room for full 8-decimal amounts.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    ctx.obj = App(settings=settings, console=console)
 
 
 register(cli)

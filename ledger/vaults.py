@@ -109,7 +109,7 @@ def _rows(session: Session, name: str | None = None) -> list[tuple[VaultRow, Vau
     )
     if name is not None:
         query = query.where(VaultRow.name == name)
-    return [(v, r) for v, r in session.execute(query).tuples()]
+    return [(v, r) for v, r in session.execute(query).all()]
 
 
 def get_vault(session: Session, name: str) -> Vault:
@@ -137,7 +137,7 @@ def active_keys(session: Session, except_vault: str | None = None) -> dict[str, 
         .outerjoin(VaultRetirementRow, VaultRetirementRow.vault_id == VaultRow.id)
         .where(VaultRetirementRow.id.is_(None))
     )
-    return {xpub: name for xpub, name in session.execute(query).tuples() if name != except_vault}
+    return {xpub: name for xpub, name in session.execute(query).all() if name != except_vault}
 
 
 # --- writing --------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_record_sync_and_a_clean_audit(reserve: Reserve, node: RegtestNode) -> N
         "record",
         "deposit",
         "--vault",
-        "treasury",
+        vault.name,
         "--txid",
         t1,
         "--from",
@@ -53,12 +53,12 @@ def test_record_sync_and_a_clean_audit(reserve: Reserve, node: RegtestNode) -> N
     entry = r.json()
     assert entry["kind"] == "deposit" and entry["txid"] == t1
     assert {p["account"]: p["amount_sat"] for p in entry["postings"]} == {
-        "treasury": 250_000_000,
+        vault.name: 250_000_000,
         "exchange-a": -250_000_000,
     }
     assert entry["block_height"] is not None and len(entry["block_hash"]) == 64
 
-    r = reserve.ok("record", "mining", "--vault", "treasury", "--txid", cb_txid, "--json")
+    r = reserve.ok("record", "mining", "--vault", vault.name, "--txid", cb_txid, "--json")
     assert r.json()["kind"] == "mining"
 
     dry = reserve.ok("sync", "--dry-run", "--json").json()
@@ -97,7 +97,7 @@ def test_an_unrecorded_deposit_is_a_finding(reserve: Reserve, node: RegtestNode)
     assert r.code == 1
     findings = r.json()["findings"]
     assert [f["txid"] for f in findings if f["code"] == "unrecorded"] == [txid]
-    assert any(f["code"] == "balance-mismatch" and f["vault"] == "cold" for f in findings)
+    assert any(f["code"] == "balance-mismatch" and f["vault"] == vault.name for f in findings)
     table = reserve.run("audit")
     assert table.code == 1 and "unrecorded movement" in table.out and txid in table.out
     reserve.ok("sync")
@@ -106,28 +106,28 @@ def test_an_unrecorded_deposit_is_a_finding(reserve: Reserve, node: RegtestNode)
 
 def test_refusals_write_nothing(reserve: Reserve, node: RegtestNode, db: Engine) -> None:
     a = reserve.add_vault("alpha")
-    reserve.add_vault("beta")
+    b = reserve.add_vault("beta")
     t = node.fund(a.address(), 1_000_000)
-    unconfirmed = node.fund(a.address(), 2_000_000, confirm=False)
     outside = node.fund(node.miner().call("getnewaddress"), 3_000_000)
-    reserve.ok("record", "deposit", "--vault", "alpha", "--txid", t)
+    unconfirmed = node.fund(a.address(), 2_000_000, confirm=False)
+    reserve.ok("record", "deposit", "--vault", a.name, "--txid", t)
     before = snapshot(db)
     cases = [
-        (["record", "deposit", "--vault", "beta", "--txid", t], "not a deposit of vault beta"),
-        (["record", "deposit", "--vault", "alpha", "--txid", "ab" * 32], "not known to the node"),
-        (["record", "deposit", "--vault", "alpha", "--txid", "xyz"], "64 hex"),
-        (["record", "deposit", "--vault", "alpha", "--txid", t], "already recorded as entry #1"),
+        (["record", "deposit", "--vault", b.name, "--txid", t], f"not a deposit of vault {b.name}"),
+        (["record", "deposit", "--vault", a.name, "--txid", "ab" * 32], "not known to the node"),
+        (["record", "deposit", "--vault", a.name, "--txid", "xyz"], "64 hex"),
+        (["record", "deposit", "--vault", a.name, "--txid", t], "already recorded as entry #1"),
         (["record", "deposit", "--vault", "nope", "--txid", t], "unknown vault 'nope'"),
-        (["record", "deposit", "--vault", "alpha", "--txid", unconfirmed], "unconfirmed"),
-        (["record", "deposit", "--vault", "alpha", "--txid", outside], "neither pays nor spends"),
+        (["record", "deposit", "--vault", a.name, "--txid", unconfirmed], "unconfirmed"),
+        (["record", "deposit", "--vault", a.name, "--txid", outside], "neither pays nor spends"),
         (
-            ["record", "withdrawal", "--vault", "alpha", "--txid", t, "--to", "unattributed"],
+            ["record", "withdrawal", "--vault", a.name, "--txid", t, "--to", "unattributed"],
             "not a withdrawal",
         ),
-        (["record", "deposit", "--vault", "alpha", "--txid", t, "--from", "ghost"], "ghost"),
-        (["record", "deposit", "--vault", "alpha", "--txid", t, "--amount", "0.000000001"], "decimals"),
-        (["record", "deposit", "--vault", "alpha", "--txid", t, "--amount", "-1"], "negative"),
-        (["record", "deposit", "--vault", "alpha", "--txid", t, "--amount", "21000001"], "21,000,000"),
+        (["record", "deposit", "--vault", a.name, "--txid", t, "--from", "ghost"], "ghost"),
+        (["record", "deposit", "--vault", a.name, "--txid", t, "--amount", "0.000000001"], "decimals"),
+        (["record", "deposit", "--vault", a.name, "--txid", t, "--amount", "-1"], "negative"),
+        (["record", "deposit", "--vault", a.name, "--txid", t, "--amount", "21000001"], "21,000,000"),
         (["sync", "--vault", "nope"], "unknown vault"),
     ]
     for argv, message in cases:
@@ -136,7 +136,7 @@ def test_refusals_write_nothing(reserve: Reserve, node: RegtestNode, db: Engine)
         assert message in r.err, (argv, r.err)
         assert snapshot(db) == before, argv
     node.mine(1)
-    r = reserve.run("record", "deposit", "--vault", "alpha", "--txid", unconfirmed, "--amount", "0.03")
+    r = reserve.run("record", "deposit", "--vault", a.name, "--txid", unconfirmed, "--amount", "0.03")
     assert r.code == 2 and "amount mismatch: you said 0.03000000 BTC" in r.err and "0.02000000" in r.err
     assert snapshot(db) == before
 
@@ -159,7 +159,7 @@ def test_unreachable_node_changes_nothing(reserve: Reserve, node: RegtestNode, d
             "record",
             "deposit",
             "--vault",
-            "gamma",
+            a.name,
             "--txid",
             t,
         ]
@@ -171,7 +171,7 @@ def test_unreachable_node_changes_nothing(reserve: Reserve, node: RegtestNode, d
 def test_a_tampered_journal_is_an_audit_finding(reserve: Reserve, node: RegtestNode, db: Engine) -> None:
     a = reserve.add_vault("delta")
     t = node.fund(a.address(), 5_000_000)
-    reserve.ok("record", "deposit", "--vault", "delta", "--txid", t)
+    reserve.ok("record", "deposit", "--vault", a.name, "--txid", t)
     assert reserve.run("audit").code == 0
     with db.begin() as c:  # behind the application's back: drop the guard, then edit a memo
         for statement in drop_append_only_ddl(db.dialect.name, "entries"):
@@ -190,7 +190,7 @@ def test_transfer_and_withdrawal_with_fees(reserve: Reserve, node: RegtestNode) 
     cold = reserve.add_vault("cold2")
     reserve.ok("account", "add", "buyer", "--type", "counterparty")
     funding = node.fund(treasury.address(), 300_000_000)
-    reserve.ok("record", "deposit", "--vault", "treasury2", "--txid", funding)
+    reserve.ok("record", "deposit", "--vault", treasury.name, "--txid", funding)
     keys = tuple(treasury.keys.values())
     signers = []
     for holder in ("ministry", "regulator"):
@@ -199,29 +199,37 @@ def test_transfer_and_withdrawal_with_fees(reserve: Reserve, node: RegtestNode) 
         signers.append(s)
     rpc = node.rpc()
 
-    transfer = spend_from_vault(rpc, vault_wallet_name("treasury2"), signers, {cold.address(): 100_000_000})
+    transfer = spend_from_vault(rpc, vault_wallet_name(treasury.name), signers, {cold.address(): 100_000_000})
     node.mine(1)
     r = reserve.ok(
-        "record", "transfer", "--from-vault", "treasury2", "--to-vault", "cold2", "--txid", transfer, "--json"
+        "record",
+        "transfer",
+        "--from-vault",
+        treasury.name,
+        "--to-vault",
+        cold.name,
+        "--txid",
+        transfer,
+        "--json",
     )
     legs = {p["account"]: p["amount_sat"] for p in r.json()["postings"]}
     fee = legs["network-fees"]
-    assert fee > 0 and legs["cold2"] == 100_000_000 and legs["treasury2"] == -(100_000_000 + fee)
+    assert fee > 0 and legs[cold.name] == 100_000_000 and legs[treasury.name] == -(100_000_000 + fee)
 
     outside = node.miner().call("getnewaddress")
-    withdrawal = spend_from_vault(rpc, vault_wallet_name("treasury2"), signers, {outside: 50_000_000})
+    withdrawal = spend_from_vault(rpc, vault_wallet_name(treasury.name), signers, {outside: 50_000_000})
     node.mine(1)
-    wrong = reserve.run("record", "withdrawal", "--vault", "cold2", "--txid", withdrawal, "--to", "buyer")
-    assert wrong.code == 2 and "not a withdrawal of vault cold2" in wrong.err
+    wrong = reserve.run("record", "withdrawal", "--vault", cold.name, "--txid", withdrawal, "--to", "buyer")
+    assert wrong.code == 2 and f"not a withdrawal of vault {cold.name}" in wrong.err
     r = reserve.ok(
-        "record", "withdrawal", "--vault", "treasury2", "--txid", withdrawal, "--to", "buyer", "--json"
+        "record", "withdrawal", "--vault", treasury.name, "--txid", withdrawal, "--to", "buyer", "--json"
     )
     legs = {p["account"]: p["amount_sat"] for p in r.json()["postings"]}
     assert legs["buyer"] == 50_000_000 and legs["network-fees"] > 0
-    assert legs["treasury2"] == -(50_000_000 + legs["network-fees"])
+    assert legs[treasury.name] == -(50_000_000 + legs["network-fees"])
 
     report = reserve.run("audit", "--json").json()
     assert report["ok"], report["findings"]
     by_vault = {v["vault"]: v for v in report["vaults"]}
-    assert by_vault["cold2"]["ledger"] == by_vault["cold2"]["scan_confirmed"] == 100_000_000
-    assert by_vault["treasury2"]["ledger"] == by_vault["treasury2"]["scan_confirmed"]
+    assert by_vault[cold.name]["ledger"] == by_vault[cold.name]["scan_confirmed"] == 100_000_000
+    assert by_vault[treasury.name]["ledger"] == by_vault[treasury.name]["scan_confirmed"]

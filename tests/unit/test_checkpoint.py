@@ -154,8 +154,10 @@ def test_another_key_fails() -> None:
 
 
 def test_public_key_of_another_type_fails() -> None:
-    ec_pem = generate_private_key(SECP256K1()).public_key().public_bytes(
-        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+    ec_pem = (
+        generate_private_key(SECP256K1())
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     )
     cp = sign_checkpoint(Ed25519PrivateKey.generate(), 10, ROOT, 1_700_000_000)
     with pytest.raises(ProofError, match="not an Ed25519 key"):

@@ -27,12 +27,8 @@ from custody.keygen import test_key_from_seed
 from custody.keys import ExtendedKey
 from custody.network import Network
 
-CORE_XPUB_A = (
-    "xpub6ERApfZwUNrhLCkDtcHTcxd75RbzS1ed54G1LkBUHQVHQKqhMkhgbmJbZRkrgZw4koxb5JaHWkY4ALHY2grBGRjaDMzQLcgJvLJuZZvRcEL"
-)
-CORE_XPUB_B = (
-    "xpub68NZiKmJWnxxS6aaHmn81bvJeTESw724CRDs6HbuccFQN9Ku14VQrADWgqbhhTHBaohPX4CjNLf9fq9MYo6oDaPPLPxSb7gwQN3ih19Zm4Y"
-)
+CORE_XPUB_A = "xpub6ERApfZwUNrhLCkDtcHTcxd75RbzS1ed54G1LkBUHQVHQKqhMkhgbmJbZRkrgZw4koxb5JaHWkY4ALHY2grBGRjaDMzQLcgJvLJuZZvRcEL"
+CORE_XPUB_B = "xpub68NZiKmJWnxxS6aaHmn81bvJeTESw724CRDs6HbuccFQN9Ku14VQrADWgqbhhTHBaohPX4CjNLf9fq9MYo6oDaPPLPxSb7gwQN3ih19Zm4Y"
 CORE_SORTEDMULTI_SCRIPTS = [
     "5221025d5fc65ebb8d44a5274b53bac21ff8307fec2334a32df05553459f8b1f7fe1b62102fbd47cc8034098f0e6a94c6aeee8528abf0a2153a5d8e46d325b7284c046784652ae",
     "52210264fd4d1f5dea8ded94c61e9641309349b62f27fbffe807291f664e286bfbe6472103f4ece6dfccfa37b211eb3d0af4d0c61dba9ef698622dc17eecdf764beeb005a652ae",
@@ -206,9 +202,7 @@ def test_index_range() -> None:
     branches=st.sampled_from([(0, 1), (0,), (1,), (2, 3)]),
     reverse=st.booleans(),
 )
-def test_parse_str_round_trip(
-    m: int, n_keys: int, branches: tuple[int, ...], reverse: bool
-) -> None:
+def test_parse_str_round_trip(m: int, n_keys: int, branches: tuple[int, ...], reverse: bool) -> None:
     keys = KEYS[:n_keys][::-1] if reverse else KEYS[:n_keys]
     d = MultisigDescriptor("wsh", min(m, n_keys), keys, branches)
     assert MultisigDescriptor.parse(str(d)) == d

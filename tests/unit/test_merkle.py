@@ -132,9 +132,7 @@ LEAF_HASHES = [leaf_hash(d) for d in LEAVES]
 def test_hash_vectors() -> None:
     assert H("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == EMPTY_ROOT
     assert leaf_hash(b"") == H("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d")
-    assert leaf_hash(b"L123456") == H(
-        "395aa064aa4c29f7010acfe3f25db9485bbd4b91897b6ad7ad547639252b4d56"
-    )
+    assert leaf_hash(b"L123456") == H("395aa064aa4c29f7010acfe3f25db9485bbd4b91897b6ad7ad547639252b4d56")
     assert node_hash(b"N123", b"N456") == H(
         "aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb"
     )
@@ -250,12 +248,8 @@ def _assert_all_rejected(probes: list[tuple[str, bytes, int, int, tuple[bytes, .
 
 
 @pytest.mark.parametrize(("index", "size", "proof"), INCLUSION_VECTORS)
-def test_inclusion_vectors_corrupted_are_rejected(
-    index: int, size: int, proof: tuple[bytes, ...]
-) -> None:
-    _assert_all_rejected(
-        _corrupt_inclusion(index, size, proof, ROOTS[size - 1], LEAF_HASHES[index])
-    )
+def test_inclusion_vectors_corrupted_are_rejected(index: int, size: int, proof: tuple[bytes, ...]) -> None:
+    _assert_all_rejected(_corrupt_inclusion(index, size, proof, ROOTS[size - 1], LEAF_HASHES[index]))
 
 
 @pytest.mark.parametrize(("index", "size"), [(0, 0), (0, 1), (1, 0), (2, 1)])
@@ -356,12 +350,8 @@ def _assert_all_consistency_rejected(
 
 
 @pytest.mark.parametrize(("old", "new", "proof"), [v for v in CONSISTENCY_VECTORS if v[2]])
-def test_consistency_vectors_corrupted_are_rejected(
-    old: int, new: int, proof: tuple[bytes, ...]
-) -> None:
-    _assert_all_consistency_rejected(
-        _corrupt_consistency(old, new, ROOTS[old - 1], ROOTS[new - 1], proof)
-    )
+def test_consistency_vectors_corrupted_are_rejected(old: int, new: int, proof: tuple[bytes, ...]) -> None:
+    _assert_all_consistency_rejected(_corrupt_consistency(old, new, ROOTS[old - 1], ROOTS[new - 1], proof))
 
 
 def test_consistency_edge_cases() -> None:

@@ -50,8 +50,7 @@ def test_more_than_15_keys() -> None:
 def test_single_holder_reaching_threshold_and_too_few_holders() -> None:
     findings = check(vault(2), ("alice", "alice", "alice"))
     assert any("only 1 distinct holder(s) (alice)" in f for f in findings)
-    assert any("holder 'alice' holds 3 of the 3 keys and alone reaches the threshold" in f
-               for f in findings)
+    assert any("holder 'alice' holds 3 of the 3 keys and alone reaches the threshold" in f for f in findings)
 
 
 def test_holder_with_threshold_keys_among_others() -> None:
@@ -107,8 +106,14 @@ def test_every_violation_is_reported_at_once() -> None:
         ("alice", "alice", "alice"),
         others={KEYS[1].xpub: "old"},
     )
-    expected = ("below the policy minimum", "distinct holder", "alone reaches the threshold",
-                "appears 2 times", "has no origin", "already used by active vault")
+    expected = (
+        "below the policy minimum",
+        "distinct holder",
+        "alone reaches the threshold",
+        "appears 2 times",
+        "has no origin",
+        "already used by active vault",
+    )
     assert len(findings) == len(expected)
     assert all(part in finding for part, finding in zip(expected, findings, strict=True))
     with pytest.raises(PolicyViolation) as info:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.orm import Session
 
 from ledger.canonical import content_hash, encode_entry_fields
@@ -33,7 +33,7 @@ from ledger.db import lock_journal
 from ledger.entry import Entry, EntryDraft, Posting
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.merkle import leaf_hash
-from ledger.models import AccountRow, EntryRow, PostingRow
+from ledger.models import AccountRow, Base, EntryRow, PostingRow
 
 PAGE = 1000
 T = TypeVar("T")
@@ -240,11 +240,16 @@ _POSTING_COLUMNS = ("entry_seq", "idx", "account_id", "amount")
 def _executemany(
     session: Session, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]
 ) -> None:
-    """One driver-level ``executemany`` (the rows are already validated and typed): the
-    append path's hot loop, several times faster than SQLAlchemy's per-row parameter handling."""
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    session.connection().exec_driver_sql(sql, rows)
+    """Insert already validated rows. SQLite: one driver-level ``executemany`` (the append path's
+    hot loop, several times faster than per-row parameter handling); other databases: a Core
+    insert, which SQLAlchemy sends as multi-row ``VALUES`` batches (one round trip per batch)."""
+    if session.get_bind().dialect.name == "sqlite":
+        marks = ", ".join(["?"] * len(columns))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        session.connection().exec_driver_sql(sql, rows)
+        return
+    target = Base.metadata.tables[table]
+    session.execute(insert(target), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _account_map(session: Session, names: Sequence[str]) -> dict[str, tuple[int, str]]:

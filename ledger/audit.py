@@ -133,7 +133,9 @@ def _scan(
             continue
         conf = height - int(u["height"]) + 1
         sat = sat_from_rpc(u["amount"])
-        slot = 2 if u.get("coinbase") and conf < COINBASE_MATURITY else (0 if conf >= min_conf else 1)
+        # the wallet's rule: a coinbase is immature until it has COINBASE_MATURITY + 1 confirmations
+        immature = u.get("coinbase") and conf <= COINBASE_MATURITY
+        slot = 2 if immature else (0 if conf >= min_conf else 1)
         out[vault][slot] += sat
         out[vault][3] += 1
     return out

@@ -11,7 +11,7 @@ from ledger.accounts import add_account
 from ledger.entry import EntryDraft, Posting
 from ledger.errors import LedgerError
 from ledger.journal import append
-from ledger.models import APPEND_ONLY_TABLES, AccountRow, CheckpointRow, EntryRow, PostingRow
+from ledger.models import APPEND_ONLY_TABLES, AccountRow, Base, CheckpointRow, EntryRow, PostingRow
 from ledger.proofs import make_checkpoint
 from tests.fixtures.db import snapshot
 
@@ -30,7 +30,7 @@ def filled(engine: Engine, signing_key: object) -> Engine:
 
 
 @pytest.mark.parametrize("model", [AccountRow, EntryRow, PostingRow, CheckpointRow])
-def test_orm_refuses_update_and_delete(filled: Engine, model: type) -> None:
+def test_orm_refuses_update_and_delete(filled: Engine, model: type[Base]) -> None:
     before = snapshot(filled)
     with pytest.raises(LedgerError, match="append-only: refusing to change"), Session(filled) as s, s.begin():
         row = s.scalars(select(model)).first()

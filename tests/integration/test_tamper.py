@@ -71,8 +71,8 @@ def rows_from(engine: Engine, seq: int) -> tuple[list[dict[str, Any]], list[dict
 
 def reinsert(engine: Engine, entries: list[dict[str, Any]], postings: list[dict[str, Any]]) -> None:
     with engine.begin() as c:
-        c.execute(insert(EntryRow.__table__), entries)
-        c.execute(insert(PostingRow.__table__), postings)
+        c.execute(insert(EntryRow), entries)
+        c.execute(insert(PostingRow), postings)
 
 
 def test_untouched_books_verify(books: Engine, signing_key: Ed25519PrivateKey) -> None:

@@ -11,9 +11,9 @@ from bip_utils import Bip32Secp256k1, SegwitBech32Encoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custody.descriptor import HARDENED, SECP256K1_ORDER, PublicNode, ckd_pub, segwit_v0_address
+from custody.descriptor import SECP256K1_ORDER, PublicNode, ckd_pub, segwit_v0_address
 from custody.errors import InvalidInput
-from custody.keys import ExtendedKey
+from custody.keys import HARDENED, ExtendedKey
 from custody.network import Network
 
 BIP32_V1_M_0H = (

@@ -93,7 +93,7 @@ def test_balanced_postings_always_accepted_and_reversal_negates(amounts: list[in
     legs = [Posting(f"a{i}", a) for i, a in enumerate(amounts)]
     total = sum(amounts)
     # the balancing legs, each within the cap
-    rest = []
+    rest: list[Posting] = []
     while total:
         chunk = min(total, MAX_MONEY)
         rest.append(Posting(f"b{len(rest)}", -chunk))

@@ -93,3 +93,46 @@ def test_installer_honours_bitcoind_env(node: RegtestNode) -> None:
         [str(INSTALLER)], capture_output=True, text=True, env=dict(env, BITCOIND="/nonexistent")
     )
     assert bad.returncode != 0 and "not an executable" in bad.stderr
+
+
+def _installer_env(tmp_path: Path, fake_python: str) -> dict[str, str]:
+    """An environment where the installer finds no bitcoind and must build into ``tmp_path``;
+    ``python3`` (used for the source download) is replaced by ``fake_python``."""
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    (fakebin / "python3").write_text(f"#!/bin/sh\n{fake_python}\n")
+    (fakebin / "python3").chmod(0o755)
+    path = ":".join(p for p in os.environ["PATH"].split(":") if not (Path(p) / "bitcoind").exists())
+    env = {k: v for k, v in os.environ.items() if k != "BITCOIND"}
+    return dict(env, PATH=f"{fakebin}:{path}", XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    root = tmp_path / "cache" / "reserve-ledger"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def test_installer_failed_build_leaves_no_cache(tmp_path: Path) -> None:
+    env = _installer_env(tmp_path, "echo 'no network' >&2; exit 1")
+    out = subprocess.run([str(INSTALLER)], capture_output=True, text=True, env=env)
+    assert out.returncode != 0
+    assert "could not download" in out.stderr
+    assert out.stdout == ""
+    assert _leftovers(tmp_path) == []
+
+
+def test_installer_interrupted_build_leaves_no_cache(tmp_path: Path) -> None:
+    env = _installer_env(tmp_path, "sleep 30")
+    proc = subprocess.Popen(
+        [str(INSTALLER)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 20
+    for line in proc.stderr:  # wait until the build has started downloading, then interrupt it
+        if b"downloading" in line or time.monotonic() > deadline:
+            break
+    assert _leftovers(tmp_path), "the build directory should exist while the build runs"
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(20)
+    assert proc.returncode != 0
+    assert _leftovers(tmp_path) == []

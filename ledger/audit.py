@@ -33,7 +33,7 @@ from ledger.balances import balance
 from ledger.models import AccountRow, CheckpointRow, EntryRow, PostingRow
 from ledger.movement import classify, describe, postings_for
 from ledger.proofs import make_checkpoint
-from ledger.recording import SCRIPT_RANGE, VaultScripts
+from ledger.recording import VaultScripts, wallet_ranges
 from ledger.sync import wallet_txids
 from ledger.vaults import Vault, list_vaults
 from ledger.verify import verify_ledger
@@ -119,7 +119,7 @@ def _scan(
 ) -> dict[str, list[int]]:
     """One scantxoutset pass: per vault [confirmed>=min_conf, shallow, immature, utxo count]."""
     objs = [
-        {"desc": d, "range": [0, SCRIPT_RANGE - 1]}
+        {"desc": d, "range": [0, scripts.ranges[v.name] - 1]}
         for v in vaults
         for d in (v.descriptor.receive(), v.descriptor.change())
     ]
@@ -152,7 +152,7 @@ def _legs(legs: dict[str, int]) -> str:
 def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_conf: int = 1) -> AuditReport:
     info = rpc.get_blockchain_info()
     vaults = list_vaults(session, include_retired=True)
-    scripts = VaultScripts.of(vaults)
+    scripts = VaultScripts.of(vaults, wallet_ranges(rpc, vaults))
     findings: list[Finding] = []
 
     # 1. the ledger's own verification

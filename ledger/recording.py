@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from custody.amount import format_btc
 from custody.chain import ChainTx, fetch_transaction
+from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
 from ledger import accounts, journal
 from ledger.entry import Entry, EntryDraft
@@ -26,37 +27,59 @@ from ledger.movement import SYSTEM_ACCOUNTS, Movement, classify, describe, posti
 from ledger.vaults import Vault, list_vaults
 
 SCRIPT_RANGE = 1000
-"""Receive and change indexes 0..SCRIPT_RANGE-1 of every vault are matched against the chain."""
+"""At least receive and change indexes 0..SCRIPT_RANGE-1 of every vault are matched against the
+chain; more when the vault's watch-only wallet has grown its range (its gap limit)."""
 
 _script_cache: dict[tuple[str, int], dict[bytes, str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
 class VaultScripts:
-    """Every vault script the books know, ``script_pubkey -> vault name``."""
+    """Every vault script the books know, ``script_pubkey -> vault name``, and the index range
+    (``0..ranges[vault]-1`` on receive and change) each vault was expanded to."""
 
     by_script: Mapping[bytes, str]
-    vaults: tuple[str, ...]
+    ranges: Mapping[str, int]
+
+    @property
+    def vaults(self) -> tuple[str, ...]:
+        return tuple(self.ranges)
 
     @classmethod
-    def of(cls, vaults: Iterable[Vault], script_range: int = SCRIPT_RANGE) -> VaultScripts:
+    def of(cls, vaults: Iterable[Vault], ranges: Mapping[str, int] | None = None) -> VaultScripts:
         scripts: dict[bytes, str] = {}
-        names = []
+        used: dict[str, int] = {}
         for v in vaults:
-            names.append(v.name)
-            key = (str(v.descriptor), script_range)
+            end = max(SCRIPT_RANGE, (ranges or {}).get(v.name, 0))
+            used[v.name] = end
+            key = (str(v.descriptor), end)
             if key not in _script_cache:
                 derived: dict[bytes, str] = {}
                 for change in (False, True):
-                    for i in range(script_range):
+                    for i in range(end):
                         derived[v.descriptor.script_pubkey(i, change)] = v.name
                 _script_cache[key] = derived
-            scripts.update({s: v.name for s in _script_cache[key]})
-        return cls(scripts, tuple(names))
+            scripts.update(_script_cache[key])
+        return cls(scripts, used)
 
 
-def load_vault_scripts(session: Session) -> VaultScripts:
-    return VaultScripts.of(list_vaults(session, include_retired=True))
+def wallet_ranges(rpc: RpcClient, vaults: Iterable[Vault]) -> dict[str, int]:
+    """How far each vault's watch-only wallet watches (range end + 1); vaults not watched: none."""
+    out: dict[str, int] = {}
+    for v in vaults:
+        try:
+            listed = rpc.wallet(v.wallet_name).call("listdescriptors")["descriptors"]
+        except WalletNotFound:
+            continue
+        ends = [int(d["range"][1]) + 1 for d in listed if "range" in d]
+        if ends:
+            out[v.name] = max(ends)
+    return out
+
+
+def load_vault_scripts(session: Session, rpc: RpcClient) -> VaultScripts:
+    vaults = list_vaults(session, include_retired=True)
+    return VaultScripts.of(vaults, wallet_ranges(rpc, vaults))
 
 
 def recorded_txids(session: Session, txids: Iterable[str] | None = None) -> dict[str, int]:
@@ -132,7 +155,7 @@ def record_movement(
     ``vault`` is the receiving vault of a deposit or mining reward and the spending vault of a
     withdrawal or transfer; ``to_vault`` the receiving vault of a transfer.
     """
-    scripts = load_vault_scripts(session)
+    scripts = load_vault_scripts(session, rpc)
     for name in (vault, to_vault):
         if name is not None and name not in scripts.vaults:
             raise NotFound(f"unknown vault {name!r}; `reserve vault list` shows the vaults")
@@ -148,7 +171,9 @@ def record_movement(
     if movement is None:
         raise ChainMismatch(
             f"transaction {tx.txid} neither pays nor spends any vault's scripts "
-            f"(checked receive and change indexes 0-{SCRIPT_RANGE - 1} of {', '.join(scripts.vaults)})"
+            "(checked receive and change indexes "
+            + ", ".join(f"0-{end - 1} of {name}" for name, end in scripts.ranges.items())
+            + ")"
         )
     side = movement.target if kind in ("deposit", "mining") else movement.source
     if side != vault or (kind == "transfer" and movement.target != to_vault):

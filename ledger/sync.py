@@ -17,7 +17,7 @@ from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
 from ledger.errors import NotFound
 from ledger.movement import Movement, classify
-from ledger.recording import VaultScripts, book, recorded_txids
+from ledger.recording import VaultScripts, book, recorded_txids, wallet_ranges
 from ledger.vaults import Vault, list_vaults
 
 
@@ -72,7 +72,7 @@ def sync(session: Session, rpc: RpcClient, *, vault: str | None = None, dry_run:
     watched = [v for v in all_vaults if vault is None or v.name == vault]
     if vault is not None and not watched:
         raise NotFound(f"unknown vault {vault!r}; `reserve vault list` shows the vaults")
-    scripts = VaultScripts.of(all_vaults)
+    scripts = VaultScripts.of(all_vaults, wallet_ranges(rpc, all_vaults))
     known = wallet_txids(rpc, watched)
     booked = recorded_txids(session, known.confirmed)
     todo = sorted(known.confirmed - booked.keys())

@@ -45,6 +45,9 @@ def wallet_txids(rpc: RpcClient, vaults: Sequence[Vault]) -> WalletTxids:
             conf = int(t.get("confirmations", 0))
             if conf > 0:
                 confirmed.add(t["txid"])
+                # a confirmed transaction names those it double-spent (e.g. a fee-bumped original)
+                for other in t.get("walletconflicts", []):
+                    conflicted.setdefault(other, t["txid"])
             elif conf == 0:
                 unconfirmed.add(t["txid"])
             else:

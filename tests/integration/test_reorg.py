@@ -45,3 +45,24 @@ def test_reorg_of_a_recorded_deposit(reserve: Reserve, node: RegtestNode, depth:
     assert entry["current_block"] == new_block and entry["recorded_block"] == recorded_block
     table = reserve.run("audit")
     assert table.code == 0 and f"it is now in block {new_block}" in table.out
+
+
+def test_a_recorded_deposit_replaced_after_a_reorg(reserve: Reserve, node: RegtestNode) -> None:
+    """The sender fee-bumps a recorded deposit while its block is off the chain: the books name the
+    conflicted transaction, say it is gone, and show the replacement as unrecorded."""
+    vault = reserve.add_vault("replaced")
+    txid = node.fund(vault.address(), 30_000_000)
+    reserve.ok("record", "deposit", "--vault", vault.name, "--txid", txid)
+    block = node.rpc().call("getrawtransaction", txid, True)["blockhash"]
+    node.rpc().call("invalidateblock", block)
+    replacement = node.miner().call("bumpfee", txid)["txid"]
+    node.mine(1)
+    r = reserve.run("audit", "--json")
+    assert r.code == 1
+    findings = r.json()["findings"]
+    by_code = {(f["code"], f["txid"]) for f in findings}
+    assert ("not-in-best-chain", txid) in by_code
+    assert ("conflicted", txid) in by_code
+    assert ("unrecorded", replacement) in by_code
+    conflicted = next(f for f in findings if f["code"] == "conflicted")
+    assert replacement in conflicted["message"]

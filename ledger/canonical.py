@@ -44,7 +44,6 @@ opt(u32), n_postings u32, then per posting account str and amount i64.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import struct
 from collections.abc import Sequence
@@ -61,7 +60,6 @@ _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 
 
-@functools.lru_cache(maxsize=4096)  # account names, types and kinds repeat in every entry
 def _str(value: str) -> bytes:
     try:
         data = value.encode("utf-8")

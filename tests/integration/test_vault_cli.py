@@ -8,9 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, inspect, text
@@ -23,18 +21,9 @@ from custody.rpc import RpcClient
 from ledger.db import make_engine
 from ledger.vault_models import VAULT_TABLES
 from regtest.node import RegtestNode, free_port
+from tests.fixtures.reserve import Result
 
 R = Network.REGTEST
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 Run = Callable[..., Result]

@@ -7,6 +7,7 @@ integer satoshis in JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from ledger.errors import InvalidInput, NotInitialised
 from ledger.journal import append, iter_entries, last_seq, reverse
 from ledger.migrate import upgrade
 from ledger.proofs import consistency_document, inclusion_document, make_checkpoint
+from ledger.settings import normalise_db_url
 from ledger.verify import verify_ledger
 from ledger.verify_proof import key_id
 
@@ -103,9 +105,14 @@ def parse_date(text: str | None) -> dt.date | None:
 
 
 @click.command("init")
+@click.option("--db", metavar="URL", help="Database URL or SQLite file (same as the global --db).")
 @pass_app
-def init(app: App) -> None:
+def init(app: App, db: str | None) -> None:
     """Create or upgrade the database tables and the checkpoint signing key (idempotent)."""
+    if db is not None:
+        app = App(
+            settings=dataclasses.replace(app.settings, db_url=normalise_db_url(db)), console=app.console
+        )
     upgrade(app.engine)
     click.echo(f"database:    {_shown_url(app)} (migrated to the latest revision)")
     path = app.settings.signing_key_path
@@ -205,9 +212,7 @@ def record(
 @click.option("--date", "date_text", metavar="YYYY-MM-DD", help="Booking date [today, UTC].")
 @json_option
 @pass_app
-def reverse_cmd(
-    app: App, seq: int, memo: str, ref: str | None, date_text: str | None, as_json: bool
-) -> None:
+def reverse_cmd(app: App, seq: int, memo: str, ref: str | None, date_text: str | None, as_json: bool) -> None:
     """Record the exact opposite of entry SEQ (once per entry; a reversal is not reversible)."""
     with journal_session(app) as s:
         entry = reverse(s, seq, memo, ref=ref, date=parse_date(date_text))

@@ -195,3 +195,14 @@ def test_record_is_a_group_for_later_subcommands() -> None:
     from ledger.cli.journal_cmds import record
 
     assert isinstance(record, click.Group) and record.invoke_without_command
+
+
+def test_init_takes_db_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ledger.cli.main import main
+
+    db = tmp_path / "elsewhere.db"
+    key = tmp_path / "k.key"
+    assert main(["--signing-key", str(key), "init", "--db", str(db)]) == 0
+    assert f"sqlite:///{db}" in capsys.readouterr().out
+    assert db.exists() and key.exists()
+    assert main(["--db", str(db), "--signing-key", str(key), "ledger", "verify"]) == 0

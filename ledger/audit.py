@@ -141,42 +141,35 @@ def _scan(
     return out
 
 
-def _btc(sat: int) -> str:
-    return format_btc(sat)
-
-
 def _legs(legs: dict[str, int]) -> str:
     return ", ".join(f"{a} {format_btc(n)}" for a, n in sorted(legs.items())) or "nothing"
 
 
-def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_conf: int = 1) -> AuditReport:
-    info = rpc.get_blockchain_info()
-    vaults = list_vaults(session, include_retired=True)
-    scripts = VaultScripts.of(vaults, wallet_ranges(rpc, vaults))
+def _balances(
+    session: Session,
+    rpc: RpcClient,
+    vaults: Sequence[Vault],
+    scripts: VaultScripts,
+    height: int,
+    min_conf: int,
+) -> tuple[list[VaultBalances], list[Finding]]:
+    """Ledger, watch-only wallet and one UTXO scan side by side, per vault."""
     findings: list[Finding] = []
-
-    # 1. the ledger's own verification
-    verification = verify_ledger(session, public_key_pem)
-    for text in verification.findings:
-        findings.append(Finding("ledger-verification", text, seq=verification.first_bad_seq))
-
-    # 2. balances: ledger, wallet, one UTXO scan over every vault descriptor
-    scan = _scan(rpc, vaults, scripts, info.blocks, min_conf)
+    scan = _scan(rpc, vaults, scripts, height, min_conf)
     rows = []
     ledger_balances = {a.name: a.amount for a in balance(session).accounts}
     for v in vaults:
-        ledger_sat = ledger_balances.get(v.account, 0)
         wc, wu, wi = _wallet_balances(rpc, v)
         sc, ss, si, n = scan[v.name]
-        vb = VaultBalances(v.name, ledger_sat, wc, wu, wi, sc, ss, si, n)
+        vb = VaultBalances(v.name, ledger_balances.get(v.account, 0), wc, wu, wi, sc, ss, si, n)
         rows.append(vb)
         if vb.ledger != vb.chain_total:
             findings.append(
                 Finding(
                     "balance-mismatch",
-                    f"vault {v.name}: ledger {_btc(vb.ledger)} BTC but the chain holds "
-                    f"{_btc(vb.chain_total)} BTC "
-                    f"(difference {_btc(vb.chain_total - vb.ledger)} BTC)",
+                    f"vault {v.name}: ledger {format_btc(vb.ledger)} BTC but the chain holds "
+                    f"{format_btc(vb.chain_total)} BTC "
+                    f"(difference {format_btc(vb.chain_total - vb.ledger)} BTC)",
                     vault=v.name,
                 )
             )
@@ -184,14 +177,21 @@ def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_co
             findings.append(
                 Finding(
                     "wallet-scan-mismatch",
-                    f"vault {v.name}: watch-only wallet sees {_btc(wc + wi)} BTC confirmed but the UTXO scan "
-                    f"finds {_btc(vb.chain_total)} BTC; run `reserve vault watch {v.name}` (rescan)",
+                    f"vault {v.name}: watch-only wallet sees {format_btc(wc + wi)} BTC confirmed but "
+                    f"the UTXO scan finds {format_btc(vb.chain_total)} BTC; "
+                    f"run `reserve vault watch {v.name}` (rescan)",
                     vault=v.name,
                 )
             )
+    return rows, findings
 
-    # 3. every recorded on-chain entry
-    entry_rows = session.execute(
+
+ChainEntry = tuple[int, str, str, str | None, int | None]  # seq, txid, kind, block hash, height
+
+
+def _live_chain_entries(session: Session) -> list[ChainEntry]:
+    """Recorded on-chain entries that are not reversals and not reversed."""
+    rows = session.execute(
         select(EntryRow.seq, EntryRow.txid, EntryRow.kind, EntryRow.block_hash, EntryRow.block_height).where(
             EntryRow.txid.is_not(None), EntryRow.kind != "reversal"
         )
@@ -199,10 +199,33 @@ def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_co
     reversed_seqs = set(
         session.scalars(select(EntryRow.reverses_seq).where(EntryRow.reverses_seq.is_not(None)))
     )
-    entry_rows = [r for r in entry_rows if r.seq not in reversed_seqs]
+    return [
+        (r.seq, str(r.txid), r.kind, r.block_hash, r.block_height) for r in rows if r.seq not in reversed_seqs
+    ]
+
+
+def _vault_legs(session: Session) -> dict[int, dict[str, int]]:
+    """seq -> {vault account: amount} of every on-chain entry."""
+    legs: dict[int, dict[str, int]] = defaultdict(dict)
+    for seq, account, amount in session.execute(
+        select(PostingRow.entry_seq, AccountRow.name, PostingRow.amount)
+        .join(AccountRow, AccountRow.id == PostingRow.account_id)
+        .join(EntryRow, EntryRow.seq == PostingRow.entry_seq)
+        .where(EntryRow.txid.is_not(None), AccountRow.type == "vault")
+    ):
+        legs[seq][account] = legs[seq].get(account, 0) + amount
+    return legs
+
+
+def _check_entries(
+    session: Session, rpc: RpcClient, vaults: Sequence[Vault], scripts: VaultScripts, min_conf: int
+) -> tuple[list[EntryCheck], list[Finding], set[str]]:
+    """Every recorded on-chain entry against the chain; also returns the booked txids."""
+    findings: list[Finding] = []
+    entry_rows = _live_chain_entries(session)
     by_txid: dict[str, list[int]] = defaultdict(list)
-    for r in entry_rows:
-        by_txid[r.txid].append(r.seq)
+    for seq, txid, *_ in entry_rows:
+        by_txid[txid].append(seq)
     for dup, seqs in by_txid.items():
         if len(seqs) > 1:
             findings.append(
@@ -214,19 +237,10 @@ def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_co
             )
     txs = fetch_transactions(rpc, sorted(by_txid))
     vault_accounts = {v.account for v in vaults}
-    vault_legs: dict[int, dict[str, int]] = defaultdict(dict)
-    for seq, account, amount in session.execute(
-        select(PostingRow.entry_seq, AccountRow.name, PostingRow.amount)
-        .join(AccountRow, AccountRow.id == PostingRow.account_id)
-        .join(EntryRow, EntryRow.seq == PostingRow.entry_seq)
-        .where(EntryRow.txid.is_not(None), AccountRow.type == "vault")
-    ):
-        vault_legs[seq][account] = vault_legs[seq].get(account, 0) + amount
-    places = block_places(rpc, [r.block_hash for r in entry_rows if r.block_hash])
+    vault_legs = _vault_legs(session)
+    places = block_places(rpc, [e[3] for e in entry_rows if e[3]])
     checks = []
     for seq, txid, kind, rec_hash, rec_height in entry_rows:
-        if txid not in by_txid:
-            continue
         tx = txs.get(txid)
         rec_ok = rec_hash is not None and places[rec_hash].in_best_chain
         if tx is None:
@@ -295,10 +309,16 @@ def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_co
                 status,
             )
         )
+    return checks, findings, set(by_txid)
 
-    # 4. movements the wallets know that the books do not; conflicted transactions
+
+def _wallet_findings(
+    rpc: RpcClient, vaults: Sequence[Vault], scripts: VaultScripts, booked: set[str]
+) -> list[Finding]:
+    """Movements the watch-only wallets know that the books do not; conflicted bookings."""
+    findings: list[Finding] = []
     known = wallet_txids(rpc, vaults)
-    unrecorded = sorted(known.confirmed - by_txid.keys())
+    unrecorded = sorted(known.confirmed - booked)
     extra = fetch_transactions(rpc, unrecorded)
     for txid in unrecorded:
         tx = extra.get(txid)
@@ -316,12 +336,25 @@ def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_co
             )
         )
     for txid, replaced_by in sorted(known.conflicted.items()):
-        if txid in by_txid:
+        if txid in booked:
             extra_text = f", replaced by {replaced_by}" if replaced_by else ""
             findings.append(
                 Finding("conflicted", f"recorded transaction {txid} is conflicted{extra_text}", txid=txid)
             )
+    return findings
 
+
+def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_conf: int = 1) -> AuditReport:
+    info = rpc.get_blockchain_info()
+    vaults = list_vaults(session, include_retired=True)
+    scripts = VaultScripts.of(vaults, wallet_ranges(rpc, vaults))
+    verification = verify_ledger(session, public_key_pem)
+    findings = [
+        Finding("ledger-verification", text, seq=verification.first_bad_seq) for text in verification.findings
+    ]
+    rows, balance_findings = _balances(session, rpc, vaults, scripts, info.blocks, min_conf)
+    checks, entry_findings, booked = _check_entries(session, rpc, vaults, scripts, min_conf)
+    findings += balance_findings + entry_findings + _wallet_findings(rpc, vaults, scripts, booked)
     totals = {
         "ledger": sum(r.ledger for r in rows),
         "chain": sum(r.chain_total for r in rows),

@@ -122,15 +122,21 @@ def test_installer_failed_build_leaves_no_cache(tmp_path: Path) -> None:
 
 
 def test_installer_interrupted_build_leaves_no_cache(tmp_path: Path) -> None:
-    env = _installer_env(tmp_path, "sleep 30")
+    started = tmp_path / "download-started"
+    env = _installer_env(tmp_path, f"touch {started}; sleep 30")
     proc = subprocess.Popen(
-        [str(INSTALLER)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+        [str(INSTALLER)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
-    assert proc.stderr is not None
+    # Interrupt once the download runs, so the whole process group (as with Ctrl-C) gets the signal.
     deadline = time.monotonic() + 20
-    for line in proc.stderr:  # wait until the build has started downloading, then interrupt it
-        if b"downloading" in line or time.monotonic() > deadline:
-            break
+    while not started.exists():
+        assert proc.poll() is None, "the installer ended before the download started"
+        assert time.monotonic() < deadline, "the download did not start within 20 s"
+        time.sleep(0.02)
     assert _leftovers(tmp_path), "the build directory should exist while the build runs"
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(20)

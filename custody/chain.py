@@ -31,7 +31,7 @@ class TxOutput:
 class TxInput:
     prev_txid: str
     prev_index: int
-    prevout: TxOutput | None  # None for a coinbase input
+    prevout: TxOutput | None  # None: a coinbase input, or a previous output the node could not show
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,7 @@ class ChainTx:
     inputs: tuple[TxInput, ...]
     outputs: tuple[TxOutput, ...]
     block: BlockPlace | None  # None: unconfirmed (mempool)
+    coinbase: bool = False
 
     def __post_init__(self) -> None:
         if any(o.value < 0 for o in self.outputs):
@@ -58,17 +59,19 @@ class ChainTx:
 
     @property
     def is_coinbase(self) -> bool:
-        return len(self.inputs) == 1 and self.inputs[0].prevout is None
+        return self.coinbase
 
     @property
     def confirmations(self) -> int:
         return 0 if self.block is None else self.block.confirmations
 
     @property
-    def fee(self) -> int:
-        """Network fee in satoshis (0 for a coinbase)."""
+    def fee(self) -> int | None:
+        """Network fee in satoshis (0 for a coinbase); ``None`` when a previous output is unknown."""
         if self.is_coinbase:
             return 0
+        if any(i.prevout is None for i in self.inputs):
+            return None
         spent = sum(i.prevout.value for i in self.inputs if i.prevout is not None)
         return spent - sum(o.value for o in self.outputs)
 
@@ -142,7 +145,9 @@ def fetch_transactions(rpc: RpcClient, txids: Sequence[str]) -> dict[str, ChainT
         if block_hash:
             h = headers[block_hash]
             block = BlockPlace(block_hash, int(h["height"]), int(h["confirmations"]))
-        out[txid] = ChainTx(txid=txid, inputs=tuple(inputs), outputs=_outputs(tx), block=block)
+        out[txid] = ChainTx(
+            txid=txid, inputs=tuple(inputs), outputs=_outputs(tx), block=block, coinbase=tx.is_coinbase()
+        )
     return out
 
 

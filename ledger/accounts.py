@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.entry import check_account_name, check_account_type
-from ledger.errors import Conflict, NotFound
+from ledger.entry import RESERVE_ACCOUNT_TYPE, check_account_name, check_account_type
+from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.models import AccountRow
 
 
@@ -26,10 +26,20 @@ def _account(row: AccountRow) -> Account:
     return Account(id=row.id, name=row.name, type=row.type)
 
 
-def add_account(session: Session, name: str, account_type: str) -> Account:
-    """Open an account. A taken name is a :class:`Conflict` (accounts are never renamed)."""
+def add_account(session: Session, name: str, account_type: str, *, vault_definition: bool = False) -> Account:
+    """Open an account. A taken name is a :class:`Conflict` (accounts are never renamed).
+
+    Vault accounts are the reserve: one is opened only together with its vault definition
+    (:func:`ledger.vaults.add_vault` passes ``vault_definition=True``), never on its own.
+    """
     check_account_name(name)
     check_account_type(account_type)
+    if account_type == RESERVE_ACCOUNT_TYPE and not vault_definition:
+        raise InvalidInput(
+            f"account {name!r}: a vault account is opened only with its vault definition, so the "
+            "reserve holds nothing the chain cannot prove; use `reserve vault add` "
+            "(or another type: custodian, counterparty, income, expense, equity)"
+        )
     existing = session.scalar(select(AccountRow).where(AccountRow.name == name))
     if existing is not None:
         raise Conflict(f"account {name!r} already exists (type {existing.type}); pick another name")

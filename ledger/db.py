@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 BUSY_TIMEOUT_S = 60
 JOURNAL_LOCK_ID = 0x5245_5345_5256_4531  # "RESERVE1": the advisory lock serialising appends
 PG_APPEND_ONLY_FUNCTION = "reserve_append_only"
+READ_ONLY = "reserve_read_only"
+"""Execution option of a read-only engine (:func:`read_only`): SQLite begins a deferred
+transaction, which takes no write lock, instead of ``BEGIN IMMEDIATE``."""
 
 
 def make_engine(db_url: str) -> Engine:
@@ -36,10 +39,17 @@ def make_engine(db_url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers (gather steps) take no write lock; writers take it at once.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(db_url, pool_pre_ping=True)
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine for short reads that must never hold the write lock (the gather step of
+    a command that then talks to the node)."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def lock_journal(session: Session) -> None:

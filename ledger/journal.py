@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from ledger.canonical import content_hash, encode_entry_fields
 from ledger.db import lock_journal
-from ledger.entry import Entry, EntryDraft, Posting
+from ledger.entry import RESERVE_ACCOUNT_TYPE, Entry, EntryDraft, Posting
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.merkle import leaf_hash
 from ledger.models import AccountRow, Base, EntryRow, PostingRow
@@ -109,15 +109,22 @@ def last_seq(session: Session) -> int:
     return session.scalar(select(func.max(EntryRow.seq))) or 0
 
 
-def append(session: Session, draft: EntryDraft) -> Entry:
+def append(session: Session, draft: EntryDraft, *, chain_verified: bool = False) -> Entry:
     """Record one entry (or return the one already recorded under the same ``ref``)."""
-    return append_many(session, (draft,))[0]
+    return append_many(session, (draft,), chain_verified=chain_verified)[0]
 
 
-def append_many(session: Session, drafts: Sequence[EntryDraft]) -> tuple[Entry, ...]:
+def append_many(
+    session: Session, drafts: Sequence[EntryDraft], *, chain_verified: bool = False
+) -> tuple[Entry, ...]:
     """Record a batch of entries, all or nothing, in order; returns one entry per draft.
 
     Checks everything before writing anything, then writes with two bulk inserts.
+
+    Vault accounts (the reserve) move only through entries whose postings a chain transaction
+    determined: only :mod:`ledger.recording` passes ``chain_verified=True``, and reversals of
+    such entries are the one other way. Any other draft posting to a vault account, or naming
+    a txid that a live entry already books, is refused.
     """
     drafts = tuple(drafts)
     for d in drafts:
@@ -158,6 +165,8 @@ def append_many(session: Session, drafts: Sequence[EntryDraft]) -> tuple[Entry, 
     new = [i for i in range(len(drafts)) if i not in existing_seq and i not in duplicate_of]
 
     accounts = _account_map(session, sorted({p.account for i in new for p in drafts[i].postings}))
+    if not chain_verified:
+        _check_manual(session, [drafts[i] for i in new], accounts)
     _check_reversals(session, [drafts[i] for i in new])
 
     today = _today()
@@ -265,6 +274,40 @@ def _account_map(session: Session, names: Sequence[str]) -> dict[str, tuple[int,
                 f"no account named {name!r}; create it first with `reserve account add {name} --type TYPE`"
             )
     return found
+
+
+def _check_manual(
+    session: Session, drafts: Sequence[EntryDraft], accounts: dict[str, tuple[int, str]]
+) -> None:
+    """Entries not verified against the chain: no vault postings (reversals aside), and no txid
+    that a live entry books already."""
+    for d in drafts:
+        if d.reverses_seq is not None:
+            continue
+        vault_legs = [p.account for p in d.postings if accounts[p.account][1] == RESERVE_ACCOUNT_TYPE]
+        if vault_legs:
+            raise InvalidInput(
+                f"posting to vault account {vault_legs[0]!r} refused: vault balances move only "
+                "through transactions verified on chain (`reserve record deposit|withdrawal|"
+                "transfer|mining --txid ...` or `reserve sync`); book the other side with "
+                "non-vault accounts"
+            )
+    txids = sorted({d.txid for d in drafts if d.txid is not None})
+    if txids:
+        reversed_seqs = select(EntryRow.reverses_seq).where(EntryRow.reverses_seq.is_not(None))
+        for chunk in _chunks(txids):
+            booked = session.execute(
+                select(EntryRow.txid, EntryRow.seq).where(
+                    EntryRow.txid.in_(chunk),
+                    EntryRow.kind != "reversal",
+                    EntryRow.seq.not_in(reversed_seqs),
+                )
+            ).first()
+            if booked is not None:
+                raise Conflict(
+                    f"transaction {booked[0]} is already booked by entry #{booked[1]}; "
+                    "reverse that entry first if it was booked wrongly"
+                )
 
 
 def _check_reversals(session: Session, drafts: Sequence[EntryDraft]) -> None:

@@ -1,17 +1,20 @@
 """What a chain transaction means for the reserve's vaults, and the entry that books it. Pure.
 
 Given a decoded transaction (:class:`custody.chain.ChainTx`) and the scripts of every vault
-(``script_pubkey -> vault name``), :func:`classify` says what moved:
+(``script_pubkey -> vault name``), :func:`classify` works output by output and input by input:
 
-- **mining**: a coinbase paying one vault (the reward, immature for 100 blocks);
-- **deposit**: no vault input, outputs paying one vault;
-- **withdrawal**: inputs from one vault, nothing to another vault; the amount is what left for
-  outside scripts, the network fee is the transaction's fee (paid by the vault), change back to
-  the same vault is netted out;
-- **transfer**: inputs from one vault, outputs to another vault (plus optional change); anything
-  paid outside on top is booked as a withdrawal leg to the counterparty.
+- each vault's **net flow** is what its scripts received minus what its inputs spent (a vault that
+  only moves coins between its own scripts, a consolidation, has a net flow of minus the fee);
+- **external** is what went to scripts of no vault;
+- the **fee** is the transaction's fee when every input is the reserve's (the reserve paid it);
+  when inputs of others are mixed in (a payjoin, a deposit) the reserve does not pay the fee.
 
-:func:`postings_for` turns a movement into balanced postings (positive = into the account).
+The kind follows from the flows: ``mining`` (a coinbase), ``deposit`` (no vault input),
+``transfer`` (some vault received more than it spent while vault inputs were spent), ``withdrawal``
+(vault inputs, coins left for outside scripts), ``fee`` (only the fee left, e.g. a consolidation).
+One transaction can pay several vaults, spend from several vaults and pay outside at once: every
+vault gets exactly its own net flow, so the books match the chain to the satoshi whatever the
+shape. :func:`postings_for` turns a movement into balanced postings (positive = into the account).
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from custody.amount import format_btc
 from custody.chain import ChainTx
 from ledger.entry import Posting
-from ledger.errors import ChainMismatch
 
 MINING_INCOME = "mining-income"
 NETWORK_FEES = "network-fees"
@@ -31,26 +34,83 @@ UNATTRIBUTED = "unattributed"
 SYSTEM_ACCOUNTS = ((MINING_INCOME, "income"), (NETWORK_FEES, "expense"), (UNATTRIBUTED, "counterparty"))
 
 
+class MovementKind(StrEnum):
+    MINING = "mining"
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    TRANSFER = "transfer"
+    FEE = "fee"  # only the network fee left the reserve (a consolidation inside a vault)
+
+
 @dataclass(frozen=True, slots=True)
 class Movement:
-    kind: str  # deposit | withdrawal | transfer | mining
+    """The reserve's side of one transaction, in satoshis.
+
+    ``flows`` is each touched vault's net change (non-zero, sorted by vault name); ``external``
+    what the reserve's inputs paid to outside scripts (0 for deposits and mining); ``fee`` the
+    network fee the reserve paid (0 when it paid none); ``outputs`` the indexes of outputs
+    paying any vault. ``foreign_inputs`` says whether inputs of others were spent too.
+    """
+
+    kind: MovementKind
     txid: str
-    source: str | None  # vault spending (withdrawal, transfer)
-    target: str | None  # vault receiving (deposit, transfer, mining)
-    amount: int  # to target, or (withdrawal) paid outside
-    external: int  # paid to non-vault scripts (withdrawal part of a transfer too)
+    flows: tuple[tuple[str, int], ...]
+    external: int
     fee: int
-    outputs: tuple[int, ...]  # indexes of outputs paying any vault
+    outputs: tuple[int, ...]
+    foreign_inputs: bool = False
+
+    def __post_init__(self) -> None:
+        if any(n == 0 for _, n in self.flows):
+            raise ValueError(f"movement {self.txid}: a zero vault flow")
+        if self.external < 0 or self.fee < 0:
+            raise ValueError(f"movement {self.txid}: negative external amount or fee")
+
+    @property
+    def flow(self) -> dict[str, int]:
+        return dict(self.flows)
+
+    @property
+    def vaults(self) -> tuple[str, ...]:
+        return tuple(v for v, _ in self.flows)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Vaults that lost coins."""
+        return tuple(v for v, n in self.flows if n < 0)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Vaults that gained coins."""
+        return tuple(v for v, n in self.flows if n > 0)
+
+    @property
+    def net(self) -> int:
+        """The change of the reserve as a whole (negative when coins left it)."""
+        return sum(n for _, n in self.flows)
+
+    @property
+    def counterparty_amount(self) -> int:
+        """What the counterparty side receives (+) or gives (-): everything the vaults' net does
+        not explain besides the fee."""
+        return -self.net - self.fee
 
 
 def classify(tx: ChainTx, scripts: Mapping[bytes, str]) -> Movement | None:
-    """The vault movement of ``tx``, or ``None`` if it touches no vault."""
+    """The vault movement of ``tx``, or ``None`` if it moves no vault's coins.
+
+    A transaction that touches vault scripts but leaves every vault's balance unchanged (and
+    pays no fee from the reserve) is ``None`` too: there is nothing to book.
+    """
     spent: dict[str, int] = defaultdict(int)
+    foreign = False
     for i in tx.inputs:
         if i.prevout is not None and (v := scripts.get(i.prevout.script_pubkey)) is not None:
             spent[v] += i.prevout.value
+        elif not tx.is_coinbase:
+            foreign = True
     received: dict[str, int] = defaultdict(int)
-    vault_outputs = []
+    vault_outputs: list[int] = []
     external = 0
     for o in tx.outputs:
         v = scripts.get(o.script_pubkey)
@@ -61,65 +121,70 @@ def classify(tx: ChainTx, scripts: Mapping[bytes, str]) -> Movement | None:
             vault_outputs.append(o.index)
     if not spent and not received:
         return None
+    nets = {v: received.get(v, 0) - spent.get(v, 0) for v in set(spent) | set(received)}
+    flows = tuple(sorted((v, n) for v, n in nets.items() if n != 0))
     outputs = tuple(vault_outputs)
+    if tx.is_coinbase:
+        return Movement(MovementKind.MINING, tx.txid, flows, 0, 0, outputs) if flows else None
     if not spent:
-        if len(received) != 1:
-            raise ChainMismatch(
-                f"transaction {tx.txid} pays several vaults ({', '.join(sorted(received))}) at once; "
-                "record it with `reserve record --kind deposit` and explicit postings"
-            )
-        ((target, amount),) = received.items()
-        kind = "mining" if tx.is_coinbase else "deposit"
-        return Movement(kind, tx.txid, None, target, amount, 0, 0, outputs)
-    if len(spent) != 1:
-        raise ChainMismatch(
-            f"transaction {tx.txid} spends from several vaults ({', '.join(sorted(spent))}); "
-            "record it with explicit postings"
+        return Movement(MovementKind.DEPOSIT, tx.txid, flows, 0, 0, outputs, foreign) if flows else None
+    if foreign:
+        # Others' inputs are mixed in: the fee is not the reserve's to book; whatever the vaults'
+        # net is, the counterparty side explains it.
+        if not flows:
+            return None
+        net = sum(n for _, n in flows)
+        kind = (
+            MovementKind.DEPOSIT if net > 0 else MovementKind.WITHDRAWAL if net < 0 else MovementKind.TRANSFER
         )
-    ((source, spent_sat),) = spent.items()
-    change = received.pop(source, 0)
+        return Movement(kind, tx.txid, flows, max(0, -net), 0, outputs, True)
     fee = tx.fee
-    if not received:
-        amount = spent_sat - change - fee
-        return Movement("withdrawal", tx.txid, source, None, amount, amount, fee, outputs)
-    if len(received) != 1:
-        raise ChainMismatch(f"transaction {tx.txid} pays several other vaults; record it by hand")
-    ((target, amount),) = received.items()
-    return Movement("transfer", tx.txid, source, target, amount, external, fee, outputs)
+    assert fee is not None  # every input's previous output is known (they are the vaults')
+    if any(n > 0 for _, n in flows):
+        kind = MovementKind.TRANSFER
+    elif external:
+        kind = MovementKind.WITHDRAWAL
+    else:
+        kind = MovementKind.FEE
+    if not flows:
+        return None
+    return Movement(kind, tx.txid, flows, external, fee, outputs)
 
 
 def postings_for(m: Movement, counterparty: str | None = None) -> tuple[Posting, ...]:
-    """Balanced postings for a movement; ``counterparty`` defaults to :data:`UNATTRIBUTED`."""
-    other = counterparty or UNATTRIBUTED
-    legs: list[Posting] = []
-    if m.kind == "mining":
-        assert m.target is not None
-        legs = [Posting(m.target, m.amount), Posting(MINING_INCOME, -m.amount)]
-    elif m.kind == "deposit":
-        assert m.target is not None
-        legs = [Posting(m.target, m.amount), Posting(other, -m.amount)]
-    else:
-        assert m.source is not None
-        out_of_source = m.external + m.fee + (m.amount if m.kind == "transfer" else 0)
-        legs.append(Posting(m.source, -out_of_source))
-        if m.kind == "transfer":
-            assert m.target is not None
-            legs.append(Posting(m.target, m.amount))
-        if m.external:
-            legs.append(Posting(other, m.external))
-        if m.fee:
-            legs.append(Posting(NETWORK_FEES, m.fee))
+    """Balanced postings for a movement: each vault its net flow, the fee to
+    :data:`NETWORK_FEES`, the rest to the counterparty (mining: :data:`MINING_INCOME`;
+    otherwise ``counterparty``, default :data:`UNATTRIBUTED`)."""
+    legs = [Posting(v, n) for v, n in m.flows]
+    other = MINING_INCOME if m.kind is MovementKind.MINING else (counterparty or UNATTRIBUTED)
+    if m.counterparty_amount:
+        legs.append(Posting(other, m.counterparty_amount))
+    if m.fee:
+        legs.append(Posting(NETWORK_FEES, m.fee))
     return tuple(legs)
 
 
+def _flows_text(m: Movement) -> str:
+    return ", ".join(f"{v} {'+' if n > 0 else ''}{format_btc(n)}" for v, n in m.flows)
+
+
 def describe(m: Movement) -> str:
-    if m.kind == "mining":
-        return f"mining reward of {format_btc(m.amount)} BTC to vault {m.target}"
-    if m.kind == "deposit":
-        return f"deposit of {format_btc(m.amount)} BTC to vault {m.target}"
-    if m.kind == "withdrawal":
-        return f"withdrawal of {format_btc(m.amount)} BTC from vault {m.source} (fee {format_btc(m.fee)})"
-    return (
-        f"transfer of {format_btc(m.amount)} BTC from vault {m.source} to vault {m.target} "
-        f"(fee {format_btc(m.fee)})"
-    )
+    """One line for people, e.g. ``deposit of 0.5 BTC to vault cold``."""
+    fee = f" (fee {format_btc(m.fee)})" if m.fee else ""
+    if m.kind is MovementKind.MINING:
+        return f"mining reward of {format_btc(m.net)} BTC to {_vault_list(m.targets)}"
+    if m.kind is MovementKind.DEPOSIT and len(m.flows) == 1:
+        return f"deposit of {format_btc(m.net)} BTC to vault {m.targets[0]}"
+    if m.kind is MovementKind.WITHDRAWAL and len(m.flows) == 1:
+        return f"withdrawal of {format_btc(m.external)} BTC from vault {m.sources[0]}{fee}"
+    if m.kind is MovementKind.TRANSFER and len(m.flows) == 2 and not m.external and not m.foreign_inputs:
+        ((src, _), (dst, n)) = sorted(m.flows, key=lambda f: f[1])
+        return f"transfer of {format_btc(n)} BTC from vault {src} to vault {dst}{fee}"
+    if m.kind is MovementKind.FEE:
+        return f"consolidation in {_vault_list(m.sources)}{fee}"
+    outside = f", {format_btc(m.external)} BTC paid outside" if m.external else ""
+    return f"{m.kind} ({_flows_text(m)}{outside}){fee}"
+
+
+def _vault_list(names: tuple[str, ...]) -> str:
+    return ("vault " if len(names) == 1 else "vaults ") + ", ".join(names)

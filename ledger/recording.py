@@ -135,7 +135,7 @@ def book(
         block_hash=tx.block.block_hash,
         block_height=tx.block.height,
     )
-    return journal.append(session, draft)
+    return journal.append(session, draft, chain_verified=True)
 
 
 def record_movement(

@@ -180,7 +180,7 @@ def add_vault(
     if findings:
         raise PolicyViolation(findings)
 
-    account = add_account(session, name, "vault")
+    account = add_account(session, name, "vault", vault_definition=True)
     row = VaultRow(
         name=name,
         account_id=account.id,

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from custody.rpc import RpcClient
-from ledger.db import make_engine
+from ledger.db import make_engine, read_only
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 
@@ -41,6 +41,15 @@ class App:
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error."""
         with Session(self.engine) as s, s.begin():
+            yield s
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A short read-only transaction that takes no write lock (SQLite: deferred ``BEGIN``).
+
+        Commands that talk to the node gather with this, judge, then write in :meth:`session`.
+        """
+        with Session(read_only(self.engine)) as s, s.begin():
             yield s
 
     def rpc(self) -> RpcClient:

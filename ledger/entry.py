@@ -3,9 +3,14 @@
 Pure: no I/O. Every rule of double entry lives here and is checked when a value is built, so a
 value that exists is a valid one:
 
-- at least two postings, none of them zero, each at most 21,000,000 BTC in size, summing to zero;
+- a money entry (``ENTRY_KINDS``) has at least two postings, none of them zero, each at most
+  21,000,000 BTC in size, summing to zero;
+- a record (``RECORD_KINDS``, :mod:`ledger.records`) has no postings, no txid or block fields, no
+  ref and is never reversed; its memo is a canonical JSON object;
 - a known ``kind``; a reversal names the entry it reverses and nothing else does;
-- optional fields are well formed (txid and block hash: 64 hex digits; outputs: "0" or "0,2").
+- optional fields are well formed (txid and block hash: 64 hex digits; outputs: "0" or "0,2");
+- a draft's text (memo, ref) holds no control character (C0, DEL, C1, line and paragraph
+  separators, bidirectional overrides and isolates): it is printed to terminals and reports.
 
 Amounts are ``int`` satoshis. Sign convention: a positive amount increases the account's balance
 (a vault receiving coins gets ``+``), the other side of the movement gets the matching ``-``.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import re
 from dataclasses import dataclass
 
@@ -32,15 +38,20 @@ ENTRY_KINDS = (
     "adjustment",
     "reversal",
 )
+RECORD_KINDS = ("vault-added", "vault-retired", "audit", "addresses-issued", "key-rotated")
+"""Kinds of log records (:class:`ledger.records.RecordKind`): entries with no postings."""
+ALL_KINDS = ENTRY_KINDS + RECORD_KINDS
 RESERVE_ACCOUNT_TYPE = "vault"  # the reserve is the total of every vault-type account
 
 MAX_MEMO = 2000
+MAX_RECORD_MEMO = 100_000
 MAX_REF = 200
 MAX_POSTINGS = 1000
 _ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
 _HEX32_RE = re.compile(r"^[0-9a-f]{64}$")
 _OUTPUTS_RE = re.compile(r"^(0|[1-9][0-9]{0,5})(,(0|[1-9][0-9]{0,5}))*$")
 _U64 = 2**64
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -56,6 +67,20 @@ def check_account_name(name: str) -> str:
             "(starting with a letter or digit), e.g. vault:cold or fees"
         )
     return name
+
+
+def check_text(value: str, what: str) -> str:
+    """Return ``value`` if it holds no control character, else raise :class:`InvalidInput`
+    naming the first one by code point (text is printed to terminals, logs and reports)."""
+    found = _CONTROL_RE.search(value)
+    if found is not None:
+        char = found.group()
+        raise InvalidInput(
+            f"{what} contains the control character U+{ord(char):04X} at position {found.start()}; "
+            "remove it (tabs, line breaks, escape sequences and bidirectional overrides are not "
+            "allowed in text that is printed)"
+        )
+    return value
 
 
 def check_account_type(account_type: str) -> str:
@@ -110,14 +135,17 @@ def _check_body(
     block_height: int | None,
 ) -> None:
     """The rules shared by drafts and stored entries."""
-    if kind not in ENTRY_KINDS:
+    if kind not in ALL_KINDS:
         raise InvalidInput(f"entry kind {kind!r} is unknown; use one of {', '.join(ENTRY_KINDS)}")
     if not isinstance(memo, str) or not memo.strip():
         raise InvalidInput("memo is empty; say what happened (e.g. --memo 'deposit from Acme')")
-    if len(memo) > MAX_MEMO:
-        raise InvalidInput(f"memo is {len(memo)} characters long; at most {MAX_MEMO} are allowed")
     if not isinstance(postings, tuple) or not all(isinstance(p, Posting) for p in postings):
         raise InvalidInput(f"postings must be a tuple of Posting, got {postings!r}")
+    if kind in RECORD_KINDS:
+        _check_record(kind, memo, postings, ref, reverses_seq, txid, outputs, block_hash, block_height)
+        return
+    if len(memo) > MAX_MEMO:
+        raise InvalidInput(f"memo is {len(memo)} characters long; at most {MAX_MEMO} are allowed")
     if len(postings) < 2:
         raise InvalidInput(
             f"an entry needs at least two postings (money comes from somewhere), got {len(postings)}"
@@ -155,6 +183,44 @@ def _check_body(
         raise InvalidInput("block hash and block height go together: give both or neither")
 
 
+def _check_record(
+    kind: str,
+    memo: str,
+    postings: tuple[Posting, ...],
+    ref: str | None,
+    reverses_seq: int | None,
+    txid: str | None,
+    outputs: str | None,
+    block_hash: str | None,
+    block_height: int | None,
+) -> None:
+    """A record: no postings, no chain or reversal fields, a canonical JSON object as memo."""
+    if postings:
+        raise InvalidInput(f"a {kind} record has no postings, got {len(postings)}")
+    extra = {
+        "ref": ref,
+        "reverses_seq": reverses_seq,
+        "txid": txid,
+        "outputs": outputs,
+        "block_hash": block_hash,
+        "block_height": block_height,
+    }
+    given = [name for name, value in extra.items() if value is not None]
+    if given:
+        raise InvalidInput(f"a {kind} record takes none of {', '.join(given)}; its body is its memo")
+    if len(memo) > MAX_RECORD_MEMO:
+        raise InvalidInput(f"a {kind} record is {len(memo)} characters long; at most {MAX_RECORD_MEMO}")
+    try:
+        body = json.loads(memo)
+    except ValueError as exc:
+        raise InvalidInput(f"a {kind} record's memo is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or memo != json.dumps(body, sort_keys=True, separators=(",", ":")):
+        raise InvalidInput(
+            f"a {kind} record's memo must be a JSON object in canonical form "
+            "(sorted keys, compact separators, ASCII)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class EntryDraft:
     """What a caller asks the journal to record. ``date`` ``None`` means "today" (UTC).
@@ -179,6 +245,10 @@ class EntryDraft:
             not isinstance(self.date, dt.date) or isinstance(self.date, dt.datetime)
         ):
             raise InvalidInput(f"date must be a date, got {self.date!r}")
+        if isinstance(self.memo, str):
+            check_text(self.memo, "memo")
+        if isinstance(self.ref, str):
+            check_text(self.ref, "ref")
         _check_body(
             self.kind,
             self.memo,

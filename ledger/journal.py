@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from ledger.canonical import content_hash, encode_entry_fields
 from ledger.db import lock_journal
-from ledger.entry import RESERVE_ACCOUNT_TYPE, Entry, EntryDraft, Posting
+from ledger.entry import ENTRY_KINDS, RECORD_KINDS, RESERVE_ACCOUNT_TYPE, Entry, EntryDraft, Posting
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.merkle import leaf_hash
 from ledger.models import AccountRow, Base, EntryRow, PostingRow
@@ -124,12 +124,38 @@ def append_many(
     Vault accounts (the reserve) move only through entries whose postings a chain transaction
     determined: only :mod:`ledger.recording` passes ``chain_verified=True``, and reversals of
     such entries are the one other way. Any other draft posting to a vault account, or naming
-    a txid that a live entry already books, is refused.
+    a txid that a live entry already books, is refused. Records (kinds of
+    :data:`~ledger.entry.RECORD_KINDS`) are written only by :func:`append_records`.
     """
+    drafts = _drafts(drafts)
+    for d in drafts:
+        if d.kind in RECORD_KINDS:
+            raise InvalidInput(
+                f"entry kind {d.kind!r} is a log record, written only by the command that owns it "
+                "(vault add, vault retire, audit, vault address, key rotation); "
+                f"use one of {', '.join(ENTRY_KINDS)}"
+            )
+    return _append(session, drafts, chain_verified=chain_verified)
+
+
+def append_records(session: Session, drafts: Sequence[EntryDraft]) -> tuple[Entry, ...]:
+    """Append log records (:mod:`ledger.records`): drafts of record kinds only."""
+    drafts = _drafts(drafts)
+    for d in drafts:
+        if d.kind not in RECORD_KINDS:
+            raise InvalidInput(f"entry kind {d.kind!r} is not a record kind ({', '.join(RECORD_KINDS)})")
+    return _append(session, drafts, chain_verified=False)
+
+
+def _drafts(drafts: Sequence[EntryDraft]) -> tuple[EntryDraft, ...]:
     drafts = tuple(drafts)
     for d in drafts:
         if not isinstance(d, EntryDraft):
             raise InvalidInput(f"expected an EntryDraft, got {d!r}")
+    return drafts
+
+
+def _append(session: Session, drafts: tuple[EntryDraft, ...], *, chain_verified: bool) -> tuple[Entry, ...]:
     if not drafts:
         return ()
     lock_journal(session)
@@ -215,6 +241,7 @@ def append_many(
         posting_rows.extend((seq, k, accounts[p.account][0], p.amount) for k, p in enumerate(d.postings))
     if entry_rows:
         _executemany(session, "entries", _ENTRY_COLUMNS, entry_rows)
+    if posting_rows:
         _executemany(session, "postings", _POSTING_COLUMNS, posting_rows)
 
     loaded = {e.seq: e for e in _load(session, sorted(set(existing_seq.values())))}
@@ -320,6 +347,7 @@ def _check_reversals(session: Session, drafts: Sequence[EntryDraft]) -> None:
             raise Conflict(f"entry {target_seq} is reversed twice in this batch; reverse it once")
         targets.add(target_seq)
         target = get_entry(session, target_seq)
+        _check_reversible(target)
         if target.kind == "reversal":
             raise Conflict(
                 f"entry {target_seq} is itself a reversal (of entry {target.reverses_seq}) and "
@@ -336,6 +364,14 @@ def _check_reversals(session: Session, drafts: Sequence[EntryDraft]) -> None:
             )
 
 
+def _check_reversible(target: Entry) -> None:
+    if target.kind in RECORD_KINDS:
+        raise Conflict(
+            f"entry {target.seq} is a {target.kind} record, not a movement of money, and cannot be "
+            "reversed; records stay in the log for good (retire a vault with `reserve vault retire`)"
+        )
+
+
 def reverse(
     session: Session,
     seq: int,
@@ -345,6 +381,7 @@ def reverse(
 ) -> Entry:
     """Record the exact opposite of entry ``seq`` (kind ``reversal``, ``reverses_seq=seq``)."""
     target = get_entry(session, seq)
+    _check_reversible(target)
     if target.kind == "reversal":
         raise Conflict(
             f"entry {seq} is itself a reversal (of entry {target.reverses_seq}) and cannot be "

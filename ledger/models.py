@@ -36,7 +36,7 @@ from sqlalchemy.orm import (
     mapped_column,
 )
 
-from ledger.entry import ACCOUNT_TYPES, ENTRY_KINDS
+from ledger.entry import ACCOUNT_TYPES, ALL_KINDS
 from ledger.errors import LedgerError
 
 NAMING_CONVENTION = {
@@ -77,7 +77,7 @@ class AccountRow(AppendOnly, Base):
 class EntryRow(AppendOnly, Base):
     __tablename__ = "entries"
     __table_args__ = (
-        CheckConstraint(_one_of("kind", ENTRY_KINDS), name="kind"),
+        CheckConstraint(_one_of("kind", ALL_KINDS), name="kind"),
         CheckConstraint("seq >= 1", name="seq_positive"),
     )
 

@@ -40,6 +40,7 @@ from custody.rpc import RpcClient
 
 WALLET_PREFIX = "reserve-vault-"
 DEFAULT_GAP = 1000  # bitcoind's default keypool: the range it keeps ahead of the last used index
+MAX_INDEX = 2**31 - 1  # the last non-hardened BIP-32 index
 COINBASE_MATURITY = 100
 RESCAN_TIMEOUT_S = 24 * 3600.0  # one import or scan call may rescan a whole chain
 PROGRESS_POLL_S = 0.5
@@ -197,9 +198,13 @@ def _same_descriptor(a: str, b: str) -> bool:
     return (pa.threshold, pa.keys, pa.branches) == (pb.threshold, pb.keys, pb.branches)
 
 
-def wanted_range_end(next_index: int, gap: int) -> int:
-    """The last index that must be watched: ``gap`` addresses past the highest used one."""
-    return next_index + gap - 1
+def wanted_range_end(next_index: int, gap: int, cover: int = 0) -> int:
+    """The last index that must be watched: ``gap`` addresses past the highest used one and past
+    the highest one handed out (``cover`` is that index + 1), within the BIP-32 index range.
+
+    bitcoind keeps a range's end as a 32-bit signed *exclusive* bound, so the last index it can
+    watch is ``2^31 - 2``."""
+    return min(max(next_index, cover) + gap - 1, MAX_INDEX - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,19 +212,24 @@ class PlannedImport:
     """One ``importdescriptors`` request to make: a missing branch or a range to grow.
 
     ``stored_timestamp`` is the branch's timestamp in the wallet when the range grows (re-used so
-    the rescan starts at the vault's birth), ``None`` for a branch the wallet lacks.
+    the rescan starts at the vault's birth), ``None`` for a branch the wallet lacks;
+    ``next_index`` is the branch's next unused index in the wallet (0 for a missing branch).
     """
 
     branch: Branch
     descriptor: str
     range_end: int
     stored_timestamp: int | None
+    next_index: int = 0
 
 
 def plan_imports(
-    descriptor: MultisigDescriptor, listed: Sequence[Mapping[str, Any]], gap: int
+    descriptor: MultisigDescriptor, listed: Sequence[Mapping[str, Any]], gap: int, cover: int = 0
 ) -> tuple[tuple[PlannedImport, ...], tuple[WatchedBranch, ...]]:
     """Compare ``listdescriptors`` with the vault: what to import, and what is there already.
+
+    Each branch must watch ``gap`` addresses past its highest used index and past ``cover - 1``,
+    the highest index handed out (:func:`wanted_range_end`).
 
     Raises :class:`InvalidInput` when the wallet watches anything but this vault, or has one of
     its branches in another role (inactive, or receive and change swapped).
@@ -236,7 +246,7 @@ def plan_imports(
             (i for i, item in enumerate(listed) if _same_descriptor(str(item["desc"]), text)), None
         )
         if position is None:
-            todo.append(PlannedImport(branch, text, gap - 1, None))
+            todo.append(PlannedImport(branch, text, wanted_range_end(0, gap, cover), None))
             continue
         matched.add(position)
         found = listed[position]
@@ -254,9 +264,9 @@ def plan_imports(
             next_index=int(found.get("next_index", found.get("next", 0))),
             timestamp=int(found["timestamp"]),
         )
-        need = wanted_range_end(stored.next_index, gap)
+        need = wanted_range_end(stored.next_index, gap, cover)
         if stored.range_end < need:
-            todo.append(PlannedImport(branch, text, need, stored.timestamp))
+            todo.append(PlannedImport(branch, text, need, stored.timestamp, stored.next_index))
         else:
             present.append(stored)
     others = [str(item["desc"]) for i, item in enumerate(listed) if i not in matched]
@@ -369,21 +379,18 @@ def ensure_watch_wallet(
     birthday_height: int | None = None,
     gap: int = DEFAULT_GAP,
     on_progress: ProgressCallback | None = None,
+    cover: int = 0,
 ) -> WatchResult:
     """Make ``wallet_name`` a watch-only wallet of ``descriptor``'s receive and change branches.
 
     Creates or loads the wallet, imports what ``listdescriptors`` lacks (active, change as
     ``internal``, range ``[0, gap-1]``, timestamp of block ``birthday_height`` or ``"now"``), and
-    grows a branch whose range ends less than ``gap`` addresses past its highest used index.
+    grows a branch whose range ends less than ``gap`` addresses past its highest used index or
+    past ``cover - 1`` (the highest address index handed out, so every issued address is watched).
     Idempotent: a second run imports nothing and rescans nothing. ``on_progress(fraction)`` is
     called (on this thread) while a rescan runs.
     """
-    if gap < 1:
-        raise InvalidInput(f"gap limit {gap} must be at least 1")
-    if not descriptor.is_multipath:
-        raise InvalidInput(
-            "a vault is watched through its receive and change branches; give the /<0;1>/* form"
-        )
+    _check_cover(descriptor, gap, cover)
     timestamp: int | Literal["now"] = (
         "now" if birthday_height is None else birthday_timestamp(rpc, birthday_height)
     )
@@ -394,7 +401,7 @@ def ensure_watch_wallet(
     rescanned = False
     try:
         _check_watch_only(wallet, wallet_name)
-        todo, present = plan_imports(descriptor, wallet.call("listdescriptors")["descriptors"], gap)
+        todo, present = plan_imports(descriptor, _listed(wallet), gap, cover)
         # A rescan can reveal addresses used further out, which moves the wanted range again:
         # repeat until the wallet's ranges cover `gap` past the highest used index.
         while todo:
@@ -412,7 +419,9 @@ def ensure_watch_wallet(
             imported += [i.branch for i in todo if i.stored_timestamp is None]
             extended += [i.branch for i in todo if i.stored_timestamp is not None]
             rescanned = rescanned or any(r["timestamp"] != "now" for r in requests)
-            left, present = plan_imports(descriptor, wallet.call("listdescriptors")["descriptors"], gap)
+            left, present = plan_imports(
+                descriptor, wallet.call("listdescriptors")["descriptors"], gap, cover
+            )
             if any(i.stored_timestamp is None for i in left) or any(
                 after.range_end <= before.range_end
                 for after in left
@@ -435,6 +444,64 @@ def ensure_watch_wallet(
         rescanned=rescanned,
         branches=tuple(sorted(present, key=lambda b: b.branch != "receive")),
     )
+
+
+def _listed(wallet: RpcClient) -> list[dict[str, Any]]:
+    """The wallet's descriptors (``listdescriptors``)."""
+    listed: list[dict[str, Any]] = wallet.call("listdescriptors")["descriptors"]
+    return listed
+
+
+def _check_cover(descriptor: MultisigDescriptor, gap: int, cover: int) -> None:
+    if gap < 1:
+        raise InvalidInput(f"gap limit {gap} must be at least 1")
+    if not 0 <= cover <= MAX_INDEX + 1:
+        raise InvalidInput(f"cannot watch up to index {cover - 1}: indexes run 0..{MAX_INDEX}")
+    if not descriptor.is_multipath:
+        raise InvalidInput(
+            "a vault is watched through its receive and change branches; give the /<0;1>/* form"
+        )
+
+
+def cover_range(
+    rpc: RpcClient, wallet_name: str, descriptor: MultisigDescriptor, cover: int, gap: int = DEFAULT_GAP
+) -> tuple[WatchedBranch, ...]:
+    """Make the vault's existing wallet watch indexes ``0..cover+gap-1`` of both branches.
+
+    For addresses about to be handed out: the range is topped up with ``keypoolrefill``, which
+    derives the new scripts without a rescan and keeps each branch's stored timestamp (the
+    vault's birth), so a later :func:`ensure_watch_wallet` still rescans from there. Addresses
+    nobody was given cannot have been paid, so there is nothing to rescan for.
+
+    Returns the branches as the wallet now has them, or ``()`` when the vault is not watched yet
+    (no such wallet, or the wallet lacks a branch): :func:`ensure_watch_wallet` with the same
+    ``cover`` then imports that far. A wallet on disk but not loaded is loaded.
+    """
+    _check_cover(descriptor, gap, cover)
+    if wallet_name not in rpc.call("listwallets"):
+        if wallet_name not in {w["name"] for w in rpc.call("listwalletdir")["wallets"]}:
+            return ()
+        rpc.call("loadwallet", wallet_name, True)
+    wallet = rpc.wallet(wallet_name)
+    try:
+        _check_watch_only(wallet, wallet_name)
+        todo, present = plan_imports(descriptor, _listed(wallet), gap, cover)
+        if any(item.stored_timestamp is None for item in todo):
+            return ()
+        if todo:
+            # keypoolrefill N tops every active branch up to next_index + N - 1 (no rescan).
+            wallet.call("keypoolrefill", max(i.range_end + 1 - i.next_index for i in todo))
+            left, present = plan_imports(
+                descriptor, wallet.call("listdescriptors")["descriptors"], gap, cover
+            )
+            if left:
+                raise CustodyError(
+                    f"wallet {wallet_name!r} did not grow its range to index {left[0].range_end} "
+                    f"({left[0].branch}); see bitcoind's debug.log"
+                )
+    finally:
+        wallet.close()
+    return tuple(sorted(present, key=lambda b: b.branch != "receive"))
 
 
 def wallet_balances(rpc_wallet: RpcClient) -> Balances:

@@ -1,0 +1,197 @@
+"""Addresses handed out, and the rule that every one of them is watched.
+
+An address given to a depositor must be seen by the vault's watch-only wallet, by ``sync`` and
+by the audit's own UTXO scan, whatever its index. So issuing addresses is one service with three
+steps (gather, judge, write):
+
+1. :func:`plan_issue` (a short read): the vault, the addresses asked for, derived locally, and the
+   highest index issued before;
+2. :func:`cover_issue` (RPC, no transaction open): the vault's watch-only wallet is made to watch
+   at least ``gap`` addresses past the highest index issued, by topping up its range
+   (:func:`custody.wallet.cover_range`; nothing is rescanned: an address no one was given cannot
+   have been paid). A vault with no wallet yet is fine: ``reserve vault watch`` imports at least
+   as far as :func:`issued_ranges` says. An unreachable node stops everything before anything is
+   written or shown: an address is never handed out while nobody can watch it;
+3. :func:`record_issue` (one short write): the highest index issued is recorded as an
+   ``addresses-issued`` record of the tamper-evident log, when it is beyond what was recorded
+   before (repeating a request records nothing new).
+
+:func:`issued_ranges` is what ``sync``, recording and the audit read to scan at least as far as
+addresses were issued. :func:`issue_addresses` runs the three steps for callers that have a
+session factory for reads and one for writes (the CLI's ``App.read_session``/``App.session``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from custody.errors import CustodyError
+from custody.rpc import RpcClient
+from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchedBranch, cover_range
+from ledger.errors import Conflict, InvalidInput, LedgerError
+from ledger.records import RecordKind, append_record, records
+from ledger.vaults import Vault, get_vault
+
+MAX_COUNT = 1_000
+"""At most this many addresses per request: a deposit needs one, a batch of invoices a few hundred."""
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+# --- the log ----------------------------------------------------------------------------------------
+
+
+def issued_ranges(session: Session) -> dict[str, int]:
+    """``vault name -> highest address index ever issued + 1`` (receive and change together).
+
+    Vaults that were never issued an address are absent. Scanning indexes ``0..n-1`` of both
+    branches of each vault covers every address handed out.
+    """
+    out: dict[str, int] = {}
+    for record in records(session, RecordKind.ADDRESSES_ISSUED):
+        vault, index = _issued_body(record.body, record.seq)
+        out[vault] = max(out.get(vault, 0), index + 1)
+    return out
+
+
+def record_issued(session: Session, vault: str, index: int, change: bool) -> None:
+    """Record that ``vault``'s address ``index`` (change branch or receive) was handed out.
+
+    Writes a log record only when ``index`` is beyond every index recorded for the vault before,
+    so repeating a request adds nothing.
+    """
+    _check_index(index)
+    if index < issued_ranges(session).get(vault, 0):
+        return
+    append_record(session, RecordKind.ADDRESSES_ISSUED, {"vault": vault, "change": change, "index": index})
+
+
+def _issued_body(body: dict[str, object], seq: int) -> tuple[str, int]:
+    vault, index = body.get("vault"), body.get("index")
+    if not isinstance(vault, str) or isinstance(index, bool) or not isinstance(index, int):
+        raise LedgerError(
+            f"log record #{seq} (addresses-issued) has no vault name and index: {body!r}; "
+            "run `reserve ledger verify` and restore the database from a backup if it fails"
+        )
+    return vault, index
+
+
+def _check_index(index: int) -> None:
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_INDEX:
+        raise InvalidInput(
+            f"address index {index!r} is not a BIP-32 non-hardened index (0..{MAX_INDEX}); "
+            "give a smaller --index"
+        )
+
+
+# --- the service: gather, judge, write ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IssuePlan:
+    """Addresses ``start..start+len(addresses)-1`` of one branch of a vault, derived locally."""
+
+    vault: Vault
+    change: bool
+    start: int
+    addresses: tuple[str, ...]
+    issued_before: int  # highest index issued before + 1 (0: none)
+
+    @property
+    def highest(self) -> int:
+        return self.start + len(self.addresses) - 1
+
+    @property
+    def branch(self) -> str:
+        return "change" if self.change else "receive"
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """What :func:`issue_addresses` handed out and how it is watched.
+
+    ``watched`` is the wallet's branches after the top-up, or empty when the vault has no
+    watch-only wallet yet (``reserve vault watch`` will import at least this far); ``recorded``
+    says whether a new ``addresses-issued`` record was written.
+    """
+
+    plan: IssuePlan
+    watched: tuple[WatchedBranch, ...]
+    recorded: bool
+
+
+def check_request(start: int, count: int) -> None:
+    """Refuse indexes outside ``0..2^31-1`` and more than :data:`MAX_COUNT` addresses at once."""
+    _check_index(start)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise InvalidInput(f"--count {count!r}: give 1 to {MAX_COUNT:,} addresses per request")
+    if start + count - 1 > MAX_INDEX:
+        raise InvalidInput(
+            f"indexes {start}..{start + count - 1} go past {MAX_INDEX} (2^31-1, the last "
+            "non-hardened index); give a smaller --index or --count"
+        )
+
+
+def plan_issue(session: Session, name: str, start: int, count: int, change: bool) -> IssuePlan:
+    """Gather: the vault and its addresses ``start..start+count-1`` (no write)."""
+    check_request(start, count)
+    vault = get_vault(session, name)
+    if vault.retired:
+        raise Conflict(
+            f"vault {name} is retired ({vault.retired_reason}); addresses of a retired vault are "
+            "not handed out: use an active vault (`reserve vault list`)"
+        )
+    addresses = tuple(vault.descriptor.addresses(start, count, change, vault.network))
+    return IssuePlan(vault, change, start, addresses, issued_ranges(session).get(name, 0))
+
+
+def cover_issue(rpc: RpcClient, plan: IssuePlan, gap: int = DEFAULT_GAP) -> tuple[WatchedBranch, ...]:
+    """RPC: make the vault's wallet watch ``gap`` addresses past every index issued (no rescan).
+
+    Returns the wallet's branches, or ``()`` when the vault has no wallet on the node yet.
+    Raises (custody's :class:`NodeUnreachable`, ...) when the node cannot be asked.
+    """
+    cover = max(plan.issued_before, plan.highest + 1)
+    try:
+        return cover_range(rpc, plan.vault.wallet_name, plan.vault.descriptor, cover, gap)
+    except CustodyError as e:
+        raise LedgerError(
+            f"{e}; the addresses of vault {plan.vault.name} were not handed out (nothing written): "
+            "an address is issued only once the vault's watch-only wallet covers it"
+        ) from e
+
+
+def record_issue(session: Session, plan: IssuePlan) -> bool:
+    """Write: record the highest index of ``plan`` if it is new; re-checks the vault first."""
+    vault = get_vault(session, plan.vault.name)
+    if vault.retired or str(vault.descriptor) != str(plan.vault.descriptor):
+        raise Conflict(
+            f"vault {vault.name} changed while its addresses were derived (retired or redefined); "
+            "nothing was handed out: run the command again"
+        )
+    before = issued_ranges(session).get(vault.name, 0)
+    record_issued(session, vault.name, plan.highest, plan.change)
+    return plan.highest + 1 > before
+
+
+def issue_addresses(
+    read: SessionFactory,
+    write: SessionFactory,
+    rpc: RpcClient,
+    name: str,
+    start: int = 0,
+    count: int = 1,
+    change: bool = False,
+    gap: int = DEFAULT_GAP,
+) -> Issued:
+    """Hand out addresses of vault ``name``: derive, make the wallet cover them, record them."""
+    with read() as s:
+        plan = plan_issue(s, name, start, count, change)
+    watched = cover_issue(rpc, plan, gap)
+    with write() as s:
+        recorded = record_issue(s, plan)
+    return Issued(plan, watched, recorded)

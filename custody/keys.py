@@ -28,6 +28,10 @@ HARDENED = 0x8000_0000
 _ORIGIN_RE = re.compile(r"^\[(?P<origin>[^\[\]]*)\](?P<rest>[^\[\]]*)$", re.DOTALL)
 _STEP_RE = re.compile(r"^(?P<num>[0-9]+)(?P<hard>[h'H]?)$")
 _EXTENDED_KEY_LENGTH = 78
+MAX_HOLDER_LENGTH = 100
+# What may not appear in a name printed to a terminal: C0 and C1 controls, DEL, line and paragraph
+# separators, bidirectional overrides and isolates (the same set as ledger.entry's text check).
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def shorten(text: str, keep: int = 24) -> str:
@@ -213,10 +217,22 @@ class HeldKey:
     key: ExtendedKey
 
     def __post_init__(self) -> None:
-        if not self.holder or self.holder != self.holder.strip() or "=" in self.holder:
+        if (
+            not self.holder
+            or self.holder != self.holder.strip()
+            or "=" in self.holder
+            or len(self.holder) > MAX_HOLDER_LENGTH
+        ):
             raise InvalidInput(
-                f"key holder name {self.holder!r} must be non-empty, without surrounding spaces "
-                "or '='; write HOLDER=[fingerprint/path]xpub"
+                f"key holder name {shorten(self.holder, 40)!r} must be 1-{MAX_HOLDER_LENGTH} "
+                "characters, without surrounding spaces or '='; write HOLDER=[fingerprint/path]xpub"
+            )
+        control = _CONTROL_RE.search(self.holder)
+        if control is not None:
+            raise InvalidInput(
+                f"key holder name {shorten(self.holder, 40)!r} contains the control character "
+                f"U+{ord(control.group()):04X}; holder names are printed to terminals and reports: "
+                "use letters, digits, spaces and punctuation only"
             )
 
     def __str__(self) -> str:

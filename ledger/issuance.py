@@ -39,6 +39,12 @@ from ledger.vaults import Vault, get_vault
 MAX_COUNT = 1_000
 """At most this many addresses per request: a deposit needs one, a batch of invoices a few hundred."""
 
+MAX_ISSUE_INDEX = 99_999
+"""The highest index handed out. Every index up to the highest one issued (plus the gap) is
+watched by the wallet and derived by each audit, sync and record, so an index far out (a typo
+like ``--index 2000000000``) would make every later audit derive billions of scripts; a vault that
+needs more than 100,000 addresses is better rotated into a new vault."""
+
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
@@ -83,8 +89,8 @@ def _issued_body(body: dict[str, object], seq: int) -> tuple[str, int]:
 def _check_index(index: int) -> None:
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_INDEX:
         raise InvalidInput(
-            f"address index {index!r} is not a BIP-32 non-hardened index (0..{MAX_INDEX}); "
-            "give a smaller --index"
+            f"address index {index!r} is not a BIP-32 non-hardened index (0..{MAX_INDEX:,}); "
+            f"give an --index from 0 to {MAX_ISSUE_INDEX:,}"
         )
 
 
@@ -125,14 +131,18 @@ class Issued:
 
 
 def check_request(start: int, count: int) -> None:
-    """Refuse indexes outside ``0..2^31-1`` and more than :data:`MAX_COUNT` addresses at once."""
+    """Refuse an index outside ``0..2^31-1`` (BIP-32 non-hardened), beyond
+    :data:`MAX_ISSUE_INDEX`, and more than :data:`MAX_COUNT` addresses at once."""
     _check_index(start)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
-        raise InvalidInput(f"--count {count!r}: give 1 to {MAX_COUNT:,} addresses per request")
-    if start + count - 1 > MAX_INDEX:
         raise InvalidInput(
-            f"indexes {start}..{start + count - 1} go past {MAX_INDEX} (2^31-1, the last "
-            "non-hardened index); give a smaller --index or --count"
+            f"--count {count!r} is out of range: give 1 to {MAX_COUNT:,} addresses per request"
+        )
+    if start + count - 1 > MAX_ISSUE_INDEX:
+        raise InvalidInput(
+            f"indexes {start}..{start + count - 1} go past {MAX_ISSUE_INDEX:,}, the highest index "
+            "handed out: every address up to the highest one issued is watched and derived by "
+            "each audit; give a smaller --index or --count, or rotate to a new vault"
         )
 
 

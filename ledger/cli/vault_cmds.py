@@ -15,11 +15,18 @@ A vault is defined in one of three ways:
 
 The network is read from the configured node (``getblockchaininfo``) and every key is checked
 against it; an unreachable node stops the command before anything is stored.
+
+Numbers on the command line (``--birthday``, ``--index``, ``--count``, ``--gap``) are read by
+:class:`WholeNumber`: anything that is not a whole number in range is one line on stderr and
+exit 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,15 +35,19 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
 
 from custody.descriptor import MultisigDescriptor, bsms_descriptor_record, split_checksum
 from custody.errors import CustodyError, NodeUnreachable
-from custody.keys import parse_held_key
+from custody.keys import parse_held_key, shorten
 from custody.network import Network
-from custody.wallet import DEFAULT_GAP, WatchResult, ensure_watch_wallet
+from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchResult, ensure_watch_wallet
 from ledger.cli.app import App, json_option, pass_app
 from ledger.cli.journal_cmds import journal_session
-from ledger.errors import InvalidInput, LedgerError
+from ledger.entry import check_text
+from ledger.errors import InvalidInput, LedgerError, NotInitialised
+from ledger.issuance import MAX_COUNT, issue_addresses, issued_ranges
 from ledger.vaults import (
     Vault,
     add_vault,
@@ -48,7 +59,44 @@ from ledger.vaults import (
 )
 
 EXIT_FINDINGS = 1
-MAX_ADDRESSES = 10_000
+MAX_GAP = 10_000  # each watched index is derived by the wallet and by every audit
+
+
+class WholeNumber(click.ParamType):  # type: ignore[type-arg]
+    """A whole number in ``minimum..maximum`` (inclusive); anything else is :class:`InvalidInput`.
+
+    Raised as the ledger's own error (not click's usage error) so the CLI prints one line and
+    exits 2; text longer than any integer in range is refused before Python converts it.
+    """
+
+    name = "integer"
+
+    def __init__(self, option: str, minimum: int, maximum: int, hint: str = "") -> None:
+        self.option, self.minimum, self.maximum, self.hint = option, minimum, maximum, hint
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            if not re.fullmatch(r"[-+]?[0-9]{1,20}", text):
+                raise InvalidInput(
+                    f"{self.option} {shorten(text, 24)!r} is not a whole number in "
+                    f"{self.minimum:,}..{self.maximum:,}{self.hint}"
+                )
+            number = int(text)
+        if not self.minimum <= number <= self.maximum:
+            raise InvalidInput(
+                f"{self.option} {number} is out of range: give {self.minimum:,}..{self.maximum:,}{self.hint}"
+            )
+        return number
+
+
+BIRTHDAY = WholeNumber("--birthday", 0, MAX_INDEX, " (a block height at or before the first deposit)")
+GAP = WholeNumber("--gap", 1, MAX_GAP, " (addresses watched past the last one used or handed out)")
+# Indexes and counts are judged by ledger.issuance, whose messages say why a limit is there.
+INDEX = WholeNumber("--index", -(2**63), 2**63 - 1)
+COUNT = WholeNumber("--count", -(2**63), 2**63 - 1)
 
 
 # --- the vault definition from options or a file ---------------------------------------------------
@@ -139,14 +187,39 @@ def read_file(path: Path, name: str | None, birthday: int | None) -> VaultDefini
     return from_document(doc, str(path), name, birthday)
 
 
-def node_network(app: App) -> Network:
-    """The network of the configured node; nothing is stored when it cannot be asked."""
+def node_chain(app: App) -> tuple[Network, int]:
+    """The network and block height of the configured node; nothing is stored when it cannot be
+    asked."""
     try:
-        return Network.from_chain(app.rpc().get_blockchain_info().chain)
+        info = app.rpc().get_blockchain_info()
     except NodeUnreachable as e:
         raise LedgerError(
             f"{e}; the network of the vault's keys is checked against the node, nothing was stored"
         ) from e
+    return Network.from_chain(info.chain), info.blocks
+
+
+def check_birthday(birthday: int | None, tip: int) -> None:
+    """A birthday is the height of a block the node has (at or before the vault's first deposit)."""
+    if birthday is not None and not 0 <= birthday <= tip:
+        raise InvalidInput(
+            f"birthday height {birthday} is not on the node's chain (0..{tip}); give the height of "
+            "a block at or before the vault's first deposit"
+        )
+
+
+@contextmanager
+def reading(app: App) -> Iterator[Session]:
+    """``app.read_session()`` (no write lock), with ``journal_session``'s hint when the database
+    has no tables yet."""
+    try:
+        with app.read_session() as s:
+            yield s
+    except (OperationalError, ProgrammingError) as e:
+        text = str(e.orig).lower()
+        if "no such table" in text or "does not exist" in text:
+            raise NotInitialised("the database has no ledger tables; run `reserve init` first") from e
+        raise
 
 
 # --- rendering -------------------------------------------------------------------------------------
@@ -199,7 +272,7 @@ def vault() -> None:
 @click.option(
     "--file", "file", type=click.Path(path_type=Path, dir_okay=False), help="Vault definition as JSON."
 )
-@click.option("--birthday", type=click.IntRange(min=0), help="Height of a block before the first deposit.")
+@click.option("--birthday", type=BIRTHDAY, help="Height of a block before the first deposit.")
 @json_option
 @pass_app
 def vault_add(
@@ -236,7 +309,8 @@ def vault_add(
     else:
         definition = from_keys(name, threshold, keys, birthday)
 
-    network = node_network(app)
+    network, tip = node_chain(app)
+    check_birthday(definition.birthday, tip)
     policy = policy_of(app.settings.policy.min_threshold, app.settings.policy.min_holders)
     with journal_session(app) as s:
         v = add_vault(
@@ -261,19 +335,23 @@ def vault_add(
 @json_option
 @pass_app
 def vault_list(app: App, include_retired: bool, as_json: bool) -> None:
-    """The vaults (active ones unless --all)."""
-    with journal_session(app) as s:
+    """The vaults (active ones unless --all): policy, holders, network, birthday, addresses
+    issued (indexes handed out by `vault address`, receive and change) and status."""
+    with reading(app) as s:
         vaults = list_vaults(s, include_retired=include_retired)
+        issued = issued_ranges(s)
     if as_json:
-        app.print_json([vault_json(v) for v in vaults])
+        app.print_json([{**vault_json(v), "addresses_issued": issued.get(v.name, 0)} for v in vaults])
         return
     table = Table(title="vaults")
-    for column in ("name", "policy", "holders", "network", "birthday", "status"):
+    for column in ("name", "policy", "holders", "network", "birthday", "issued", "status"):
         table.add_column(column)
     for v in vaults:
         status = f"retired: {v.retired_reason}" if v.retired else "active"
         birthday = "-" if v.birthday is None else str(v.birthday)
-        table.add_row(v.name, v.label, ", ".join(v.holders), v.network.chain, birthday, status)
+        count = issued.get(v.name, 0)
+        handed_out = f"0..{count - 1}" if count else "-"
+        table.add_row(v.name, v.label, ", ".join(v.holders), v.network.chain, birthday, handed_out, status)
     app.console.print(table)
 
 
@@ -310,26 +388,45 @@ def vault_show(app: App, name: str, as_json: bool) -> None:
 
 @vault.command("address")
 @click.argument("name")
-@click.option("--index", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--index", type=INDEX, default=0, show_default=True, help="First index to hand out.")
 @click.option("--change", is_flag=True, help="Change branch instead of receive.")
-@click.option("--count", type=click.IntRange(1, MAX_ADDRESSES), default=1, show_default=True)
+@click.option("--count", type=COUNT, default=1, show_default=True, help=f"How many (at most {MAX_COUNT:,}).")
 @json_option
 @pass_app
 def vault_address(app: App, name: str, index: int, change: bool, count: int, as_json: bool) -> None:
-    """Addresses of a vault, derived locally (they equal bitcoind's deriveaddresses)."""
-    with journal_session(app) as s:
-        v = get_vault(s, name)
-    if index + count > 2**31:
-        raise InvalidInput(f"indexes {index}..{index + count - 1} go past 2^31-1")
-    addresses = v.descriptor.addresses(index, count, change, v.network)
+    """Hand out addresses of a vault; each is watched before it is printed.
+
+    Indexes run 0..99,999, at most 1,000 addresses per request.
+
+    The vault's watch-only wallet is first made to watch at least 1,000 addresses past the
+    highest index handed out (its range is topped up; nothing is rescanned), and that index is
+    recorded in the tamper-evident log, so the wallet, `reserve sync` and `reserve audit` all see
+    a deposit to any address given out. This needs the node: when it cannot be reached nothing
+    is printed and nothing is written (exit 2), because an address nobody watches must never be
+    handed out. A vault not watched yet (no wallet on the node) still gets its addresses and the
+    record; `reserve vault watch NAME` then imports at least that far.
+    """
+    rpc = app.rpc()
+    issued = issue_addresses(
+        lambda: reading(app), lambda: journal_session(app), rpc, name, index, count, change
+    )
+    plan = issued.plan
+    if not issued.watched:
+        click.echo(
+            f"note: vault {name} is not watched by the node yet; run `reserve vault watch {name}` "
+            "before these addresses are paid (it imports at least this far)",
+            err=True,
+        )
     if as_json:
-        branch = "change" if change else "receive"
         app.print_json(
-            [{"index": index + i, "branch": branch, "address": a} for i, a in enumerate(addresses)]
+            [
+                {"index": plan.start + i, "branch": plan.branch, "address": a}
+                for i, a in enumerate(plan.addresses)
+            ]
         )
         return
-    for i, address in enumerate(addresses):
-        click.echo(f"{index + i}\t{address}")
+    for i, address in enumerate(plan.addresses):
+        click.echo(f"{plan.start + i}\t{address}")
 
 
 @vault.command("export")
@@ -384,16 +481,18 @@ def vault_check(ctx: click.Context, app: App, name: str | None, as_json: bool) -
 
 @vault.command("watch")
 @click.argument("name")
-@click.option(
-    "--birthday", type=click.IntRange(min=0), help="Rescan from this height [the vault's birthday]."
-)
-@click.option("--gap", type=click.IntRange(min=1), default=DEFAULT_GAP, show_default=True, help="Gap limit.")
+@click.option("--birthday", type=BIRTHDAY, help="Rescan from this height [the vault's birthday].")
+@click.option("--gap", type=GAP, default=DEFAULT_GAP, show_default=True, help="Gap limit.")
 @json_option
 @pass_app
 def vault_watch(app: App, name: str, birthday: int | None, gap: int, as_json: bool) -> None:
-    """Create or update the vault's watch-only wallet on the node (idempotent)."""
-    with journal_session(app) as s:
+    """Create or update the vault's watch-only wallet on the node (idempotent).
+
+    Each branch is watched at least GAP addresses past its last used index and past the highest
+    index handed out by `reserve vault address`."""
+    with reading(app) as s:
         v = get_vault(s, name)
+        cover = issued_ranges(s).get(name, 0)
     rpc = app.rpc()
     network = Network.from_chain(rpc.get_blockchain_info().chain)
     if network is not v.network:
@@ -413,7 +512,7 @@ def vault_watch(app: App, name: str, birthday: int | None, gap: int, as_json: bo
             progress.update(task, completed=fraction, visible=True)
 
         try:
-            result = ensure_watch_wallet(rpc, v.wallet_name, v.descriptor, height, gap, on_progress)
+            result = ensure_watch_wallet(rpc, v.wallet_name, v.descriptor, height, gap, on_progress, cover)
         except CustodyError as e:
             raise LedgerError(f"cannot watch vault {name}: {e}") from e
     if as_json:
@@ -440,6 +539,7 @@ def vault_watch(app: App, name: str, birthday: int | None, gap: int, as_json: bo
 @pass_app
 def vault_retire(app: App, name: str, reason: str, as_json: bool) -> None:
     """Retire a vault (recorded, append-only); its keys may then serve a new vault."""
+    check_text(reason, "--reason")
     with journal_session(app) as s:
         v = retire_vault(s, name, reason)
     if as_json:

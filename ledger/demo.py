@@ -15,11 +15,10 @@ import secrets
 import shlex
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr, redirect_stdout, suppress
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from custody.amount import btc_decimal, format_btc
+from custody.amount import btc_decimal, format_btc, sat_from_rpc
 from custody.descriptor import MultisigDescriptor
 from custody.errors import CustodyError, WalletAlreadyLoaded, WalletNotFound
 from custody.keys import ExtendedKey
@@ -172,16 +171,16 @@ class Demo:
             )
         self.reserve("node", "status")
         miner = self.miner()
-        balance = Decimal(miner.call("getbalances")["mine"]["trusted"])
-        while balance < btc_decimal(MINER_MIN_BALANCE):
+        balance = sat_from_rpc(miner.call("getbalances")["mine"]["trusted"])
+        while balance < MINER_MIN_BALANCE:
             blocks = 101 if self.rpc.get_block_count() < 101 else 10
             self.say(
-                f"The miner wallet has {balance} BTC; mining {blocks} blocks so that coinbase "
+                f"The miner wallet has {format_btc(balance)} BTC; mining {blocks} blocks so that coinbase "
                 "rewards mature (they become spendable after 100 confirmations)."
             )
             self.mine(blocks)
-            balance = Decimal(miner.call("getbalances")["mine"]["trusted"])
-        self.say(f"The miner wallet has {balance} BTC to play the outside world with.")
+            balance = sat_from_rpc(miner.call("getbalances")["mine"]["trusted"])
+        self.say(f"The miner wallet has {format_btc(balance)} BTC to play the outside world with.")
         self.pick_vault_names()
 
     def step_vaults(self) -> None:

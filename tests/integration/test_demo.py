@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -67,3 +68,5 @@ def test_demo_runs_clean_then_catches_the_unrecorded_deposit(node: RegtestNode, 
     assert "[unrecorded]" in text
     assert "OK: the books reconcile with the chain" in text
     assert (tmp_path / "demo" / "reserve.db").exists()
+    # amounts are printed as 8-decimal BTC, never in Decimal's exponent form ("0E-8")
+    assert re.search(r"\d(\.\d+)?E[-+]?\d", text) is None, re.search(r".*\dE[-+]?\d.*", text)

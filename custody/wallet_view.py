@@ -1,0 +1,87 @@
+"""What one vault's watch-only wallet says, read once as typed values (for the audit).
+
+:func:`read_wallet_view` asks a watch-only descriptor wallet for its transactions
+(:func:`custody.wallet_txs.list_wallet_txs`: one state per transaction), its unspent outputs
+(``listunspent`` from 0 confirmations), its balances and how far its descriptors reach.
+
+What bitcoind says, and what is relied on:
+
+- ``confirmations`` is positive in a block of the best chain, 0 in the mempool (or dropped from
+  it), and negative for a transaction that conflicts with one in the best chain (double-spent,
+  replaced, or a deposit double-spent away in a reorg);
+- ``walletconflicts`` names the wallet's other transactions spending an input of this one, and
+  ``replaced_by_txid`` is set on a transaction the wallet replaced by fee bumping;
+- an immature coinbase output is not in ``listunspent`` (the wallet knows its transaction);
+- an output spent by a mempool transaction of the wallet is no longer in ``listunspent``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from custody.errors import InvalidInput, WalletNotFound
+from custody.rpc import RpcClient
+from custody.wallet import Balances, Utxo, list_unspent, wallet_balances
+from custody.wallet_txs import WalletTxState, list_wallet_txs
+
+
+@dataclass(frozen=True, slots=True)
+class Outpoint:
+    txid: str
+    vout: int
+
+    def __post_init__(self) -> None:
+        if len(self.txid) != 64 or self.vout < 0:
+            raise InvalidInput(f"bad outpoint {self.txid}:{self.vout}")
+
+    def __str__(self) -> str:
+        return f"{self.txid}:{self.vout}"
+
+
+@dataclass(frozen=True, slots=True)
+class WalletView:
+    """One vault wallet: its transactions, unspent outputs (any depth), balances and reach.
+
+    ``range_end`` is one past the highest index any of its ranged descriptors watches
+    (``None`` when it has none).
+    """
+
+    wallet_name: str
+    transactions: tuple[WalletTxState, ...]
+    unspent: tuple[Utxo, ...]
+    balances: Balances
+    range_end: int | None
+
+    @property
+    def confirmed_unspent(self) -> tuple[Utxo, ...]:
+        return tuple(u for u in self.unspent if u.confirmations >= 1)
+
+    @property
+    def unconfirmed_unspent(self) -> tuple[Utxo, ...]:
+        return tuple(u for u in self.unspent if u.confirmations < 1)
+
+    @property
+    def confirmed_txids(self) -> frozenset[str]:
+        return frozenset(t.txid for t in self.transactions if t.confirmed)
+
+
+def read_wallet_view(rpc: RpcClient, wallet_name: str) -> WalletView | None:
+    """The wallet's view, or ``None`` when the node has no such wallet loaded."""
+    wallet = rpc.wallet(wallet_name)
+    try:
+        transactions = list_wallet_txs(rpc, wallet_name)
+        unspent = list_unspent(wallet, 0)
+        balances = wallet_balances(wallet)
+        listed = wallet.call("listdescriptors")["descriptors"]
+    except WalletNotFound:
+        return None
+    finally:
+        wallet.close()
+    ends = [int(d["range"][1]) + 1 for d in listed if "range" in d]
+    return WalletView(
+        wallet_name=wallet_name,
+        transactions=transactions,
+        unspent=unspent,
+        balances=balances,
+        range_end=max(ends) if ends else None,
+    )

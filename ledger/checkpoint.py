@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from ledger.errors import Conflict, InvalidInput, NotInitialised
 from ledger.verify_proof import (
+    CHECKPOINT_FORMAT,
     HASH_SIZE,
     SIGNATURE_SIZE,
     ProofError,
@@ -72,6 +73,12 @@ class Checkpoint:
             "signature": self.signature.hex(),
         }
 
+    def to_export(self, public_key_pem: bytes) -> dict[str, Any]:
+        """The exported checkpoint document: :meth:`to_json`, its format and the signing key."""
+        if key_id(public_key_pem) != self.key_id:
+            raise InvalidInput(f"checkpoint was signed by key {self.key_id}, not by {key_id(public_key_pem)}")
+        return {"format": CHECKPOINT_FORMAT, **self.to_json(), "public_key": public_key_pem.decode("ascii")}
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Checkpoint:
         """Parse :meth:`to_json` output; raise :class:`InvalidInput` on anything else."""
@@ -87,6 +94,29 @@ class Checkpoint:
             key_id=d["key_id"],
             signature=_from_hex(d["signature"], "signature"),
         )
+
+
+def parse_exported(d: Any) -> tuple[Checkpoint, bytes]:
+    """An exported checkpoint document as (checkpoint, public key PEM), its signature checked.
+
+    Raises :class:`InvalidInput` when the document is malformed or its signature does not verify
+    with the key it carries; whether that key is this ledger's is for the caller to judge.
+    """
+    if not isinstance(d, dict) or d.get("format") != CHECKPOINT_FORMAT:
+        raise InvalidInput(
+            f"not an exported checkpoint: expected a JSON object with format {CHECKPOINT_FORMAT!r} "
+            "(written by `reserve ledger checkpoint --export FILE`)"
+        )
+    fields = {k: v for k, v in d.items() if k not in ("format", "public_key")}
+    cp = Checkpoint.from_json(fields)
+    pem = d.get("public_key")
+    if not isinstance(pem, str) or not pem.isascii():
+        raise InvalidInput(f"exported checkpoint field 'public_key' must be a PEM public key, got {pem!r}")
+    try:
+        verify_checkpoint(pem.encode(), cp)
+    except ProofError as exc:
+        raise InvalidInput(f"exported checkpoint does not verify with the key it carries: {exc}") from exc
+    return cp, pem.encode()
 
 
 def _from_hex(value: Any, name: str) -> bytes:

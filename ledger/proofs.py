@@ -1,8 +1,11 @@
 """Signed checkpoints of the journal and the proof documents built on them.
 
 - :func:`make_checkpoint` signs (tree size, root, time) for the journal as it is and stores it;
-  it first checks that the journal still extends the previous checkpoint and that every entry
-  recorded since then still matches its leaf hash, so a checkpoint never blesses tampering.
+  it first checks that the journal still extends the previous checkpoint, that every entry
+  recorded since then still matches its leaf hash and that the key is the ledger's
+  (:mod:`ledger.keychain`), so a checkpoint never blesses tampering or a swapped key.
+- :func:`rotate_key` hands the signing key over: the old key signs a ``key-rotated`` record,
+  the new key signs a checkpoint covering it.
 - :func:`inclusion_document` proves one entry is in the tree of the latest checkpoint.
 - :func:`consistency_document` proves an older checkpoint's tree is a prefix of a newer one.
 
@@ -18,13 +21,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.checkpoint import Checkpoint, public_key_pem, sign_checkpoint
 from ledger.db import lock_journal
-from ledger.errors import NotFound, TamperDetected
+from ledger.entry import Entry
+from ledger.errors import Conflict, NotFound, TamperDetected
 from ledger.journal import get_entry, iter_leaf_hashes, iter_stored
+from ledger.keychain import check_signing_key, key_chain, rotation_body
 from ledger.merkle import MerkleAccumulator, consistency_proof, inclusion_proof, leaf_hash, root_of
 from ledger.models import CheckpointRow
-from ledger.verify_proof import CONSISTENCY_FORMAT, INCLUSION_FORMAT
+from ledger.records import RecordKind, append_record
+from ledger.verify_proof import CONSISTENCY_FORMAT, INCLUSION_FORMAT, key_id
 
 _RUN_VERIFY = "run `reserve ledger verify` to see what changed"
 
@@ -51,8 +57,61 @@ def list_checkpoints(session: Session) -> tuple[Checkpoint, ...]:
 
 
 def make_checkpoint(session: Session, key: Ed25519PrivateKey, timestamp: int | None = None) -> Checkpoint:
-    """Sign and store a checkpoint of the whole journal as it is now."""
+    """Sign and store a checkpoint of the whole journal as it is now.
+
+    Refuses (:class:`TamperDetected`) when the journal no longer extends the latest checkpoint,
+    when an entry since then no longer matches its leaf hash, or when ``key`` is not the key
+    that signed the stored checkpoints (nor one they handed over to by a key-rotation record):
+    a replaced key file never signs over the old history.
+    """
     lock_journal(session)
+    check_signing_key(session, public_key_pem(key))
+    acc = _checked_tree(session)
+    cp = sign_checkpoint(key, acc.size, acc.root(), int(time.time()) if timestamp is None else timestamp)
+    session.add(
+        CheckpointRow(
+            tree_size=cp.tree_size,
+            root=cp.root,
+            timestamp=cp.timestamp,
+            key_id=cp.key_id,
+            signature=cp.signature,
+        )
+    )
+    session.flush()
+    return cp
+
+
+def rotate_key(
+    session: Session, old_key: Ed25519PrivateKey, new_key: Ed25519PrivateKey, timestamp: int | None = None
+) -> tuple[Entry, Checkpoint]:
+    """Hand the ledger over from ``old_key`` to ``new_key``; returns the record and the checkpoint.
+
+    ``old_key`` must be the key allowed to sign now (:func:`~ledger.keychain.check_signing_key`)
+    and the journal must check out as for a checkpoint. The old key signs the handover
+    (:func:`~ledger.keychain.rotation_body`), which is appended as a ``key-rotated`` record; then
+    the new key signs a checkpoint covering it. From then on only the new key signs.
+    """
+    lock_journal(session)
+    old_pem, new_pem = public_key_pem(old_key), public_key_pem(new_key)
+    check_signing_key(session, old_pem)
+    chain = key_chain(session)
+    used = {r.old_key_id for r in chain.rotations} | {r.new_key_id for r in chain.rotations}
+    used |= {str(k) for k in session.scalars(select(CheckpointRow.key_id).distinct())}
+    if key_id(new_pem) in used or key_id(new_pem) == key_id(old_pem):
+        raise Conflict(
+            f"key {key_id(new_pem)} has signed for this ledger before; hand over to a fresh key "
+            "(give a --new-key path that does not exist yet, and it is created)"
+        )
+    acc = _checked_tree(session)
+    entry = append_record(
+        session, RecordKind.KEY_ROTATED, rotation_body(old_key, new_pem, acc.size, acc.root())
+    )
+    return entry, make_checkpoint(session, new_key, timestamp)
+
+
+def _checked_tree(session: Session) -> MerkleAccumulator:
+    """The journal's tree, after checking it still extends the latest checkpoint and that every
+    entry since then matches its leaf hash (the caller holds the journal lock)."""
     previous = latest_checkpoint(session)
     acc = MerkleAccumulator()
     for seq, h in iter_leaf_hashes(session):
@@ -77,18 +136,7 @@ def make_checkpoint(session: Session, key: Ed25519PrivateKey, timestamp: int | N
             raise TamperDetected(
                 f"entry {stored.seq} no longer matches its leaf hash; refusing to sign; {_RUN_VERIFY}"
             )
-    cp = sign_checkpoint(key, acc.size, acc.root(), int(time.time()) if timestamp is None else timestamp)
-    session.add(
-        CheckpointRow(
-            tree_size=cp.tree_size,
-            root=cp.root,
-            timestamp=cp.timestamp,
-            key_id=cp.key_id,
-            signature=cp.signature,
-        )
-    )
-    session.flush()
-    return cp
+    return acc
 
 
 def _leaves(session: Session, cp: Checkpoint) -> list[bytes]:

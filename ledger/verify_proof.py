@@ -6,7 +6,8 @@ from ``ledger`` or ``custody``, so an auditor can read it in one sitting and run
     python verify_proof.py PROOF.json --pubkey PUB.pem
 
 prints ``OK: ...`` and exits 0, or prints ``FAIL: <reason>`` and exits 1. The document type is
-chosen by its ``"format"`` field.
+chosen by its ``"format"`` field. ``--pubkey`` may be repeated: a checkpoint is accepted when it
+is signed by any of the given keys (the keys of a rotation chain, see below).
 
 Hashing (RFC 6962 / RFC 9162 Merkle tree, SHA-256)
 --------------------------------------------------
@@ -64,6 +65,39 @@ a prefix of the new one (RFC 9162 section 2.1.4.2): nothing recorded before the 
 was changed or removed afterwards. Equal sizes need an empty proof and equal roots; an old size of
 0 needs an empty proof and the empty-tree root.
 
+Exported checkpoint (``reserve ledger checkpoint --export FILE``)
+------------------------------------------------------------------
+A checkpoint published outside the database: the checkpoint object above plus::
+
+    {"format": "reserve-ledger-checkpoint/v1", ..., "public_key": "<PEM of the signing key>"}
+
+It is valid when ``public_key`` is one of the given public keys, ``key_id`` names it and the
+signature verifies. ``reserve ledger verify --checkpoint FILE`` checks a database against it.
+
+Key rotation document (``reserve ledger rotation``)
+---------------------------------------------------
+When the ledger's signing key is replaced, the old key signs the handover, and the handover is
+itself an entry of the journal (record kind ``key-rotated``), so checkpoints cover it::
+
+    {"format": "reserve-ledger-key-rotation/v1",
+     "old_public_key": "<PEM>", "old_key_id": "<16 hex>",
+     "new_public_key": "<PEM>", "new_key_id": "<16 hex>",
+     "tree_size": 41, "root": "<64 hex>",   # the journal just before the handover entry
+     "signature": "<128 hex>"}              # Ed25519 by the OLD key over the message below
+
+The signed message is the ASCII text::
+
+    reserve-ledger key rotation v1\n
+    <old raw 32-byte Ed25519 public key as 64 lowercase hex digits>\n
+    <new raw 32-byte Ed25519 public key as 64 lowercase hex digits>\n
+    <tree_size in decimal>\n
+    <root as 64 lowercase hex digits>\n
+
+It is valid when ``old_public_key`` is one of the given public keys (the key the auditor already
+trusts), both key ids name their keys, and the old key's signature verifies. From then on the
+auditor trusts the new key as well: pass both (``--pubkey OLD.pem --pubkey NEW.pem``) to check
+proofs whose checkpoints straddle the rotation.
+
 Verifying by hand
 -----------------
 With nothing but ``sha256sum``-style tools: hash ``00 || entry`` and compare with ``leaf_hash``.
@@ -95,7 +129,10 @@ from cryptography.hazmat.primitives.serialization import (
 
 INCLUSION_FORMAT = "reserve-ledger-inclusion-proof/v1"
 CONSISTENCY_FORMAT = "reserve-ledger-consistency-proof/v1"
+CHECKPOINT_FORMAT = "reserve-ledger-checkpoint/v1"
+ROTATION_FORMAT = "reserve-ledger-key-rotation/v1"
 CHECKPOINT_HEADER = b"reserve-ledger checkpoint v1\n"
+ROTATION_HEADER = b"reserve-ledger key rotation v1\n"
 HASH_SIZE = 32
 SIGNATURE_SIZE = 64
 KEY_ID_SIZE = 8
@@ -253,10 +290,24 @@ def _load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
     return key
 
 
+def raw_public_key(public_key_pem: bytes) -> bytes:
+    """The raw 32 bytes of an Ed25519 public key given as PEM."""
+    return _load_public_key(public_key_pem).public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
 def key_id(public_key_pem: bytes) -> str:
     """Hex of the first 8 bytes of SHA-256 of the raw 32-byte Ed25519 public key."""
-    raw = _load_public_key(public_key_pem).public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return hashlib.sha256(raw).digest()[:KEY_ID_SIZE].hex()
+    return hashlib.sha256(raw_public_key(public_key_pem)).digest()[:KEY_ID_SIZE].hex()
+
+
+def rotation_message(
+    old_public_key_pem: bytes, new_public_key_pem: bytes, tree_size: int, root: bytes
+) -> bytes:
+    """The exact bytes the old key signs when it hands the ledger over to the new key."""
+    _check_size(tree_size, "rotation tree size")
+    _check_hash(root, "rotation root")
+    old, new = raw_public_key(old_public_key_pem), raw_public_key(new_public_key_pem)
+    return ROTATION_HEADER + f"{old.hex()}\n{new.hex()}\n{tree_size}\n{root.hex()}\n".encode()
 
 
 def verify_checkpoint_signature(
@@ -321,22 +372,47 @@ def _proof_field(doc: dict[str, Any], where: str) -> tuple[bytes, ...]:
     return tuple(_hex(v, f"{where} proof element {i}", HASH_SIZE) for i, v in enumerate(value))
 
 
-def _verify_checkpoint_object(cp: Any, public_key_pem: bytes, where: str) -> tuple[int, bytes]:
+Keys = dict[str, bytes]  # key id -> public key PEM: the keys a verification trusts
+
+
+def keyring(public_keys: bytes | Sequence[bytes]) -> Keys:
+    """The given public key PEM(s) by key id."""
+    pems = [public_keys] if isinstance(public_keys, bytes) else list(public_keys)
+    if not pems:
+        raise ProofError("no public key given")
+    return {key_id(pem): pem for pem in pems}
+
+
+def _trusted_key(keys: Keys, stated_key: Any, where: str) -> bytes:
+    if not isinstance(stated_key, str) or stated_key not in keys:
+        given = ", ".join(sorted(keys))
+        noun = "key is" if len(keys) == 1 else "keys are"
+        raise ProofError(
+            f"{where} says it was signed by key {stated_key!r}, but the given public {noun} {given}"
+        )
+    return keys[stated_key]
+
+
+def _verify_checkpoint_object(cp: Any, keys: Keys, where: str) -> tuple[int, bytes]:
     tree_size = _int_field(cp, "tree_size", where)
     root = _hex_field(cp, "root", where, HASH_SIZE)
     timestamp = _int_field(cp, "timestamp", where)
-    stated_key = _field(cp, "key_id", where)
     signature = _hex_field(cp, "signature", where, SIGNATURE_SIZE)
-    expected_key = key_id(public_key_pem)
-    if stated_key != expected_key:
-        raise ProofError(
-            f"{where} says it was signed by key {stated_key!r}, but the given public key is {expected_key}"
-        )
+    public_key_pem = _trusted_key(keys, _field(cp, "key_id", where), where)
     try:
         verify_checkpoint_signature(public_key_pem, tree_size, root, timestamp, signature)
     except ProofError as exc:
         raise ProofError(f"{where}: {exc}") from exc
     return tree_size, root
+
+
+def _pem_field(doc: dict[str, Any], name: str, where: str) -> bytes:
+    value = _field(doc, name, where)
+    if not isinstance(value, str) or not value.isascii():
+        raise ProofError(f"{where} field {name!r} must be a PEM public key as text, got {value!r}")
+    pem = value.encode()
+    _load_public_key(pem)
+    return pem
 
 
 def _check_format(doc: dict[str, Any], expected: str) -> None:
@@ -345,8 +421,9 @@ def _check_format(doc: dict[str, Any], expected: str) -> None:
         raise ProofError(f"proof document format is {found!r}, expected {expected!r}")
 
 
-def verify_inclusion_document(doc: dict[str, Any], public_key_pem: bytes) -> None:
+def verify_inclusion_document(doc: dict[str, Any], public_keys: bytes | Sequence[bytes]) -> None:
     """Check an inclusion proof document completely (see the module docstring)."""
+    keys = keyring(public_keys)
     where = "inclusion proof"
     _check_format(doc, INCLUSION_FORMAT)
     seq = _int_field(doc, "seq", where)
@@ -365,9 +442,7 @@ def verify_inclusion_document(doc: dict[str, Any], public_key_pem: bytes) -> Non
             f"{computed.hex()}): the entry bytes were changed"
         )
     verify_inclusion(leaf_hash, leaf_index, tree_size, proof, root)
-    cp_size, cp_root = _verify_checkpoint_object(
-        _field(doc, "checkpoint", where), public_key_pem, "checkpoint"
-    )
+    cp_size, cp_root = _verify_checkpoint_object(_field(doc, "checkpoint", where), keys, "checkpoint")
     if cp_size != tree_size or cp_root != root:
         raise ProofError(
             f"checkpoint is for size {cp_size} root {cp_root.hex()}, but the proof is against "
@@ -375,42 +450,93 @@ def verify_inclusion_document(doc: dict[str, Any], public_key_pem: bytes) -> Non
         )
 
 
-def verify_consistency_document(doc: dict[str, Any], public_key_pem: bytes) -> None:
+def verify_consistency_document(doc: dict[str, Any], public_keys: bytes | Sequence[bytes]) -> None:
     """Check a consistency proof document completely (see the module docstring)."""
+    keys = keyring(public_keys)
     _check_format(doc, CONSISTENCY_FORMAT)
     where = "consistency proof"
-    old_size, old_root = _verify_checkpoint_object(
-        _field(doc, "old", where), public_key_pem, "old checkpoint"
-    )
-    new_size, new_root = _verify_checkpoint_object(
-        _field(doc, "new", where), public_key_pem, "new checkpoint"
-    )
+    old_size, old_root = _verify_checkpoint_object(_field(doc, "old", where), keys, "old checkpoint")
+    new_size, new_root = _verify_checkpoint_object(_field(doc, "new", where), keys, "new checkpoint")
     verify_consistency(old_size, new_size, old_root, new_root, _proof_field(doc, where))
 
 
-def verify_document(doc: Any, public_key_pem: bytes) -> str:
-    """Verify a document of either format and return the one-line ``OK: ...`` summary."""
+def verify_exported_checkpoint(doc: dict[str, Any], public_keys: bytes | Sequence[bytes]) -> bytes:
+    """Check an exported checkpoint (see the module docstring); return its public key PEM."""
+    keys = keyring(public_keys)
+    _check_format(doc, CHECKPOINT_FORMAT)
+    where = "exported checkpoint"
+    pem = _pem_field(doc, "public_key", where)
+    if key_id(pem) not in keys or _field(doc, "key_id", where) != key_id(pem):
+        raise ProofError(
+            f"{where} carries public key {key_id(pem)} (key_id {doc.get('key_id')!r}), which is not "
+            f"one of the given public keys {', '.join(sorted(keys))}"
+        )
+    _verify_checkpoint_object(doc, keys, where)
+    return pem
+
+
+def verify_rotation_document(doc: dict[str, Any], public_keys: bytes | Sequence[bytes]) -> bytes:
+    """Check a key rotation document (see the module docstring); return the new key's PEM."""
+    keys = keyring(public_keys)
+    _check_format(doc, ROTATION_FORMAT)
+    where = "key rotation"
+    old_pem = _pem_field(doc, "old_public_key", where)
+    new_pem = _pem_field(doc, "new_public_key", where)
+    for name, pem in (("old_key_id", old_pem), ("new_key_id", new_pem)):
+        if _field(doc, name, where) != key_id(pem):
+            raise ProofError(f"{where} field {name!r} is {doc[name]!r}, but its public key is {key_id(pem)}")
+    _trusted_key(keys, key_id(old_pem), f"{where} (old key)")
+    tree_size = _int_field(doc, "tree_size", where)
+    root = _hex_field(doc, "root", where, HASH_SIZE)
+    signature = _hex_field(doc, "signature", where, SIGNATURE_SIZE)
+    try:
+        _load_public_key(old_pem).verify(signature, rotation_message(old_pem, new_pem, tree_size, root))
+    except InvalidSignature as exc:
+        raise ProofError(
+            f"{where} from key {key_id(old_pem)} to key {key_id(new_pem)} at tree size {tree_size} "
+            "is not signed by the old key"
+        ) from exc
+    return new_pem
+
+
+def verify_document(doc: Any, public_keys: bytes | Sequence[bytes]) -> str:
+    """Verify a document of any format and return the one-line ``OK: ...`` summary."""
     if not isinstance(doc, dict):
         raise ProofError(f"proof document must be a JSON object, got {type(doc).__name__}")
-    kid = key_id(public_key_pem)
+    keyring(public_keys)
     fmt = doc.get("format")
     if fmt == INCLUSION_FORMAT:
-        verify_inclusion_document(doc, public_key_pem)
+        verify_inclusion_document(doc, public_keys)
         return (
             f"OK: entry {doc['seq']} is included in the tree of size {doc['tree_size']} "
-            f"with root {doc['root']}, checkpoint signed by key {kid}"
+            f"with root {doc['root']}, checkpoint signed by key {doc['checkpoint']['key_id']}"
         )
     if fmt == CONSISTENCY_FORMAT:
-        verify_consistency_document(doc, public_key_pem)
+        verify_consistency_document(doc, public_keys)
         old, new = doc["old"], doc["new"]
+        signers = sorted({old["key_id"], new["key_id"]})
         return (
             f"OK: the tree of size {old['tree_size']} with root {old['root']} is a prefix of "
             f"the tree of size {new['tree_size']} with root {new['root']}, "
-            f"both checkpoints signed by key {kid}"
+            + ("both checkpoints signed by key " if len(signers) == 1 else "checkpoints signed by keys ")
+            + " and ".join(signers)
         )
-    raise ProofError(
-        f"unknown proof document format {fmt!r}; expected {INCLUSION_FORMAT!r} or {CONSISTENCY_FORMAT!r}"
+    if fmt == CHECKPOINT_FORMAT:
+        verify_exported_checkpoint(doc, public_keys)
+        return (
+            f"OK: checkpoint of tree size {doc['tree_size']} with root {doc['root']} "
+            f"signed by key {doc['key_id']}"
+        )
+    if fmt == ROTATION_FORMAT:
+        verify_rotation_document(doc, public_keys)
+        return (
+            f"OK: key {doc['old_key_id']} handed the ledger over to key {doc['new_key_id']} at tree "
+            f"size {doc['tree_size']} with root {doc['root']}; trust key {doc['new_key_id']} from now on"
+        )
+    known = ", ".join(
+        repr(f) for f in (INCLUSION_FORMAT, CONSISTENCY_FORMAT, CHECKPOINT_FORMAT, ROTATION_FORMAT)
     )
+    raise ProofError(f"unknown proof document format {fmt!r}; expected one of {known}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -423,14 +549,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Verify a reserve-ledger inclusion or consistency proof document."
     )
     parser.add_argument("proof", help="proof JSON document")
-    parser.add_argument("--pubkey", required=True, help="the ledger's Ed25519 public key (PEM)")
+    parser.add_argument(
+        "--pubkey",
+        required=True,
+        action="append",
+        help="the ledger's Ed25519 public key (PEM); repeat for the keys of a rotation chain",
+    )
     args = parser.parse_args(argv)
     try:
-        try:
-            with open(args.pubkey, "rb") as f:
-                pem = f.read()
-        except OSError as exc:
-            raise ProofError(f"cannot read public key {args.pubkey}: {exc.strerror}") from exc
+        pems = []
+        for path in args.pubkey:
+            try:
+                with open(path, "rb") as f:
+                    pems.append(f.read())
+            except OSError as exc:
+                raise ProofError(f"cannot read public key {path}: {exc.strerror}") from exc
         try:
             with open(args.proof, "rb") as f:
                 doc = json.loads(f.read(), parse_constant=_reject_constant)
@@ -438,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ProofError(f"cannot read proof document {args.proof}: {exc.strerror}") from exc
         except (ValueError, RecursionError) as exc:
             raise ProofError(f"proof document {args.proof} is not valid JSON: {exc}") from exc
-        summary = verify_document(doc, pem)
+        summary = verify_document(doc, pems)
     except ProofError as exc:
         print(f"FAIL: {exc}")
         return 1

@@ -2,7 +2,9 @@
 
 Thin shell: parse arguments, call one service function inside ``app.session()``, render a rich
 table for people or JSON (``--json``) for programs. Amounts are exact BTC strings for people and
-integer satoshis in JSON.
+integer satoshis in JSON. Stored text (memos, names, refs) reaches the terminal only through
+:func:`printable`, so a memo can never send control sequences to it; integer arguments are
+bounded to what the database holds (:class:`DbInt`), so a huge number is one clear error.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
@@ -23,23 +29,81 @@ from sqlalchemy.orm import Session
 from custody.amount import format_btc, parse_btc
 from ledger.accounts import add_account, list_accounts
 from ledger.balances import balance
-from ledger.checkpoint import create_signing_key, load_signing_key, public_key_pem
+from ledger.checkpoint import (
+    Checkpoint,
+    create_signing_key,
+    load_signing_key,
+    parse_exported,
+    public_key_pem,
+)
 from ledger.cli.app import App, json_option, pass_app
 from ledger.entry import ACCOUNT_TYPES, ENTRY_KINDS, Entry, EntryDraft, Posting
-from ledger.errors import InvalidInput, NotInitialised
+from ledger.errors import InvalidInput, NotFound, NotInitialised
 from ledger.journal import append, iter_entries, last_seq, reverse
+from ledger.keychain import check_signing_key, key_findings, trusted_public_keys
 from ledger.migrate import upgrade
-from ledger.proofs import consistency_document, inclusion_document, make_checkpoint
+from ledger.proofs import consistency_document, inclusion_document, make_checkpoint, rotate_key
+from ledger.records import RecordKind, records
 from ledger.settings import normalise_db_url
-from ledger.verify import verify_ledger
+from ledger.verify import VerifyReport, verify_ledger
 from ledger.verify_proof import key_id
+
+DB_INT_MAX = 2**63 - 1  # BIGINT: the largest entry number or tree size the database can hold
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every C0/C1 control, DEL and bidi control written as an escape (``\\x1b``)."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def cell(text: str | None) -> Text:
+    """Stored text for a rich table: escaped, and never read as rich markup."""
+    return Text(printable(text or ""))
+
+
+class DbInt(click.ParamType[int, Any]):
+    """A whole number from ``low`` to 2^63-1 (BIGINT); anything else is one clear error, exit 2."""
+
+    name = "integer"
+
+    def __init__(self, what: str, low: int) -> None:
+        self.what = what
+        self.low = low
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            if not re.fullmatch(r"[+-]?[0-9]{1,30}", text):
+                shown = text if len(text) <= 30 else f"{text[:20]}... ({len(text)} characters)"
+                raise InvalidInput(
+                    f"{self.what} {printable(shown)!r} is not a number from {self.low} to {DB_INT_MAX}"
+                )
+            number = int(text)
+        if not self.low <= number <= DB_INT_MAX:
+            raise InvalidInput(
+                f"{self.what} {number} is out of range: give a number from {self.low} to {DB_INT_MAX}"
+            )
+        return number
+
+
+ENTRY_NUMBER = DbInt("entry number", 1)
+TREE_SIZE = DbInt("tree size", 0)
 
 
 @contextmanager
-def journal_session(app: App) -> Iterator[Session]:
-    """``app.session()``, turning "no such table" into a hint to run ``reserve init``."""
+def journal_session(app: App, *, read_only: bool = False) -> Iterator[Session]:
+    """``app.session()`` (or ``app.read_session()``), turning "no such table" into a hint to run
+    ``reserve init``."""
     try:
-        with app.session() as s:
+        with app.read_session() if read_only else app.session() as s:
             yield s
     except (OperationalError, ProgrammingError) as e:
         text = str(e.orig).lower()
@@ -78,12 +142,12 @@ def show_entry(app: App, entry: Entry, as_json: bool) -> None:
     if as_json:
         app.print_json(entry_to_json(entry))
         return
-    table = Table(title=f"entry {entry.seq}: {entry.kind} on {entry.date} — {entry.memo}")
+    table = Table(title=cell(f"entry {entry.seq}: {entry.kind} on {entry.date} — {entry.memo}"))
     table.add_column("account")
     table.add_column("type")
     table.add_column("amount (BTC)", justify="right")
     for p in entry.postings:
-        table.add_row(p.account, p.account_type or "", format_btc(p.amount))
+        table.add_row(cell(p.account), cell(p.account_type), format_btc(p.amount))
     app.console.print(table)
     click.echo(f"leaf hash {entry.leaf_hash.hex()}")
 
@@ -91,7 +155,14 @@ def show_entry(app: App, entry: Entry, as_json: bool) -> None:
 def parse_posting(text: str) -> Posting:
     account, sep, amount = text.rpartition("=")
     if not sep or not account:
-        raise InvalidInput(f"posting {text!r} must be ACCOUNT=AMOUNT, e.g. vault:cold=1.5 or fees=-0.0001")
+        raise InvalidInput(
+            f"posting {printable(text)!r} must be ACCOUNT=AMOUNT, e.g. exchange-a=1.5 or owner=-150000000sat"
+        )
+    if len(amount) > 40:  # 21,000,000 BTC is 19 characters at most; spare the big-int parser
+        raise InvalidInput(
+            f"posting amount for {printable(account.strip())!r} has {len(amount)} characters; "
+            "an amount is at most 21,000,000 BTC with 8 decimals"
+        )
     return Posting(account.strip(), parse_btc(amount, signed=True))
 
 
@@ -155,7 +226,7 @@ def account_list(app: App, as_json: bool) -> None:
     table.add_column("name")
     table.add_column("type")
     for a in accounts:
-        table.add_row(a.name, a.type)
+        table.add_row(cell(a.name), cell(a.type))
     app.console.print(table)
 
 
@@ -180,7 +251,14 @@ def record(
     date_text: str | None,
     as_json: bool,
 ) -> None:
-    """Record a balanced entry: --kind, --memo and two or more --posting ACCOUNT=AMOUNT."""
+    """Record a balanced entry: --kind, --memo and two or more --posting ACCOUNT=AMOUNT.
+
+    Manual entries move only non-vault accounts (custodian, counterparty, income, expense,
+    equity), e.g. `reserve record --kind adjustment --memo "fee refund owed" --posting
+    exchange-a=0.5 --posting owner=-50000000sat`. Vault balances, the reserve, move only through
+    transactions verified on chain: the subcommands below (`record deposit|withdrawal|transfer|
+    mining --txid ...`) or `reserve sync`. To correct a vault entry, `reserve reverse SEQ`.
+    """
     if ctx.invoked_subcommand is not None:
         return
     missing = [name for name, value in (("--kind", kind), ("--memo", memo)) if not value]
@@ -206,7 +284,7 @@ def record(
 
 
 @click.command("reverse")
-@click.argument("seq", type=int)
+@click.argument("seq", type=ENTRY_NUMBER)
 @click.option("--memo", required=True, help="Why the entry is reversed.")
 @click.option("--ref", help="Idempotency key.")
 @click.option("--date", "date_text", metavar="YYYY-MM-DD", help="Booking date [today, UTC].")
@@ -221,7 +299,9 @@ def reverse_cmd(app: App, seq: int, memo: str, ref: str | None, date_text: str |
 
 @click.command("balance")
 @click.argument("account_name", metavar="[ACCOUNT]", required=False)
-@click.option("--as-of", type=int, metavar="SEQ", help="Count entries 1..SEQ only.")
+@click.option(
+    "--as-of", type=DbInt("--as-of entry number", 0), metavar="SEQ", help="Count entries 1..SEQ only."
+)
 @json_option
 @pass_app
 def balance_cmd(app: App, account_name: str | None, as_of: int | None, as_json: bool) -> None:
@@ -242,7 +322,7 @@ def balance_cmd(app: App, account_name: str | None, as_of: int | None, as_json: 
     table.add_column("type")
     table.add_column("balance (BTC)", justify="right")
     for a in b.accounts:
-        table.add_row(a.name, a.type, format_btc(a.amount))
+        table.add_row(cell(a.name), cell(a.type), format_btc(a.amount))
     app.console.print(table)
     click.echo(f"reserve (all vault accounts): {format_btc(b.reserve)} BTC")
 
@@ -253,12 +333,12 @@ def ledger() -> None:
 
 
 @ledger.command("log")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Last N entries.")
+@click.option("--limit", type=DbInt("--limit", 1), default=50, show_default=True, help="Last N entries.")
 @json_option
 @pass_app
 def ledger_log(app: App, limit: int, as_json: bool) -> None:
     """The last entries, oldest first."""
-    with journal_session(app) as s:
+    with journal_session(app, read_only=True) as s:
         start = max(1, last_seq(s) - limit + 1)
         entries = list(iter_entries(s, start=start))
     if as_json:
@@ -268,41 +348,97 @@ def ledger_log(app: App, limit: int, as_json: bool) -> None:
     for col in ("seq", "date", "kind", "memo", "postings (BTC)", "ref"):
         table.add_column(col)
     for e in entries:
-        legs = "\n".join(f"{p.account} {format_btc(p.amount)}" for p in e.postings)
+        legs = "\n".join(f"{printable(p.account)} {format_btc(p.amount)}" for p in e.postings)
         kind = e.kind if e.reverses_seq is None else f"reversal of {e.reverses_seq}"
-        table.add_row(str(e.seq), e.date.isoformat(), kind, e.memo, legs, e.ref or "")
+        table.add_row(str(e.seq), e.date.isoformat(), kind, cell(e.memo), Text(legs), cell(e.ref))
     app.console.print(table)
 
 
 @ledger.command("checkpoint")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the signed checkpoint with the public key to FILE, for publishing.",
+)
 @pass_app
-def ledger_checkpoint(app: App) -> None:
-    """Sign and store a checkpoint of the journal as it is now; prints it as JSON."""
+def ledger_checkpoint(app: App, export_path: Path | None) -> None:
+    """Sign and store a checkpoint of the journal as it is now; prints it as JSON.
+
+    Refuses when the key file holds another key than the one that signed the stored checkpoints
+    (see `reserve ledger rotate-key`). Publish exported checkpoints where the database's
+    operator cannot change them; `reserve ledger verify --checkpoint FILE` checks against one.
+    """
+    if export_path is not None:
+        _check_writable(export_path)
     key = load_signing_key(app.settings.signing_key_path)
     with journal_session(app) as s:
         cp = make_checkpoint(s, key)
     app.print_json(cp.to_json())
+    if export_path is not None:
+        _write_file(
+            export_path, json.dumps(cp.to_export(public_key_pem(key)), indent=2, sort_keys=True) + "\n"
+        )
+        click.echo(
+            f"exported to {export_path}: publish it, then `reserve ledger verify --checkpoint {export_path}`"
+        )
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidInput(f"cannot export to {path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise InvalidInput(f"cannot export to {path}: it is a directory; give a file name")
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
 
 
 @ledger.command("prove")
-@click.argument("seq", type=int)
+@click.argument("seq", type=ENTRY_NUMBER)
 @pass_app
 def ledger_prove(app: App, seq: int) -> None:
     """Inclusion proof of entry SEQ against the latest checkpoint (JSON for verify_proof.py)."""
-    with journal_session(app) as s:
+    with journal_session(app, read_only=True) as s:
         doc = inclusion_document(s, seq)
     click.echo(json.dumps(doc, indent=2))
 
 
 @ledger.command("consistency")
-@click.argument("old_size", type=int)
-@click.argument("new_size", type=int)
+@click.argument("old_size", type=TREE_SIZE)
+@click.argument("new_size", type=TREE_SIZE)
 @pass_app
 def ledger_consistency(app: App, old_size: int, new_size: int) -> None:
     """Proof that the checkpoint of OLD_SIZE entries is a prefix of the one of NEW_SIZE."""
-    with journal_session(app) as s:
+    with journal_session(app, read_only=True) as s:
         doc = consistency_document(s, old_size, new_size)
     click.echo(json.dumps(doc, indent=2))
+
+
+def read_exported(path: Path) -> tuple[Checkpoint, bytes]:
+    """An exported checkpoint file as (checkpoint, public key PEM); bad files are bad input."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"cannot read checkpoint file {path}: {e.strerror}") from e
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise InvalidInput(f"checkpoint file {path} is not JSON: {e}") from e
+    try:
+        return parse_exported(doc)
+    except InvalidInput as e:
+        raise InvalidInput(f"checkpoint file {path}: {e}") from e
 
 
 @ledger.command("verify")
@@ -312,36 +448,145 @@ def ledger_consistency(app: App, old_size: int, new_size: int) -> None:
     type=click.File("rb"),
     help="Verify with this public key PEM instead of the signing key's public half.",
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also check against this exported checkpoint (`ledger checkpoint --export`); repeat.",
+)
 @json_option
 @pass_app
-def ledger_verify(app: App, pubkey_file: Any, as_json: bool) -> int:
-    """Recheck every entry and checkpoint; exit 1 naming the first bad entry if anything is off."""
+def ledger_verify(app: App, pubkey_file: Any, checkpoint_paths: tuple[Path, ...], as_json: bool) -> int:
+    """Recheck every entry, checkpoint and signing key; exit 1 naming the first bad entry if anything
+    is off.
+
+    Checkpoints by any key linked to the verifying key by key-rotation records verify. With
+    --checkpoint FILE, a history rewritten or cut after that exported checkpoint is found even
+    when every checkpoint in the database was deleted.
+    """
     if pubkey_file is not None:
         pem = pubkey_file.read()
+        key_id(pem)  # a bad PEM is bad input, before anything is read
     else:
         pem = public_key_pem(load_signing_key(app.settings.signing_key_path))
-    with journal_session(app) as s:
-        report = verify_ledger(s, pem)
+    exported = [read_exported(path) for path in checkpoint_paths]
+    with journal_session(app, read_only=True) as s:
+        keys = trusted_public_keys(s, pem)
+        trusted = {key_id(k) for k in keys}
+        report = verify_ledger(s, keys, extra_checkpoints=[cp for cp, _ in exported])
+        extra = key_findings(s, pem, from_key_file=pubkey_file is None)
+    for path, (cp, _) in zip(checkpoint_paths, exported, strict=True):
+        if cp.key_id not in trusted:
+            extra.append(
+                f"key mismatch: exported checkpoint {path} (tree size {cp.tree_size}) was signed by "
+                f"key {cp.key_id}, which is neither key {key_id(pem)} nor a key linked to it by a "
+                "key-rotation record: the signing key was replaced, or the file is of another ledger"
+            )
+    if extra:
+        report = dataclasses.replace(report, ok=False, findings=(*report.findings, *extra))
     if as_json:
         app.print_json(report.to_json())
     elif report.ok:
-        click.echo(
-            f"OK: {report.entries} entries, root {report.root.hex()}, "
-            f"{report.checkpoints} checkpoint(s) verified"
-        )
+        click.echo(_verified_line(report, len(exported)))
     else:
         first = f" (first bad entry: {report.first_bad_seq})" if report.first_bad_seq else ""
         click.echo(f"FAIL: {len(report.findings)} problem(s){first}", err=True)
         for finding in report.findings:
-            click.echo(f"  - {finding}", err=True)
+            click.echo(f"  - {printable(finding)}", err=True)
     return 0 if report.ok else 1
+
+
+def _verified_line(report: VerifyReport, exported: int) -> str:
+    line = f"OK: {report.entries} entries, root {report.root.hex()}, "
+    if report.checkpoints:
+        line += f"{report.checkpoints} checkpoint(s) verified"
+    elif report.entries == 0:
+        line += "no checkpoints yet (the journal is empty)"
+    else:
+        line += (
+            "but no checkpoint is stored: none was signed yet, or all were deleted; only a checkpoint "
+            "kept outside the database (--checkpoint FILE) can tell"
+        )
+    if exported:
+        line += f"; consistent with {exported} exported checkpoint(s)"
+    return line
 
 
 @ledger.command("pubkey")
 @pass_app
 def ledger_pubkey(app: App) -> None:
-    """Print the checkpoint public key (PEM) for auditors."""
+    """Print the current checkpoint public key (PEM) for auditors.
+
+    After `reserve ledger rotate-key`, auditors check the handover with the key they already
+    hold: `reserve ledger rotation > rotation.json`, then `python3 verify_proof.py rotation.json
+    --pubkey OLD.pem`, which names the new key id; this command prints that new key.
+    """
     click.echo(public_key_pem(load_signing_key(app.settings.signing_key_path)).decode(), nl=False)
+
+
+@ledger.command("rotate-key")
+@click.option(
+    "--new-key",
+    "new_key_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="The new Ed25519 key file; created (mode 0600) if it does not exist.",
+)
+@json_option
+@pass_app
+def ledger_rotate_key(app: App, new_key_path: Path, as_json: bool) -> None:
+    """Hand the ledger over to a new signing key, signed by the current one.
+
+    The current key (--signing-key) signs a key-rotated record naming the new key and the tree it
+    hands over; the new key then signs a checkpoint covering it. Afterwards only the new key
+    signs: point --signing-key or RESERVE_SIGNING_KEY at FILE (or move FILE into place).
+    """
+    old_path = app.settings.signing_key_path
+    if new_key_path.absolute() == old_path.absolute():
+        raise InvalidInput(f"--new-key {new_key_path} is the current key file; give a new file name")
+    old = load_signing_key(old_path)
+    with journal_session(app, read_only=True) as s:
+        check_signing_key(s, public_key_pem(old))  # refuse before creating a key file
+    created = not new_key_path.exists()
+    new = create_signing_key(new_key_path) if created else load_signing_key(new_key_path)
+    with journal_session(app) as s:
+        entry, cp = rotate_key(s, old, new)
+    old_id, new_id = key_id(public_key_pem(old)), key_id(public_key_pem(new))
+    if as_json:
+        app.print_json(
+            {"record_seq": entry.seq, "old_key_id": old_id, "new_key_id": new_id, "checkpoint": cp.to_json()}
+        )
+        return
+    click.echo(f"new key {new_key_path} ({'created, mode 0600' if created else 'existing'}), key id {new_id}")
+    click.echo(f"entry {entry.seq}: key {old_id} handed the ledger over to key {new_id} (signed by {old_id})")
+    click.echo(f"checkpoint of tree size {cp.tree_size} signed by {new_id}")
+    click.echo(
+        f"from now on sign with {new_key_path}: set RESERVE_SIGNING_KEY={new_key_path} or --signing-key "
+        f"(or move it to {old_path}); key {old_id} signs nothing more. For auditors: "
+        "`reserve ledger rotation` (the handover, checked with the old public key) and "
+        "`reserve ledger pubkey`"
+    )
+
+
+@ledger.command("rotation")
+@click.argument("seq", type=ENTRY_NUMBER, required=False)
+@pass_app
+def ledger_rotation(app: App, seq: int | None) -> None:
+    """Print the key handover of entry SEQ (default: the latest) as a document for verify_proof.py."""
+    with journal_session(app, read_only=True) as s:
+        found = records(s, RecordKind.KEY_ROTATED)
+    if seq is not None:
+        found = [r for r in found if r.seq == seq]
+    if not found:
+        raise NotFound(
+            "no key rotation recorded"
+            + (f" at entry {seq}" if seq is not None else "")
+            + "; `reserve ledger rotate-key --new-key FILE` hands the ledger over to a new key"
+        )
+    click.echo(json.dumps(found[-1].body, indent=2, sort_keys=True))
 
 
 COMMANDS: tuple[click.Command, ...] = (init, account, record, reverse_cmd, balance_cmd, ledger)

@@ -1,7 +1,10 @@
-"""Account balances and the reserve total, from one SQL aggregate over the postings.
+"""Account balances and the reserve figure, from one SQL aggregate over the postings.
 
-The reserve is the sum of every vault-type account. ``as_of=N`` counts entries 1..N only, so a
-balance can be asked for at any point of the journal's history.
+The reserve is the sum of every vault-type account (:func:`is_reserve`), defined here once:
+``reserve balance`` prints it and the audit compares it with the chain (:func:`reserve_total`),
+so the two cannot disagree. Vault accounts are opened only with a vault definition and move only
+through chain-verified entries (:mod:`ledger.accounts`, :mod:`ledger.journal`). ``as_of=N``
+counts entries 1..N only, so a balance can be asked for at any point of the journal's history.
 """
 
 from __future__ import annotations
@@ -18,11 +21,21 @@ from ledger.journal import last_seq
 from ledger.models import AccountRow, PostingRow
 
 
+def is_reserve(account_type: str) -> bool:
+    """Whether an account of this type is part of the reserve (vault accounts, and only they)."""
+    return account_type == RESERVE_ACCOUNT_TYPE
+
+
 @dataclass(frozen=True, slots=True)
 class AccountBalance:
     name: str
     type: str
     amount: int  # satoshis
+
+    @property
+    def in_reserve(self) -> bool:
+        """Whether this balance counts in the reserve figure (a vault account)."""
+        return is_reserve(self.type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +43,7 @@ class Balances:
     accounts: tuple[AccountBalance, ...]
     reserve: int  # satoshis held in all vault-type accounts (whichever account was asked for)
     as_of: int  # the last entry counted
+    reserve_accounts: tuple[str, ...] = ()  # the vault accounts summed into ``reserve``, by name
 
 
 def balance(session: Session, account: str | None = None, as_of: int | None = None) -> Balances:
@@ -52,6 +66,18 @@ def balance(session: Session, account: str | None = None, as_of: int | None = No
         .order_by(AccountRow.name)
     ).all()
     all_balances = tuple(AccountBalance(n, t, int(a)) for n, t, a in rows)
-    reserve = sum(b.amount for b in all_balances if b.type == RESERVE_ACCOUNT_TYPE)
+    vaults = tuple(b for b in all_balances if b.in_reserve)
     shown = all_balances if account is None else tuple(b for b in all_balances if b.name == account)
-    return Balances(accounts=shown, reserve=reserve, as_of=upto)
+    return Balances(
+        accounts=shown,
+        reserve=sum(b.amount for b in vaults),
+        as_of=upto,
+        reserve_accounts=tuple(b.name for b in vaults),
+    )
+
+
+def reserve_total(session: Session, as_of: int | None = None) -> int:
+    """The reserve figure after entry ``as_of`` (default: last), in satoshis: the sum of every
+    vault-type account, with or without a vault definition. The one definition ``reserve balance``
+    and the audit share."""
+    return balance(session, None, as_of).reserve

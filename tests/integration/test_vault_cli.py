@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from ledger.db import make_engine
 from ledger.vault_models import VAULT_TABLES
 from regtest.node import RegtestNode, free_port
 from tests.fixtures.reserve import Result
+from tests.integration.test_watch_only import wait_for_wallet
 
 R = Network.REGTEST
 
@@ -202,11 +204,13 @@ def test_watch_twice_then_extend_the_gap(run: Run, node: RegtestNode, rpc: RpcCl
     assert second.code == 0 and "already watching" in second.out
     assert wallet.call("listdescriptors")["descriptors"] == listed  # no duplicate, no new timestamp
 
-    node.fund(vault.address(0, False, R), 5_000_000)
+    txid = node.fund(vault.address(0, False, R), 5_000_000)
+    wait_for_wallet(rpc, wallet, [txid])
     assert wallet.call("getbalances")["mine"]["trusted"] * 100_000_000 == 5_000_000
 
     # Use an address near the end of the range, then ask for a gap wider than bitcoind's keypool.
-    node.fund(vault.address(990, False, R), 1_000_000)
+    txid = node.fund(vault.address(990, False, R), 1_000_000)
+    wait_for_wallet(rpc, wallet, [txid])
     r = run("vault", "watch", name, "--gap", "1500", "--json")
     assert r.code == 0, r.err
     assert r.json()["status"] == "extended" and r.json()["rescanned"] is True
@@ -255,6 +259,18 @@ def _bad_inputs() -> list[tuple[str, list[str], str]]:
         ("private key", ["--threshold", "2", "--key", f"a={tprv}", *others], "PRIVATE"),
         ("no form", [], "exactly one of --key"),
         ("bad birthday", ["--threshold", "2", *_key_args(keys), "--birthday", "-3"], "-3"),
+        ("huge birthday", ["--threshold", "2", *_key_args(keys), "--birthday", "9" * 30],
+         "is not a whole number in 0..2,147,483,647"),
+        ("5,000-digit birthday", ["--threshold", "2", *_key_args(keys), "--birthday", "9" * 5000],
+         "is not a whole number"),
+        ("birthday above the tip", ["--threshold", "2", *_key_args(keys), "--birthday", "2000000000"],
+         "birthday height 2000000000 is not on the node's chain"),
+        ("holder with ESC", ["--threshold", "2", *_key_args(keys, ("a\x1b[31m", "b", "c"))],
+         "contains the control character U+001B"),
+        ("holder with a bidi override", ["--threshold", "2", *_key_args(keys, ("a\u202eb", "b", "c"))],
+         "contains the control character U+202E"),
+        ("holder with a line break", ["--descriptor", str(good), "--holder", "a\nb", "--holder", "b",
+                                      "--holder", "c"], "contains the control character U+000A"),
     ]  # fmt: skip
 
 
@@ -268,7 +284,8 @@ def test_bad_vault_definitions_exit_2_and_store_nothing(run: Run, db: Engine, ca
     r = run("vault", "add", _name("bad"), *args)
     assert r.code == 2, r.out
     assert message in r.err, r.err
-    assert "Traceback" not in r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert "\x1b" not in r.err and "\u202e" not in r.err  # shown escaped, never raw
     assert row_counts(db) == before
 
 
@@ -316,3 +333,54 @@ def test_check_reports_violations_of_a_stricter_policy(run: Run, monkeypatch: py
     assert r.code == 1
     assert "threshold 2 is below the policy minimum of 3" in r.out
     assert "VIOLATED" in run("vault", "show", name).out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--gap", "0"], "--gap 0 is out of range: give 1..10,000"),
+        (["--gap", "9" * 30], "is not a whole number"),
+        (["--birthday", "9" * 30], "is not a whole number"),
+        (["--birthday", "2000000000"], "birthday height 2000000000 is not on the chain"),
+    ],
+)
+def test_bad_watch_numbers_exit_2_and_create_nothing(
+    run: Run, rpc: RpcClient, db: Engine, args: list[str], message: str
+) -> None:
+    name = _name("unwatched")
+    assert run("vault", "add", name, "--threshold", "2", *_key_args(_keys())).code == 0
+    before = row_counts(db)
+    r = run("vault", "watch", name, *args)
+    assert r.code == 2 and message in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert f"reserve-vault-{name}" not in {w["name"] for w in rpc.call("listwalletdir")["wallets"]}
+    assert row_counts(db) == before
+
+
+def test_retire_reason_with_control_characters_is_refused(run: Run, db: Engine) -> None:
+    name = _name("reason")
+    assert run("vault", "add", name, "--threshold", "2", *_key_args(_keys())).code == 0
+    before = row_counts(db)
+    r = run("vault", "retire", name, "--reason", "rotated\x1b[2J")
+    assert r.code == 2 and "control character U+001B" in r.err and "\x1b" not in r.err
+    assert row_counts(db) == before
+
+
+def test_vault_list_columns(run: Run) -> None:
+    name = _name("listed")
+    assert run("vault", "add", name, "--threshold", "2", *_key_args(_keys()), "--birthday", "3").code == 0
+    out = run("vault", "list").out
+    header = next(line for line in out.splitlines() if "name" in line and "status" in line)
+    assert re.findall(r"\w+", header) == [
+        "name",
+        "policy",
+        "holders",
+        "network",
+        "birthday",
+        "issued",
+        "status",
+    ]
+    row = next(line for line in out.splitlines() if name in line)
+    assert "2-of-3" in row and "regtest" in row and "active" in row
+    [listed] = [v for v in run("vault", "list", "--json").json() if v["name"] == name]
+    assert listed["addresses_issued"] == 0

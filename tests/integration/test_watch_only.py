@@ -8,18 +8,21 @@ wallet, and one ``scantxoutset`` over its descriptors gives the same totals.
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Iterable
 
 import pytest
 
 from custody.amount import sat_from_rpc
 from custody.descriptor import MultisigDescriptor
-from custody.errors import InvalidInput
+from custody.errors import InvalidAddressOrKey, InvalidInput
 from custody.keygen import test_key_from_seed
 from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import (
     DEFAULT_GAP,
+    cover_range,
     ensure_watch_wallet,
     list_unspent,
     scan_vaults,
@@ -30,6 +33,38 @@ from custody.wallet import (
 from regtest.node import RegtestNode
 
 R = Network.REGTEST
+WALLET_SYNC_TIMEOUT_S = 60.0
+
+
+def wait_for_wallet(rpc: RpcClient, wallet: RpcClient, txids: Iterable[str] = ()) -> None:
+    """Wait until ``wallet`` has processed the node's tip and knows each of ``txids``.
+
+    bitcoind hands blocks and mempool transactions to its wallets through the validation
+    interface queue, on another thread: a wallet read right after a send or a mined block can
+    miss it (under load, ``untrusted_pending`` still 0). So flush that queue
+    (``syncwithvalidationinterfacequeue``, which blocks until it is empty), then check the
+    wallet's last processed block and ``gettransaction`` of each txid; repeat until the
+    deadline.
+    """
+    deadline = time.monotonic() + WALLET_SYNC_TIMEOUT_S
+    pending = set(txids)
+    while True:
+        rpc.call("syncwithvalidationinterfacequeue")
+        tip = rpc.call("getbestblockhash")
+        processed = wallet.call("getwalletinfo").get("lastprocessedblock", {}).get("hash")
+        for txid in sorted(pending):
+            try:
+                wallet.call("gettransaction", txid, True)
+            except InvalidAddressOrKey:
+                continue
+            pending.discard(txid)
+        if processed == tip and not pending:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"wallet {wallet.wallet_name} did not catch up within {WALLET_SYNC_TIMEOUT_S:.0f} s: "
+                f"last processed block {processed}, tip {tip}, unknown transactions {sorted(pending)}"
+            )
 
 
 def _vault() -> MultisigDescriptor:
@@ -53,14 +88,17 @@ def test_coins_show_up_in_wallet_and_in_one_scan(node: RegtestNode, rpc: RpcClie
     info = wallet.call("getwalletinfo")
     assert info["private_keys_enabled"] is False and info["descriptors"] is True
 
-    node.fund(vault.address(0, False, R), 100_000_000)
-    node.fund(vault.address(3, True, R), 50_000_000)
-    node.fund(vault.address(2, False, R), 25_000_000, confirm=False)
+    sent = [
+        node.fund(vault.address(0, False, R), 100_000_000),
+        node.fund(vault.address(3, True, R), 50_000_000),
+        node.fund(vault.address(2, False, R), 25_000_000, confirm=False),
+    ]
     coinbase_hash = node.mine(1, vault.address(4, False, R))[0]
     # The block mined to the vault confirmed the 0.25 BTC; send another unconfirmed one.
-    node.fund(vault.address(5, False, R), 10_000_000, confirm=False)
+    sent.append(node.fund(vault.address(5, False, R), 10_000_000, confirm=False))
     reward = _coinbase_value(rpc, coinbase_hash)
 
+    wait_for_wallet(rpc, wallet, sent)
     balances = wallet_balances(wallet)
     assert balances.trusted == 175_000_000
     assert balances.untrusted_pending == 10_000_000
@@ -81,6 +119,7 @@ def test_coins_show_up_in_wallet_and_in_one_scan(node: RegtestNode, rpc: RpcClie
     assert wallet.call("getaddressinfo", vault.address(3, True, R))["ischange"] is True
 
     node.mine(1)  # scantxoutset reads the UTXO set: confirm the pending 0.1 BTC first
+    wait_for_wallet(rpc, wallet)
     balances = wallet_balances(wallet)
     scan = scan_vaults(rpc, vault_scan_objects(vault, 100))
     totals = scan.totals()
@@ -115,10 +154,12 @@ def test_coinbase_matures_at_101_confirmations_like_the_wallet(node: RegtestNode
     scan = scan_vaults(rpc, vault_scan_objects(vault, 5))
     [out] = scan.outputs
     assert out.confirmations == 100 and out.immature
+    wait_for_wallet(rpc, wallet)
     assert wallet_balances(wallet).immature == out.amount
     node.mine(1)
     [out] = scan_vaults(rpc, vault_scan_objects(vault, 5)).outputs
     assert out.confirmations == 101 and not out.immature
+    wait_for_wallet(rpc, wallet)
     assert wallet_balances(wallet).trusted == out.amount
 
 
@@ -147,7 +188,8 @@ def test_birthday_rescan_finds_earlier_coins_and_reports_progress(node: RegtestN
 
     late, late_name = _vault(), _name()
     assert ensure_watch_wallet(rpc, late_name, late).rescanned is False  # "now": no rescan ...
-    node.fund(late.address(0, False, R), 1_000_000)
+    late_txid = node.fund(late.address(0, False, R), 1_000_000)
+    wait_for_wallet(rpc, rpc.wallet(late_name), [late_txid])
     assert wallet_balances(rpc.wallet(late_name)).trusted == 1_000_000  # ... yet later coins count
 
     progress: list[float] = []
@@ -166,10 +208,12 @@ def test_gap_limit_extension_rescans_from_the_original_timestamp(node: RegtestNo
     wallet = rpc.wallet(name)
     stamps = {d["desc"]: d["timestamp"] for d in wallet.call("listdescriptors")["descriptors"]}
 
-    node.fund(vault.address(1400, False, R), 10_000_000)  # near the end of the range
+    near_end = node.fund(vault.address(1400, False, R), 10_000_000)  # near the end of the range
+    wait_for_wallet(rpc, wallet, [near_end])
     topped = {d["internal"]: d for d in wallet.call("listdescriptors")["descriptors"]}
     assert topped[False]["range"] == [0, 1400 + 1000]  # bitcoind's own top-up: next + keypool
     node.fund(vault.address(2800, False, R), 20_000_000)  # not yet watched
+    wait_for_wallet(rpc, wallet)
     assert wallet_balances(wallet).trusted == 10_000_000
 
     second = ensure_watch_wallet(rpc, name, vault, gap=gap)
@@ -203,3 +247,45 @@ def test_bad_birthday_is_refused_before_anything_is_created(rpc: RpcClient) -> N
     with pytest.raises(InvalidInput, match=f"birthday height {tip + 5} is not on the chain"):
         ensure_watch_wallet(rpc, name, vault, birthday_height=tip + 5)
     assert name not in {w["name"] for w in rpc.call("listwalletdir")["wallets"]}
+
+
+def test_cover_range_tops_up_without_a_rescan_and_keeps_the_birth_time(
+    node: RegtestNode, rpc: RpcClient
+) -> None:
+    vault, name = _vault(), _name()
+    assert cover_range(rpc, name, vault, 1501) == ()  # no wallet yet: nothing created
+    assert name not in {w["name"] for w in rpc.call("listwalletdir")["wallets"]}
+
+    birthday = rpc.get_block_count()
+    ensure_watch_wallet(rpc, name, vault, birthday_height=birthday)
+    wallet = rpc.wallet(name)
+    stamps = {d["desc"]: d["timestamp"] for d in wallet.call("listdescriptors")["descriptors"]}
+    assert not wallet.call("getaddressinfo", vault.address(2400, False, R))["ismine"]
+
+    branches = cover_range(rpc, name, vault, 1501)  # index 1500 handed out
+    assert [(b.branch, b.range_end >= 1500 + DEFAULT_GAP) for b in branches] == [
+        ("receive", True),
+        ("change", True),
+    ]
+    listed = wallet.call("listdescriptors")["descriptors"]
+    assert {d["desc"]: d["timestamp"] for d in listed} == stamps  # birth time kept, no re-import
+    assert "scanning" not in wallet.call("getwalletinfo") or not wallet.call("getwalletinfo")["scanning"]
+    for change in (False, True):
+        assert wallet.call("getaddressinfo", vault.address(2400, change, R))["ismine"] is True
+
+    txid = node.fund(vault.address(1500, False, R), 3_000_000)
+    wait_for_wallet(rpc, wallet, [txid])
+    assert wallet_balances(wallet).trusted == 3_000_000
+    listed = wallet.call("listdescriptors")["descriptors"]
+    again = cover_range(rpc, name, vault, 1501)  # already covered: nothing to do
+    assert wallet.call("listdescriptors")["descriptors"] == listed
+    assert again[0].next_index == 1501 and again[0].range_end == 1501 + DEFAULT_GAP - 1
+    # a later `vault watch` keeps what issuance needs and imports nothing
+    assert ensure_watch_wallet(rpc, name, vault, cover=1501).status == "already watching"
+
+
+def test_a_new_wallet_is_imported_past_the_issued_range(rpc: RpcClient) -> None:
+    vault, name = _vault(), _name()
+    result = ensure_watch_wallet(rpc, name, vault, cover=1501)
+    assert result.status == "created"
+    assert result.branch("receive").range_end == result.branch("change").range_end == 1500 + DEFAULT_GAP

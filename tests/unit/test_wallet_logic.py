@@ -114,3 +114,21 @@ def test_scan_totals_split_immature_coinbase_and_group_by_scripts() -> None:
     assert (scan.totals({a}).mature, scan.totals({a}).immature) == (5, 7)
     assert scan.totals([b]).total == 11
     assert scan.outputs_for(set()) == ()
+
+
+def test_issued_addresses_widen_the_wanted_range() -> None:
+    # cover = highest index handed out + 1: the range must reach `gap` past it on both branches.
+    assert wanted_range_end(0, 1000, cover=1501) == 2500
+    assert wanted_range_end(3000, 1000, cover=1501) == 3999  # used further out than issued
+    assert wanted_range_end(0, 1000, cover=2**31) == 2**31 - 2  # bitcoind's last watchable index
+    todo, _ = plan_imports(VAULT, [], gap=1000, cover=1501)
+    assert [(t.branch, t.range_end) for t in todo] == [("receive", 2500), ("change", 2500)]
+    listed = [
+        _listed(VAULT.receive(), internal=False, end=1005, next_index=6),
+        _listed(VAULT.change(), internal=True, end=2600, next_index=0),
+    ]
+    todo, present = plan_imports(VAULT, listed, gap=1000, cover=1501)
+    assert [(t.branch, t.range_end, t.stored_timestamp, t.next_index) for t in todo] == [
+        ("receive", 2500, 1_700_000_000, 6)
+    ]
+    assert [p.branch for p in present] == ["change"]

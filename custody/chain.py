@@ -1,9 +1,11 @@
 """Chain observation: transactions fetched raw from the node and decoded here.
 
 A recorded movement must be backed by the chain, so nothing is taken from a wallet's summary: the
-raw transaction is fetched (``getrawtransaction``, the node runs with ``txindex``), decoded with
-python-bitcoinlib, its txid recomputed and compared, and each input's previous output decoded
-from its own raw transaction. Amounts are satoshis taken from the serialised outputs.
+raw transaction is fetched (``getrawtransaction``; on a node without ``-txindex`` from the block
+the vault's watch-only wallet places it in), decoded with python-bitcoinlib, its txid recomputed
+and compared, and each input's previous output decoded from its own raw transaction (found
+through the node, else through the vault wallets). Amounts are satoshis taken from the
+serialised outputs.
 Block placement comes from ``getblockheader`` (``confirmations == -1`` means off the best chain).
 """
 
@@ -16,6 +18,7 @@ from bitcoin.core import CTransaction, b2lx
 
 from custody.errors import InvalidAddressOrKey, InvalidInput, RpcError
 from custody.rpc import RpcClient
+from custody.wallet_txs import wallet_transactions
 
 COINBASE_MATURITY = 100
 
@@ -95,69 +98,121 @@ def _outputs(tx: CTransaction) -> tuple[TxOutput, ...]:
     )
 
 
-def fetch_transactions(rpc: RpcClient, txids: Sequence[str]) -> dict[str, ChainTx]:
-    """Fetch and decode many transactions with their prevouts and blocks in three batches.
+def _decoded(txid: str, hex_tx: str) -> CTransaction:
+    """Decode ``hex_tx`` and check it is transaction ``txid`` (its txid recomputed)."""
+    computed, tx = decode_raw(hex_tx)
+    if computed != txid:
+        raise InvalidInput(f"node returned transaction {computed} when asked for {txid}")
+    return tx
 
-    Unknown txids are left out of the result (the caller decides what that means).
-    """
-    wanted = [check_txid(t) for t in txids]
-    raw = rpc.batch_results([("getrawtransaction", (t, 1)) for t in wanted])
-    decoded: dict[str, tuple[CTransaction, str | None]] = {}
-    for txid, reply in zip(wanted, raw, strict=True):
+
+def _raw_from_node(
+    rpc: RpcClient, txids: Sequence[str], block_of: dict[str, str] | None = None
+) -> dict[str, tuple[CTransaction, str | None]]:
+    """``getrawtransaction`` in one batch (in ``block_of[txid]`` when given); unknown ones left out."""
+    calls = [("getrawtransaction", (t, 1, block_of[t]) if block_of else (t, 1)) for t in txids]
+    out: dict[str, tuple[CTransaction, str | None]] = {}
+    for txid, reply in zip(txids, rpc.batch_results(calls), strict=True):
         if isinstance(reply, InvalidAddressOrKey):
             continue
         if isinstance(reply, RpcError):
             raise reply
-        computed, tx = decode_raw(reply["hex"])
-        if computed != txid:
-            raise InvalidInput(f"node returned transaction {computed} when asked for {txid}")
-        decoded[txid] = (tx, reply.get("blockhash"))
+        block = block_of[txid] if block_of else reply.get("blockhash")
+        out[txid] = (_decoded(txid, reply["hex"]), block)
+    return out
+
+
+def _find_transactions(
+    rpc: RpcClient, txids: Sequence[str], wallets: Sequence[str]
+) -> dict[str, tuple[CTransaction, str | None]]:
+    """The node's mempool or ``txindex`` first; for the rest, the block the vault wallets place
+    it in, then ``getrawtransaction TXID true BLOCKHASH`` (read from that block on disk)."""
+    found = _raw_from_node(rpc, txids)
+    missing = [t for t in txids if t not in found]
+    if missing and wallets:
+        known = wallet_transactions(rpc, wallets, missing)
+        in_blocks = {t: s.block_hash for t, s in known.items() if s.block_hash}
+        if in_blocks:
+            found.update(_raw_from_node(rpc, sorted(in_blocks), in_blocks))
+    return found
+
+
+def _find_prevouts(rpc: RpcClient, txids: Sequence[str], wallets: Sequence[str]) -> dict[str, CTransaction]:
+    """Previous transactions from the node, else from the vault wallets (a vault's spends spend
+    its wallet's own transactions); ones found nowhere are left out."""
+    found = {t: tx for t, (tx, _) in _raw_from_node(rpc, txids).items()}
+    missing = [t for t in txids if t not in found]
+    if missing and wallets:
+        for txid, s in wallet_transactions(rpc, wallets, missing).items():
+            if s.raw_hex:
+                found[txid] = _decoded(txid, s.raw_hex)
+    return found
+
+
+def fetch_transactions(
+    rpc: RpcClient, txids: Sequence[str], wallets: Sequence[str] = ()
+) -> dict[str, ChainTx]:
+    """Fetch and decode many transactions with their prevouts and blocks, a few batches in all.
+
+    Works on a node with ``-txindex`` (any transaction) and without it: then a confirmed
+    transaction is found through the watch-only ``wallets`` of the vaults it touches, and so are
+    the previous outputs a vault spends. Unconfirmed transactions come from the mempool.
+    Unknown txids are left out of the result (the caller decides what that means); an input
+    whose previous output cannot be found has ``prevout=None`` (so the transaction's fee is
+    ``None``).
+    """
+    wanted = list(dict.fromkeys(check_txid(t) for t in txids))
+    decoded = _find_transactions(rpc, wanted, wallets)
 
     prev_ids = sorted(
         {b2lx(i.prevout.hash) for tx, _ in decoded.values() if not tx.is_coinbase() for i in tx.vin}
     )
-    prev_txs: dict[str, CTransaction] = {}
-    for prev_id, reply in zip(
-        prev_ids, rpc.batch([("getrawtransaction", (p, 0)) for p in prev_ids]), strict=True
-    ):
-        prev_txs[prev_id] = decode_raw(reply)[1]
+    prev_txs = _find_prevouts(rpc, prev_ids, wallets) if prev_ids else {}
 
     hashes = sorted({h for _, h in decoded.values() if h})
-    headers = dict(zip(hashes, rpc.batch([("getblockheader", (h, True)) for h in hashes]), strict=True))
+    headers = block_places(rpc, hashes)
 
     out: dict[str, ChainTx] = {}
     for txid, (tx, block_hash) in decoded.items():
-        inputs = []
-        for i in tx.vin:
-            if tx.is_coinbase():
-                inputs.append(TxInput(prev_txid="00" * 32, prev_index=-1, prevout=None))
-                continue
-            prev_id = b2lx(i.prevout.hash)
-            prev_out = prev_txs[prev_id].vout[i.prevout.n]
-            inputs.append(
-                TxInput(
-                    prev_txid=prev_id,
-                    prev_index=int(i.prevout.n),
-                    prevout=TxOutput(int(i.prevout.n), int(prev_out.nValue), bytes(prev_out.scriptPubKey)),
-                )
-            )
-        block = None
-        if block_hash:
-            h = headers[block_hash]
-            block = BlockPlace(block_hash, int(h["height"]), int(h["confirmations"]))
         out[txid] = ChainTx(
-            txid=txid, inputs=tuple(inputs), outputs=_outputs(tx), block=block, coinbase=tx.is_coinbase()
+            txid=txid,
+            inputs=_inputs(tx, prev_txs),
+            outputs=_outputs(tx),
+            block=headers[block_hash] if block_hash else None,
+            coinbase=tx.is_coinbase(),
         )
     return out
 
 
-def fetch_transaction(rpc: RpcClient, txid: str) -> ChainTx:
+def _inputs(tx: CTransaction, prev_txs: dict[str, CTransaction]) -> tuple[TxInput, ...]:
+    if tx.is_coinbase():
+        return (TxInput(prev_txid="00" * 32, prev_index=-1, prevout=None),)
+    inputs = []
+    for i in tx.vin:
+        prev_id, n = b2lx(i.prevout.hash), int(i.prevout.n)
+        prev = prev_txs.get(prev_id)
+        prevout = None
+        if prev is not None and n < len(prev.vout):
+            o = prev.vout[n]
+            prevout = TxOutput(n, int(o.nValue), bytes(o.scriptPubKey))
+        inputs.append(TxInput(prev_txid=prev_id, prev_index=n, prevout=prevout))
+    return tuple(inputs)
+
+
+def has_txindex(rpc: RpcClient) -> bool:
+    """Whether the node keeps a transaction index (finds any confirmed transaction by txid)."""
+    return "txindex" in rpc.call("getindexinfo", "txindex")
+
+
+def fetch_transaction(rpc: RpcClient, txid: str, wallets: Sequence[str] = ()) -> ChainTx:
     """One transaction; :class:`InvalidInput` naming the txid when the node does not know it."""
-    found = fetch_transactions(rpc, [txid]).get(check_txid(txid))
+    found = fetch_transactions(rpc, [txid], wallets).get(check_txid(txid))
     if found is None:
         raise InvalidInput(
-            f"transaction {txid} is not known to the node (not in the best chain nor the mempool): "
-            "check the txid and that the node is synced"
+            f"transaction {txid} is not known to the node (not in the mempool, and not found in a "
+            "block: without -txindex the node finds a confirmed transaction only through the "
+            "watch-only wallet of a vault it touches): check the txid, that the node is synced, "
+            "and run the node with -txindex=1 to find any transaction"
         )
     return found
 

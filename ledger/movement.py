@@ -164,6 +164,18 @@ def postings_for(m: Movement, counterparty: str | None = None) -> tuple[Posting,
     return tuple(legs)
 
 
+def headline_amount(m: Movement) -> int:
+    """The one amount people quote for a movement: what the vaults gained (deposit, mining, and
+    the target side of a transfer), what left for outside (withdrawal), or the fee (consolidation)."""
+    if m.kind in (MovementKind.DEPOSIT, MovementKind.MINING):
+        return sum(n for _, n in m.flows if n > 0)
+    if m.kind is MovementKind.WITHDRAWAL:
+        return m.external
+    if m.kind is MovementKind.TRANSFER:
+        return sum(n for _, n in m.flows if n > 0)
+    return m.fee
+
+
 def _flows_text(m: Movement) -> str:
     return ", ".join(f"{v} {'+' if n > 0 else ''}{format_btc(n)}" for v, n in m.flows)
 

@@ -1,34 +1,51 @@
 """Chain-verified recording: a movement enters the books only as the chain shows it.
 
-``record_movement`` fetches the raw transaction (and its inputs' previous outputs) from the node,
-decodes it here (:mod:`custody.chain`), requires it to be in the best chain, classifies it against
-the scripts of every vault (:mod:`ledger.movement`), checks it is what the caller said (kind,
-vaults, optional amount) and that it is not already in the books, then appends one entry carrying
-txid, vault output indexes, block hash and height. Any refusal writes nothing.
+``reserve record deposit|withdrawal|transfer|mining`` runs in three steps:
+
+1. **gather** (:func:`gather_record`): a short read of the books (vaults, accounts, the entry
+   already booking the txid, issued address ranges), then the node, with no write transaction
+   open: the raw transaction with its inputs' previous outputs (:mod:`custody.chain`; on a node
+   without ``-txindex`` through the vaults' watch-only wallets) and the wallets' view of it
+   (confirmations, conflicts, replacement). The result is a plain :class:`RecordPlan`;
+2. **judge** (:func:`judge_record`, pure): the transaction must be confirmed in the best chain,
+   move the claimed vault in the claimed direction (:mod:`ledger.movement`), match ``--amount``,
+   name no vault as the counterparty, and not be booked yet. The draft books the **whole**
+   transaction output by output: every vault it touches gets its own net flow;
+3. **write** (:func:`write_record`): one short transaction that re-checks the txid is still
+   unbooked and appends the entry with ``chain_verified=True``.
+
+Any refusal writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.amount import format_btc
-from custody.chain import ChainTx, fetch_transaction
+from custody.chain import ChainTx, check_txid, fetch_transactions, has_txindex
 from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
+from custody.wallet_txs import WalletTxState, wallet_tx_states
 from ledger import accounts, journal
-from ledger.entry import Entry, EntryDraft
-from ledger.errors import ChainMismatch, Conflict, NotFound
-from ledger.models import EntryRow
-from ledger.movement import SYSTEM_ACCOUNTS, Movement, classify, describe, postings_for
+from ledger.entry import RESERVE_ACCOUNT_TYPE, Entry, EntryDraft
+from ledger.errors import ChainMismatch, Conflict, InvalidInput, NotFound
+from ledger.issuance import issued_ranges
+from ledger.models import AccountRow, EntryRow
+from ledger.movement import SYSTEM_ACCOUNTS, Movement, MovementKind, classify, describe, postings_for
 from ledger.vaults import Vault, list_vaults
 
 SCRIPT_RANGE = 1000
 """At least receive and change indexes 0..SCRIPT_RANGE-1 of every vault are matched against the
-chain; more when the vault's watch-only wallet has grown its range (its gap limit)."""
+chain; more when the vault's watch-only wallet has grown its range or addresses were issued
+beyond it."""
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 _script_cache: dict[tuple[str, int], dict[bytes, str]] = {}
 
@@ -46,11 +63,13 @@ class VaultScripts:
         return tuple(self.ranges)
 
     @classmethod
-    def of(cls, vaults: Iterable[Vault], ranges: Mapping[str, int] | None = None) -> VaultScripts:
+    def of(cls, vaults: Iterable[Vault], *range_maps: Mapping[str, int] | None) -> VaultScripts:
+        """Scripts of ``vaults`` up to the largest end any of ``range_maps`` gives (at least
+        :data:`SCRIPT_RANGE`)."""
         scripts: dict[bytes, str] = {}
         used: dict[str, int] = {}
         for v in vaults:
-            end = max(SCRIPT_RANGE, (ranges or {}).get(v.name, 0))
+            end = max([SCRIPT_RANGE, *((m or {}).get(v.name, 0) for m in range_maps)])
             used[v.name] = end
             key = (str(v.descriptor), end)
             if key not in _script_cache:
@@ -61,6 +80,9 @@ class VaultScripts:
                 _script_cache[key] = derived
             scripts.update(_script_cache[key])
         return cls(scripts, used)
+
+    def describe_ranges(self) -> str:
+        return ", ".join(f"0-{end - 1} of {name}" for name, end in self.ranges.items())
 
 
 def wallet_ranges(rpc: RpcClient, vaults: Iterable[Vault]) -> dict[str, int]:
@@ -79,7 +101,7 @@ def wallet_ranges(rpc: RpcClient, vaults: Iterable[Vault]) -> dict[str, int]:
 
 def load_vault_scripts(session: Session, rpc: RpcClient) -> VaultScripts:
     vaults = list_vaults(session, include_retired=True)
-    return VaultScripts.of(vaults, wallet_ranges(rpc, vaults))
+    return VaultScripts.of(vaults, wallet_ranges(rpc, vaults), issued_ranges(session))
 
 
 def recorded_txids(session: Session, txids: Iterable[str] | None = None) -> dict[str, int]:
@@ -102,90 +124,245 @@ def ensure_system_accounts(session: Session) -> None:
             accounts.add_account(session, name, account_type)
 
 
-def _prior_chain_entries(session: Session, txid: str) -> int:
-    return len(session.scalars(select(EntryRow.seq).where(EntryRow.txid == txid)).all())
+def chain_ref(session: Session, txid: str) -> str:
+    """The idempotency ref of the next entry booking ``txid`` (counts earlier, reversed ones)."""
+    prior = session.scalar(select(func.count()).select_from(EntryRow).where(EntryRow.txid == txid)) or 0
+    return f"chain:{txid}:{prior}"
 
 
-def book(
-    session: Session,
-    tx: ChainTx,
-    movement: Movement,
-    *,
-    counterparty: str | None = None,
-    memo: str | None = None,
-) -> Entry:
-    """Append the entry for an already verified movement (no RPC)."""
+def draft_for(tx: ChainTx, movement: Movement, *, counterparty: str | None, memo: str | None) -> EntryDraft:
+    """The entry booking a confirmed transaction whole: every vault its net flow (pure)."""
     if tx.block is None:
         raise ChainMismatch(f"transaction {tx.txid} is unconfirmed; record it once it is in a block")
-    if (seq := recorded_txids(session, [tx.txid]).get(tx.txid)) is not None:
-        raise Conflict(
-            f"transaction {tx.txid} is already recorded as entry #{seq}; "
-            "reverse that entry first if it was booked wrongly"
-        )
-    ensure_system_accounts(session)
-    if counterparty is not None:
-        accounts.get_account(session, counterparty)
-    draft = EntryDraft(
-        kind=movement.kind,
+    return EntryDraft(
+        kind=str(movement.kind),
         memo=memo or describe(movement),
         postings=postings_for(movement, counterparty),
-        ref=f"chain:{tx.txid}:{_prior_chain_entries(session, tx.txid)}",
         txid=tx.txid,
         outputs=",".join(str(i) for i in movement.outputs) or None,
         block_hash=tx.block.block_hash,
         block_height=tx.block.height,
     )
-    return journal.append(session, draft, chain_verified=True)
 
 
-def record_movement(
-    session: Session,
-    rpc: RpcClient,
-    *,
-    kind: str,
-    txid: str,
-    vault: str | None = None,
-    to_vault: str | None = None,
-    counterparty: str | None = None,
-    amount: int | None = None,
-    memo: str | None = None,
-) -> Entry:
-    """Verify ``txid`` against the chain as a ``kind`` movement of ``vault`` and record it.
+# --- gather -----------------------------------------------------------------------------------------
 
-    ``vault`` is the receiving vault of a deposit or mining reward and the spending vault of a
-    withdrawal or transfer; ``to_vault`` the receiving vault of a transfer.
-    """
-    scripts = load_vault_scripts(session, rpc)
-    for name in (vault, to_vault):
-        if name is not None and name not in scripts.vaults:
-            raise NotFound(f"unknown vault {name!r}; `reserve vault list` shows the vaults")
-    if counterparty is not None:
-        accounts.get_account(session, counterparty)
-    tx = fetch_transaction(rpc, txid)
-    if tx.block is None or not tx.block.in_best_chain:
-        raise ChainMismatch(
-            f"transaction {tx.txid} is not in a block of the best chain (it is unconfirmed); "
-            "wait for a confirmation and record it then"
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What the user says a transaction is: ``vault`` receives a deposit or mining reward, or
+    spends in a withdrawal or transfer; ``to_vault`` receives a transfer; ``amount`` (satoshis,
+    optional) is checked against the chain."""
+
+    kind: str
+    txid: str
+    vault: str
+    to_vault: str | None = None
+    counterparty: str | None = None
+    amount: int | None = None
+    memo: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("deposit", "withdrawal", "transfer", "mining"):
+            raise InvalidInput(
+                f"record kind {self.kind!r} is not one of deposit, withdrawal, transfer, mining"
+            )
+        object.__setattr__(self, "txid", check_txid(self.txid))
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """What the books say before the node is asked (a short read)."""
+
+    vaults: tuple[Vault, ...]
+    issued: Mapping[str, int]  # vault -> highest issued address index + 1
+    account_types: Mapping[str, str]  # name -> type, of the accounts the request names
+    booked: Mapping[str, int]  # txid -> seq of the live entry booking it
+
+
+def read_books(session: Session, txids: Iterable[str] | None, account_names: Iterable[str] = ()) -> Books:
+    """The gather step's database part: vaults, issued ranges, the named accounts, and which of
+    ``txids`` (``None``: any txid) live entries book already."""
+    names = sorted(set(account_names))
+    rows = session.execute(select(AccountRow.name, AccountRow.type).where(AccountRow.name.in_(names))).all()
+    return Books(
+        vaults=list_vaults(session, include_retired=True),
+        issued=issued_ranges(session),
+        account_types={str(n): str(t) for n, t in rows},
+        booked=recorded_txids(session, None if txids is None else list(txids)),
+    )
+
+
+def scripts_of(rpc: RpcClient, books: Books) -> VaultScripts:
+    """Every vault's scripts, as far as its wallet watches or addresses were issued."""
+    return VaultScripts.of(books.vaults, wallet_ranges(rpc, books.vaults), books.issued)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPlan:
+    """Everything :func:`judge_record` needs, gathered from the books and the node."""
+
+    claim: Claim
+    books: Books
+    scripts: VaultScripts
+    tx: ChainTx | None  # None: the node could not find it
+    state: WalletTxState | None  # the vault wallets' view (None: no vault wallet knows it)
+    txindex: bool | None  # whether the node has -txindex (asked only when the tx was not found)
+
+
+def gather_record(rpc: RpcClient, books: Books, claim: Claim) -> RecordPlan:
+    """The gather step's node part (no database transaction open)."""
+    scripts = scripts_of(rpc, books)
+    if any(name not in scripts.vaults for name in (claim.vault, claim.to_vault) if name is not None):
+        return RecordPlan(claim, books, scripts, None, None, None)
+    wallets = [v.wallet_name for v in books.vaults]
+    tx = fetch_transactions(rpc, [claim.txid], wallets).get(claim.txid)
+    state = wallet_tx_states(rpc, wallets, [claim.txid]).get(claim.txid)
+    txindex = has_txindex(rpc) if tx is None else None
+    return RecordPlan(claim, books, scripts, tx, state, txindex)
+
+
+# --- judge ------------------------------------------------------------------------------------------
+
+
+def _never_confirms(txid: str, state: WalletTxState, booked_as: int | None) -> ChainMismatch:
+    by = f" by transaction {state.replaced_by}" if state.replaced_by else ""
+    if booked_as is not None:
+        advice = f"it is booked as entry #{booked_as}: reverse that entry (`reserve reverse {booked_as}`)"
+    elif state.replaced_by:
+        advice = f"there is nothing to record; record {state.replaced_by} instead if it moves a vault"
+    else:
+        advice = "there is nothing to record; record the transaction that replaced it instead"
+    return ChainMismatch(
+        f"transaction {txid} was replaced or double-spent{by} (the vault wallet shows "
+        f"{state.confirmations} confirmations): it can never confirm; {advice}"
+    )
+
+
+def _not_found(plan: RecordPlan) -> ChainMismatch:
+    txid = plan.claim.txid
+    if plan.txindex:
+        need = "the node has -txindex, so the txid is wrong or the node is not synced"
+    else:
+        need = (
+            "the node runs without -txindex, so it finds a confirmed transaction only when it "
+            "pays or spends a vault whose watch-only wallet is loaded (`reserve vault watch NAME`); "
+            "check the txid, or run the node with -txindex=1 to find any transaction"
         )
-    movement = classify(tx, scripts.by_script)
+    return ChainMismatch(
+        f"transaction {txid} is not known to the node (not in the mempool nor in a block): {need}"
+    )
+
+
+def flow_checked(movement: Movement, claim: Claim) -> int:
+    """The amount ``claim`` speaks of, after checking the movement goes the claimed way: the
+    vault's gain for a deposit or mining reward, what left for outside for a withdrawal, the
+    target vault's gain for a transfer. Raises :class:`ChainMismatch` otherwise."""
+    flow = movement.flow
+    txid, kind, vault = claim.txid, claim.kind, claim.vault
+    wrong = ChainMismatch(
+        f"transaction {txid} is a {describe(movement)}, not a {kind} of vault {vault}"
+        + (f" to vault {claim.to_vault}" if claim.to_vault else "")
+        + "; name the vault the chain shows moving, or use the matching `reserve record` command"
+    )
+    gained, lost = flow.get(vault, 0) > 0, flow.get(vault, 0) < 0
+    if kind == "mining":
+        if movement.kind is not MovementKind.MINING or not gained:
+            raise wrong
+        return flow[vault]
+    if kind == "deposit":
+        if movement.kind is not MovementKind.DEPOSIT or not gained:
+            raise wrong
+        return flow[vault]
+    if kind == "withdrawal":
+        if not lost or movement.external <= 0 or movement.kind is MovementKind.MINING:
+            raise wrong
+        return movement.external
+    # transfer
+    if claim.to_vault is None or not lost or flow.get(claim.to_vault, 0) <= 0:
+        raise wrong
+    return flow[claim.to_vault]
+
+
+def judge_record(plan: RecordPlan) -> EntryDraft:
+    """The entry to book, or the reason not to (pure: no I/O)."""
+    claim = plan.claim
+    for name in (claim.vault, claim.to_vault):
+        if name is not None and name not in plan.scripts.vaults:
+            raise NotFound(f"unknown vault {name!r}; `reserve vault list` shows the vaults")
+    if claim.counterparty is not None:
+        kind = plan.books.account_types.get(claim.counterparty)
+        if kind is None:
+            raise NotFound(
+                f"no account named {claim.counterparty!r}; create it first with "
+                f"`reserve account add {claim.counterparty} --type counterparty`"
+            )
+        if kind == RESERVE_ACCOUNT_TYPE:
+            raise InvalidInput(
+                f"{claim.counterparty!r} is a vault account: a vault is never the counterparty, its "
+                "postings come from the chain; name an outside account (e.g. --from/--to exchange-a), "
+                "or record a movement between vaults with `reserve record transfer`"
+            )
+    tx, state = plan.tx, plan.state
+    seq = plan.books.booked.get(claim.txid)
+    if state is not None and state.conflicted:
+        raise _never_confirms(claim.txid, state, seq)
+    if tx is None:
+        raise _not_found(plan)
+    if tx.block is None:
+        raise ChainMismatch(
+            f"transaction {tx.txid} is unconfirmed (pending in the mempool); record it after it confirms"
+        )
+    if not tx.block.in_best_chain:
+        raise ChainMismatch(
+            f"transaction {tx.txid} is in block {tx.block.block_hash}, which is not in the best chain "
+            "(a reorganisation); record it after it confirms in the best chain"
+        )
+    movement = classify(tx, plan.scripts.by_script)
     if movement is None:
         raise ChainMismatch(
             f"transaction {tx.txid} neither pays nor spends any vault's scripts "
-            "(checked receive and change indexes "
-            + ", ".join(f"0-{end - 1} of {name}" for name, end in scripts.ranges.items())
-            + ")"
+            f"(checked receive and change indexes {plan.scripts.describe_ranges()}); "
+            "check the txid, or watch the vault it pays (`reserve vault watch NAME`)"
         )
-    side = movement.target if kind in ("deposit", "mining") else movement.source
-    if side != vault or (kind == "transfer" and movement.target != to_vault):
+    amount = flow_checked(movement, claim)
+    if claim.amount is not None and claim.amount != amount:
         raise ChainMismatch(
-            f"transaction {tx.txid} is a {describe(movement)}, not a {kind} of vault {vault}"
-            + (f" to vault {to_vault}" if to_vault else "")
+            f"amount mismatch: you said {format_btc(claim.amount)} BTC but transaction {tx.txid} "
+            f"moves {format_btc(amount)} BTC ({describe(movement)}); check the amount and the txid"
         )
-    if movement.kind != kind:
-        raise ChainMismatch(f"transaction {tx.txid} is a {describe(movement)}, not a {kind}")
-    if amount is not None and amount != movement.amount:
-        raise ChainMismatch(
-            f"amount mismatch: you said {format_btc(amount)} BTC but transaction {tx.txid} moves "
-            f"{format_btc(movement.amount)} BTC ({describe(movement)})"
+    if seq is not None:
+        raise Conflict(
+            f"transaction {claim.txid} is already recorded as entry #{seq}; "
+            "reverse that entry first if it was booked wrongly"
         )
-    return book(session, tx, movement, counterparty=counterparty, memo=memo)
+    counterparty = None if claim.kind == "mining" else claim.counterparty
+    return draft_for(tx, movement, counterparty=counterparty, memo=claim.memo)
+
+
+# --- write ------------------------------------------------------------------------------------------
+
+
+def write_record(session: Session, draft: EntryDraft) -> Entry:
+    """Book a judged draft in the caller's (short, write) transaction, re-checking that its txid
+    was not booked meanwhile."""
+    if draft.txid is None:
+        raise InvalidInput("a chain-verified entry needs its txid")
+    if (seq := recorded_txids(session, [draft.txid]).get(draft.txid)) is not None:
+        raise Conflict(
+            f"transaction {draft.txid} is already recorded as entry #{seq}; "
+            "reverse that entry first if it was booked wrongly"
+        )
+    ensure_system_accounts(session)
+    draft = dataclasses.replace(draft, ref=chain_ref(session, draft.txid))
+    return journal.append(session, draft, chain_verified=True)
+
+
+def record_movement(read: SessionFactory, write: SessionFactory, rpc: RpcClient, claim: Claim) -> Entry:
+    """Gather (``read`` session, then the node), judge, write (one ``write`` session)."""
+    with read() as s:
+        books = read_books(s, [claim.txid], [claim.counterparty] if claim.counterparty else [])
+    plan = gather_record(rpc, books, claim)
+    draft = judge_record(plan)
+    with write() as s:
+        return write_record(s, draft)

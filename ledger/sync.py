@@ -1,58 +1,102 @@
 """``reserve sync``: book the on-chain movements of watched vaults that are not in the ledger.
 
-The watch-only wallets say which transactions touch the vaults; each is then fetched raw and
-classified exactly as :mod:`ledger.recording` does, so sync books nothing a manual record would
-refuse. Idempotent: transactions already booked are skipped; a second run books nothing.
+Gather, judge, write, like :mod:`ledger.recording`:
+
+1. **gather**: a short read of the books (vaults, issued ranges, booked txids); then, with no
+   database transaction open, the vaults' watch-only wallets say which transactions touch them
+   (:mod:`custody.wallet_txs`) and each unbooked confirmed one is fetched raw and decoded
+   (:func:`custody.chain.fetch_transactions`, which needs no ``-txindex``);
+2. **judge** (:func:`judge_sync`, pure): each transaction is classified against the scripts of
+   every vault, so a transaction paying several vaults, or a transfer seen from either side, is
+   one entry with every vault's net flow. What cannot be booked (not found, off the best chain,
+   touching no vault script, replaced) is a skipped item with its reason; unconfirmed ones are
+   pending. No transaction stops the rest;
+3. **write** (:func:`write_sync`): one short transaction that re-checks each txid is still
+   unbooked (one booked meanwhile, e.g. by ``record``, is skipped) and appends the rest.
+
+Idempotent: a second run books nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from custody.chain import fetch_transactions
+from custody.chain import ChainTx, fetch_transactions
 from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
+from custody.wallet_txs import list_wallet_txs
+from ledger import journal
+from ledger.entry import EntryDraft
 from ledger.errors import NotFound
 from ledger.movement import Movement, classify
-from ledger.recording import VaultScripts, book, recorded_txids, wallet_ranges
-from ledger.vaults import Vault, list_vaults
+from ledger.recording import (
+    Books,
+    SessionFactory,
+    VaultScripts,
+    chain_ref,
+    draft_for,
+    ensure_system_accounts,
+    read_books,
+    recorded_txids,
+    scripts_of,
+)
+from ledger.vaults import Vault
 
 
 @dataclass(frozen=True, slots=True)
 class WalletTxids:
+    """The transactions the vaults' wallets know, by state. ``conflicted``: txid -> the
+    transaction that replaced or double-spent it (``None`` when no wallet says)."""
+
     confirmed: frozenset[str]
     unconfirmed: frozenset[str]
-    conflicted: dict[str, str | None]  # txid -> replaced_by_txid
+    conflicted: dict[str, str | None]
+    unwatched: tuple[str, ...] = ()  # vaults whose wallet is not loaded
 
 
-def wallet_txids(rpc: RpcClient, vaults: Sequence[Vault]) -> WalletTxids:
-    """Transactions the vaults' watch-only wallets know, by state."""
+def wallet_txids(rpc: RpcClient, vaults: Sequence[Vault], *, strict: bool = True) -> WalletTxids:
+    """Transactions the vaults' watch-only wallets know, by state.
+
+    A vault whose wallet is not loaded is :class:`NotFound` when ``strict``, else listed in
+    ``unwatched``.
+    """
     confirmed: set[str] = set()
     unconfirmed: set[str] = set()
     conflicted: dict[str, str | None] = {}
+    unwatched: list[str] = []
     for v in vaults:
         try:
-            txs = rpc.wallet(v.wallet_name).call("listtransactions", "*", 1_000_000, 0, True)
+            txs = list_wallet_txs(rpc, v.wallet_name)
         except WalletNotFound:
-            raise NotFound(
-                f"vault {v.name} is not watched by the node (wallet {v.wallet_name} is not loaded): "
-                f"run `reserve vault watch {v.name}`"
-            ) from None
+            if strict:
+                raise NotFound(
+                    f"vault {v.name} is not watched by the node (wallet {v.wallet_name} is not "
+                    f"loaded): run `reserve vault watch {v.name}`"
+                ) from None
+            unwatched.append(v.name)
+            continue
         for t in txs:
-            conf = int(t.get("confirmations", 0))
-            if conf > 0:
-                confirmed.add(t["txid"])
+            if t.confirmed:
+                confirmed.add(t.txid)
                 # a confirmed transaction names those it double-spent (e.g. a fee-bumped original)
-                for other in t.get("walletconflicts", []):
-                    conflicted.setdefault(other, t["txid"])
-            elif conf == 0:
-                unconfirmed.add(t["txid"])
+                for other in t.conflicts:
+                    conflicted.setdefault(other, t.txid)
+            elif t.conflicted:
+                conflicted[t.txid] = t.replaced_by or conflicted.get(t.txid)
             else:
-                conflicted[t["txid"]] = t.get("replaced_by_txid")
-    return WalletTxids(frozenset(confirmed), frozenset(unconfirmed - confirmed), conflicted)
+                unconfirmed.add(t.txid)
+    for txid in confirmed:
+        conflicted.pop(txid, None)
+    return WalletTxids(
+        frozenset(confirmed),
+        frozenset(unconfirmed - confirmed - conflicted.keys()),
+        conflicted,
+        tuple(unwatched),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,33 +107,138 @@ class SyncItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    txid: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SyncReport:
-    items: tuple[SyncItem, ...]
+    items: tuple[SyncItem, ...]  # booked (or, on a dry run, to be booked), in chain order
     dry_run: bool
     already_recorded: int
-    unconfirmed: int
+    pending: tuple[str, ...]  # unconfirmed transactions of the vaults: record after they confirm
+    skipped: tuple[Skipped, ...]  # what could not be booked, with why and what to do
+
+    @property
+    def unconfirmed(self) -> int:
+        return len(self.pending)
 
 
-def sync(session: Session, rpc: RpcClient, *, vault: str | None = None, dry_run: bool = False) -> SyncReport:
-    all_vaults = list_vaults(session, include_retired=True)
-    watched = [v for v in all_vaults if vault is None or v.name == vault]
-    if vault is not None and not watched:
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """What the books and the node say (the gather step's result)."""
+
+    books: Books
+    scripts: VaultScripts
+    known: WalletTxids
+    todo: tuple[str, ...]  # confirmed, unbooked txids
+    txs: dict[str, ChainTx]
+
+
+def select_vaults(books: Books, vault: str | None) -> tuple[Vault, ...]:
+    chosen = tuple(v for v in books.vaults if vault is None or v.name == vault)
+    if vault is not None and not chosen:
         raise NotFound(f"unknown vault {vault!r}; `reserve vault list` shows the vaults")
-    scripts = VaultScripts.of(all_vaults, wallet_ranges(rpc, all_vaults))
-    known = wallet_txids(rpc, watched)
-    booked = recorded_txids(session, known.confirmed)
-    todo = sorted(known.confirmed - booked.keys())
-    txs = fetch_transactions(rpc, todo)
-    found = []
-    for txid in todo:
-        tx = txs.get(txid)
-        if tx is None or tx.block is None or not tx.block.in_best_chain:
+    return chosen
+
+
+def gather_sync(rpc: RpcClient, books: Books, vault: str | None = None) -> SyncPlan:
+    """The node part of the gather step (no database transaction open)."""
+    watched = select_vaults(books, vault)
+    scripts = scripts_of(rpc, books)
+    known = wallet_txids(rpc, watched, strict=vault is not None)
+    todo = tuple(sorted(known.confirmed - books.booked.keys()))
+    txs = fetch_transactions(rpc, todo, [v.wallet_name for v in books.vaults]) if todo else {}
+    return SyncPlan(books, scripts, known, todo, txs)
+
+
+def judge_sync(plan: SyncPlan) -> tuple[list[tuple[int, EntryDraft, Movement]], list[Skipped]]:
+    """Drafts to book (with block height and movement, in chain order) and skipped items (pure)."""
+    found: list[tuple[int, EntryDraft, Movement]] = []
+    skipped = [
+        Skipped(v, f"vault {v} is not watched (its wallet is not loaded): run `reserve vault watch {v}`")
+        for v in plan.known.unwatched
+    ]
+    for txid, by in sorted(plan.known.conflicted.items()):
+        if txid in plan.books.booked:
+            continue  # the audit reports a booked transaction that was replaced
+        skipped.append(
+            Skipped(
+                txid,
+                "replaced or double-spent"
+                + (f" by {by}" if by else "")
+                + ": it can never confirm; nothing to book",
+            )
+        )
+    for txid in plan.todo:
+        tx = plan.txs.get(txid)
+        if tx is None:
+            skipped.append(
+                Skipped(txid, "the wallet lists it but the node cannot show it; check the node is synced")
+            )
             continue
-        movement = classify(tx, scripts.by_script)
-        if movement is not None:
-            found.append((tx.block.height, txid, tx, movement))
-    items = []
-    for height, _txid, tx, movement in sorted(found, key=lambda f: (f[0], f[1])):
-        seq = None if dry_run else book(session, tx, movement).seq
-        items.append(SyncItem(movement, height, seq))
-    return SyncReport(tuple(items), dry_run, len(booked), len(known.unconfirmed))
+        if tx.block is None or not tx.block.in_best_chain:
+            skipped.append(
+                Skipped(txid, "not in a block of the best chain (a reorganisation?); sync again later")
+            )
+            continue
+        movement = classify(tx, plan.scripts.by_script)
+        if movement is None:
+            skipped.append(
+                Skipped(
+                    txid,
+                    "moves no vault's coins within the scripts matched "
+                    f"({plan.scripts.describe_ranges()}); nothing to book",
+                )
+            )
+            continue
+        draft = draft_for(tx, movement, counterparty=None, memo=None)
+        found.append((tx.block.height, draft, movement))
+    found.sort(key=lambda f: (f[0], f[2].txid))
+    return found, skipped
+
+
+def write_sync(
+    session: Session, found: Sequence[tuple[int, EntryDraft, Movement]]
+) -> tuple[list[SyncItem], list[Skipped]]:
+    """Book the drafts in the caller's (short, write) transaction; skip those booked meanwhile."""
+    txids = [d.txid for _, d, _ in found if d.txid is not None]
+    booked = recorded_txids(session, txids)
+    todo = [f for f in found if f[1].txid not in booked]
+    skipped = [
+        Skipped(str(d.txid), f"booked meanwhile as entry #{booked[str(d.txid)]}")
+        for _, d, _ in found
+        if d.txid in booked
+    ]
+    if not todo:
+        return [], skipped
+    ensure_system_accounts(session)
+    drafts = [dataclasses.replace(d, ref=chain_ref(session, str(d.txid))) for _, d, _ in todo]
+    entries = journal.append_many(session, drafts, chain_verified=True)
+    items = [SyncItem(m, h, e.seq) for (h, _, m), e in zip(todo, entries, strict=True)]
+    return items, skipped
+
+
+def sync(
+    read: SessionFactory,
+    write: SessionFactory,
+    rpc: RpcClient,
+    *,
+    vault: str | None = None,
+    dry_run: bool = False,
+) -> SyncReport:
+    """Gather (``read`` session, then the node), judge, write (one ``write`` session)."""
+    with read() as s:
+        books = read_books(s, None)
+    plan = gather_sync(rpc, books, vault)
+    found, skipped = judge_sync(plan)
+    if dry_run:
+        items = [SyncItem(m, h, None) for h, _, m in found]
+    else:
+        with write() as s:
+            items, late = write_sync(s, found)
+        skipped += late
+    pending = tuple(sorted(plan.known.unconfirmed))
+    already = len(plan.known.confirmed & plan.books.booked.keys())
+    return SyncReport(tuple(items), dry_run, already, pending, tuple(skipped))

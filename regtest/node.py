@@ -6,6 +6,9 @@ alive (a node that dies is reported with the tail of its log), and stops it with
 waits, killing it after a timeout. As a context manager it keeps the datadir when the block raised
 (or when ``keep=True``) so a failure can be inspected.
 
+The node keeps a transaction index (``txindex=1``) unless ``txindex=False``: the service must
+work against nodes without one too, and the tests run both.
+
 It also has the helpers tests and the demo need: a miner wallet, ``mine`` and ``fund``.
 """
 
@@ -74,6 +77,7 @@ class RegtestNode:
         keep: bool = False,
         extra_args: Sequence[str] = (),
         rpc_timeout: float = 60.0,
+        txindex: bool = True,
     ) -> None:
         self.bitcoind = bitcoind or find_bitcoind()
         self._temp = datadir is None
@@ -81,6 +85,7 @@ class RegtestNode:
         self.keep = keep
         self.extra_args = tuple(extra_args)
         self.rpc_timeout = rpc_timeout
+        self.txindex = txindex
         self.process: subprocess.Popen[bytes] | None = None
         self.rpc_port, self.p2p_port = self._ports()
 
@@ -123,7 +128,7 @@ class RegtestNode:
             "listen=0\n"
             "dnsseed=0\n"
             "fixedseeds=0\n"
-            "txindex=1\n"
+            f"txindex={int(self.txindex)}\n"
             "fallbackfee=0.0001\n"
             "rpcworkqueue=64\n"
             "printtoconsole=0\n"

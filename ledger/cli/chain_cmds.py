@@ -7,11 +7,13 @@ import click
 from rich.table import Table
 
 from custody.amount import format_btc, parse_btc
-from ledger.audit import AuditReport, run_audit, store_audit
+from ledger.audit import AuditReport, audit_of, read_books, read_chain, store_audit
 from ledger.checkpoint import load_signing_key, public_key_pem
 from ledger.cli.app import App, json_option, pass_app
 from ledger.entry import Entry
-from ledger.recording import record_movement
+from ledger.movement import describe, headline_amount
+from ledger.recording import Claim, record_movement
+from ledger.sync import SyncReport
 from ledger.sync import sync as run_sync
 
 EXIT_FINDINGS = 1
@@ -37,10 +39,8 @@ def _show_entry(app: App, entry: Entry, as_json: bool) -> None:
         click.echo(f"  {p.account:<24} {format_btc(p.amount):>20}")
 
 
-def _record(app: App, as_json: bool, **kwargs: object) -> None:
-    rpc = app.rpc()
-    with app.session() as s:
-        entry = record_movement(s, rpc, **kwargs)  # type: ignore[arg-type]
+def _record(app: App, as_json: bool, claim: Claim) -> None:
+    entry = record_movement(app.read_session, app.session, app.rpc(), claim)
     _show_entry(app, entry, as_json)
 
 
@@ -67,37 +67,61 @@ def record_deposit(
 ) -> None:
     """Record a deposit into VAULT after checking the transaction pays it."""
     sat = parse_btc(amount) if amount is not None else None
-    _record(
-        app, as_json, kind="deposit", txid=txid, vault=vault, counterparty=counterparty, amount=sat, memo=memo
-    )
+    claim = Claim("deposit", txid, vault, counterparty=counterparty, amount=sat, memo=memo)
+    _record(app, as_json, claim)
 
 
 @click.command("withdrawal")
 @click.option("--vault", required=True, help="Spending vault.")
 @_txid
 @click.option("--to", "counterparty", required=True, help="Counterparty account paid.")
+@click.option(
+    "--amount", help="Expected amount paid outside in BTC (or NNNsat); refused if the chain differs."
+)
 @_memo
 @json_option
 @pass_app
 def record_withdrawal(
-    app: App, vault: str, txid: str, counterparty: str, memo: str | None, as_json: bool
+    app: App,
+    vault: str,
+    txid: str,
+    counterparty: str,
+    amount: str | None,
+    memo: str | None,
+    as_json: bool,
 ) -> None:
-    """Record a withdrawal; amount and network fee come from the transaction."""
-    _record(app, as_json, kind="withdrawal", txid=txid, vault=vault, counterparty=counterparty, memo=memo)
+    """Record a withdrawal; amount and network fee come from the transaction.
+
+    The whole transaction is booked: a spend that also pays another vault books that vault's
+    gain in the same entry."""
+    sat = parse_btc(amount) if amount is not None else None
+    _record(app, as_json, Claim("withdrawal", txid, vault, counterparty=counterparty, amount=sat, memo=memo))
 
 
 @click.command("transfer")
 @click.option("--from-vault", required=True)
 @click.option("--to-vault", required=True)
 @_txid
+@click.option(
+    "--amount",
+    help="Expected amount the target vault gains in BTC (or NNNsat); refused if the chain differs.",
+)
 @_memo
 @json_option
 @pass_app
 def record_transfer(
-    app: App, from_vault: str, to_vault: str, txid: str, memo: str | None, as_json: bool
+    app: App,
+    from_vault: str,
+    to_vault: str,
+    txid: str,
+    amount: str | None,
+    memo: str | None,
+    as_json: bool,
 ) -> None:
-    """Record a transfer between two vaults (fee posted to network-fees)."""
-    _record(app, as_json, kind="transfer", txid=txid, vault=from_vault, to_vault=to_vault, memo=memo)
+    """Record a transfer between two vaults (fee posted to network-fees; anything paid outside
+    in the same transaction to unattributed)."""
+    sat = parse_btc(amount) if amount is not None else None
+    _record(app, as_json, Claim("transfer", txid, from_vault, to_vault=to_vault, amount=sat, memo=memo))
 
 
 @click.command("mining")
@@ -108,7 +132,7 @@ def record_transfer(
 @pass_app
 def record_mining(app: App, vault: str, txid: str, memo: str | None, as_json: bool) -> None:
     """Record a coinbase paying VAULT (immature for 100 blocks)."""
-    _record(app, as_json, kind="mining", txid=txid, vault=vault, memo=memo)
+    _record(app, as_json, Claim("mining", txid, vault, memo=memo))
 
 
 RECORD_SUBCOMMANDS: tuple[click.Command, ...] = (
@@ -120,45 +144,53 @@ RECORD_SUBCOMMANDS: tuple[click.Command, ...] = (
 
 
 @click.command("sync")
-@click.option("--vault", help="Only this vault.")
+@click.option("--vault", help="Only the transactions this vault's wallet lists (booked whole).")
 @click.option("--dry-run", is_flag=True, help="List what would be recorded; write nothing.")
 @json_option
 @pass_app
 def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
     """Record the on-chain movements of watched vaults that are not in the ledger yet."""
-    rpc = app.rpc()
-    with app.session() as s:
-        report = run_sync(s, rpc, vault=vault, dry_run=dry_run)
+    report = run_sync(app.read_session, app.session, app.rpc(), vault=vault, dry_run=dry_run)
     if as_json:
-        app.print_json(
-            {
-                "dry_run": report.dry_run,
-                "already_recorded": report.already_recorded,
-                "unconfirmed": report.unconfirmed,
-                "movements": [
-                    {
-                        "kind": i.movement.kind,
-                        "txid": i.movement.txid,
-                        "source": i.movement.source,
-                        "target": i.movement.target,
-                        "amount_sat": i.movement.amount,
-                        "fee_sat": i.movement.fee,
-                        "block_height": i.block_height,
-                        "seq": i.seq,
-                    }
-                    for i in report.items
-                ],
-            }
-        )
+        app.print_json(_sync_json(report))
         return
     verb = "would record" if dry_run else "recorded"
     for i in report.items:
         where = "" if i.seq is None else f" as entry #{i.seq}"
-        click.echo(f"{verb} {i.movement.kind} {i.movement.txid} (block {i.block_height}){where}")
+        click.echo(f"{verb} {describe(i.movement)}: {i.movement.txid} (block {i.block_height}){where}")
+    for txid in report.pending:
+        click.echo(f"pending: {txid} is unconfirmed; sync again after it confirms")
+    for skip in report.skipped:
+        click.echo(f"skipped: {skip.txid}: {skip.reason}")
     click.echo(
         f"{len(report.items)} movement(s) {verb}; {report.already_recorded} already recorded; "
-        f"{report.unconfirmed} unconfirmed left for later"
+        f"{len(report.pending)} pending (unconfirmed); {len(report.skipped)} skipped"
     )
+
+
+def _sync_json(report: SyncReport) -> dict[str, object]:
+    return {
+        "dry_run": report.dry_run,
+        "already_recorded": report.already_recorded,
+        "unconfirmed": report.unconfirmed,
+        "pending": list(report.pending),
+        "skipped": [{"txid": s.txid, "reason": s.reason} for s in report.skipped],
+        "movements": [
+            {
+                "kind": i.movement.kind,
+                "txid": i.movement.txid,
+                "flows_sat": i.movement.flow,
+                "sources": list(i.movement.sources),
+                "targets": list(i.movement.targets),
+                "amount_sat": headline_amount(i.movement),
+                "external_sat": i.movement.external,
+                "fee_sat": i.movement.fee,
+                "block_height": i.block_height,
+                "seq": i.seq,
+            }
+            for i in report.items
+        ],
+    }
 
 
 def render_audit(app: App, report: AuditReport) -> None:
@@ -170,7 +202,8 @@ def render_audit(app: App, report: AuditReport) -> None:
         f"conf≥{report.min_conf}",
         "shallow",
         "immature",
-        "wallet unconf.",
+        "pending in",
+        "pending out",
     ):
         t.add_column(col, justify="right" if col != "vault" else "left")
     for v in report.vaults:
@@ -181,8 +214,11 @@ def render_audit(app: App, report: AuditReport) -> None:
             format_btc(v.scan_confirmed),
             format_btc(v.scan_shallow),
             format_btc(v.scan_immature),
-            format_btc(v.wallet_unconfirmed),
+            format_btc(v.pending_in),
+            format_btc(v.pending_out),
         )
+    for u in report.undefined_accounts:
+        t.add_row(f"{u.account} (no vault definition)", format_btc(u.ledger), *("-",) * 6)
     tot = report.totals
     t.add_row(
         "TOTAL",
@@ -191,16 +227,19 @@ def render_audit(app: App, report: AuditReport) -> None:
         format_btc(tot["scan_confirmed"]),
         format_btc(tot["scan_shallow"]),
         format_btc(tot["scan_immature"]),
-        format_btc(tot["wallet_unconfirmed"]),
+        format_btc(tot["pending_in"]),
+        format_btc(tot["pending_out"]),
         style="bold",
     )
     app.console.print(t)
-    moved = [e for e in report.entries if e.status == "moved"]
-    for e in moved:
-        click.echo(
-            f"note: entry #{e.seq} ({e.txid}) was recorded in block {e.recorded_block} at height "
-            f"{e.recorded_height}; it is now in block {e.current_block} at height {e.current_height}"
-        )
+    for e in report.entries:
+        if e.status == "moved":
+            click.echo(
+                f"note: entry #{e.seq} ({e.txid}) was recorded in block {e.recorded_block} at height "
+                f"{e.recorded_height}; it is now in block {e.current_block} at height {e.current_height}"
+            )
+    for p in report.pending:
+        click.echo(f"pending (unconfirmed, not a finding): {p.description}, transaction {p.txid}")
     click.echo(
         f"ledger: {report.tree_size} entries, root {report.root}; "
         f"{len(report.entries)} on-chain entries checked"
@@ -211,10 +250,17 @@ def render_audit(app: App, report: AuditReport) -> None:
         click.echo(f"FINDINGS ({len(report.findings)}):")
         for f in report.findings:
             click.echo(f"  [{f.code}] {f.message}")
+            click.echo(f"      fix: {f.advice}")
 
 
 @click.command("audit")
-@click.option("--min-conf", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--min-conf",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Confirmations a recorded transaction needs; shallower ones are findings.",
+)
 @json_option
 @pass_app
 @click.pass_context
@@ -225,8 +271,10 @@ def audit(ctx: click.Context, app: App, min_conf: int, as_json: bool) -> None:
     """
     rpc = app.rpc()
     key = load_signing_key(app.settings.signing_key_path)
-    with app.session() as s:
-        report = run_audit(s, rpc, public_key_pem(key), min_conf=min_conf)
+    with app.read_session() as s:  # gather: reads only, no write lock held across the node calls
+        gathered = read_books(s, public_key_pem(key))
+    report = audit_of(gathered.books, read_chain(rpc, gathered), min_conf=min_conf)
+    with app.session() as s:  # write: one short transaction
         audit_id, checkpoint_id = store_audit(s, report, key)
     if as_json:
         data = report.to_json()

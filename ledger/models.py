@@ -82,7 +82,7 @@ class EntryRow(AppendOnly, Base):
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16), index=True)  # finds the few log records
     date: Mapped[dt.date] = mapped_column(Date)
     memo: Mapped[str] = mapped_column(Text)
     ref: Mapped[str | None] = mapped_column(String(200), unique=True)

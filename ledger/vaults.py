@@ -6,12 +6,19 @@ keys of every other *active* vault) and refuses any violation before writing any
 stores the vault, its keys in descriptor order with their holders, and opens the vault's account
 (type ``vault``, same name) in the books. Vaults are append-only: retiring one records a
 retirement row, it is never edited or deleted.
+
+Vaults are tamper-evident: adding or retiring one also appends a ``vault-added`` /
+``vault-retired`` record to the Merkle log (:mod:`ledger.records`) in the same transaction, and
+every read (:func:`get_vault`, :func:`list_vaults`) cross-checks the rows against those records
+(:func:`vault_findings`), raising :class:`~ledger.errors.TamperDetected` when a row was changed,
+deleted or inserted behind the application's back, so no attacker's descriptor is ever used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,9 +30,18 @@ from custody.network import Network
 from custody.policy import Policy, check_vault_policy
 from custody.wallet import vault_wallet_name
 from ledger.accounts import add_account
-from ledger.entry import check_account_name
-from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.entry import check_account_name, check_text
+from ledger.errors import Conflict, InvalidInput, NotFound, TamperDetected
 from ledger.models import AccountRow
+from ledger.records import (
+    KeyFields,
+    Record,
+    RecordKind,
+    append_record,
+    records,
+    vault_added_body,
+    vault_retired_body,
+)
 from ledger.vault_models import VaultKeyRow, VaultRetirementRow, VaultRow
 
 
@@ -113,7 +129,10 @@ def _rows(session: Session, name: str | None = None) -> list[tuple[VaultRow, Vau
 
 
 def get_vault(session: Session, name: str) -> Vault:
-    """The vault called ``name`` (retired or not); :class:`NotFound` if there is none."""
+    """The vault called ``name`` (retired or not); :class:`NotFound` if there is none.
+
+    Raises :class:`TamperDetected` when its rows disagree with its records in the log."""
+    _refuse_tampered(session, name)
     rows = _rows(session, name)
     if not rows:
         raise NotFound(f"unknown vault {name!r}; `reserve vault list` shows the vaults")
@@ -121,7 +140,10 @@ def get_vault(session: Session, name: str) -> Vault:
 
 
 def list_vaults(session: Session, include_retired: bool = False) -> tuple[Vault, ...]:
-    """Every active vault (and retired ones with ``include_retired``), by name."""
+    """Every active vault (and retired ones with ``include_retired``), by name.
+
+    Raises :class:`TamperDetected` when any vault's rows disagree with its records in the log."""
+    _refuse_tampered(session)
     return tuple(
         _vault(session, row, retirement)
         for row, retirement in _rows(session)
@@ -168,6 +190,7 @@ def add_vault(
         raise InvalidInput(f"birthday height {birthday_height} must be a block height (0 or more)")
     holders = tuple(h.strip() for h in holders)
     for holder in holders:
+        check_text(holder, "key holder")
         HeldKey(holder, descriptor.keys[0])  # the same rules as on the command line
     if session.scalar(select(VaultRow.id).where(VaultRow.name == name)) is not None:
         raise Conflict(f"vault {name!r} already exists; `reserve vault show {name}` shows it")
@@ -179,6 +202,12 @@ def add_vault(
     findings = check_vault_policy(descriptor, holders, network, policy, active_keys(session))
     if findings:
         raise PolicyViolation(findings)
+    if _recorded(session).added.get(name):
+        raise TamperDetected(
+            f"vault {name!r} has a vault-added record in the log but no row: its definition was "
+            "deleted behind the application's back; run `reserve ledger verify` and restore the "
+            "database from a backup"
+        )
 
     account = add_account(session, name, "vault", vault_definition=True)
     row = VaultRow(
@@ -204,6 +233,7 @@ def add_vault(
         for position, (holder, key) in enumerate(zip(holders, descriptor.keys, strict=True))
     )
     session.flush()
+    append_record(session, RecordKind.VAULT_ADDED, _stored(session, name)[name].body)
     return get_vault(session, name)
 
 
@@ -212,13 +242,187 @@ def retire_vault(session: Session, name: str, reason: str) -> Vault:
     reason = reason.strip()
     if not reason:
         raise InvalidInput("a retirement needs a reason (--reason TEXT), e.g. 'keys rotated to vault X'")
+    check_text(reason, "the retirement reason")
     vault = get_vault(session, name)
     if vault.retired:
         raise Conflict(f"vault {name!r} is already retired ({vault.retired_reason})")
     vault_id = session.scalar(select(VaultRow.id).where(VaultRow.name == name))
     session.add(VaultRetirementRow(vault_id=vault_id, reason=reason))
     session.flush()
+    append_record(session, RecordKind.VAULT_RETIRED, vault_retired_body(vault=name, reason=reason))
     return get_vault(session, name)
+
+
+# --- tamper evidence ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVault:
+    """A vault's rows as the body of the record they should match, plus what only rows hold."""
+
+    body: dict[str, Any]
+    account: str | None  # the name of the vault's account, None when it is not a vault account
+    retired_reason: str | None  # None: no retirement row
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedVaults:
+    """The vault records of the log by vault name (several per name only by tampering)."""
+
+    added: dict[str, list[Record]]
+    retired: dict[str, list[Record]]
+    findings: tuple[str, ...]  # records that cannot be read
+
+
+def _stored(session: Session, name: str | None = None) -> dict[str, StoredVault]:
+    keys: dict[int, list[KeyFields]] = {}
+    key_query = select(VaultKeyRow).order_by(VaultKeyRow.vault_id, VaultKeyRow.position)
+    if name is not None:
+        key_query = key_query.join(VaultRow, VaultRow.id == VaultKeyRow.vault_id).where(VaultRow.name == name)
+    for k in session.scalars(key_query):
+        keys.setdefault(k.vault_id, []).append(KeyFields(k.holder, k.key, k.xpub, k.fingerprint))
+    query = (
+        select(VaultRow, VaultRetirementRow, AccountRow)
+        .outerjoin(VaultRetirementRow, VaultRetirementRow.vault_id == VaultRow.id)
+        .outerjoin(AccountRow, AccountRow.id == VaultRow.account_id)
+    )
+    if name is not None:
+        query = query.where(VaultRow.name == name)
+    out: dict[str, StoredVault] = {}
+    for row, retirement, account in session.execute(query).all():
+        body = vault_added_body(
+            vault=row.name,
+            kind=row.kind,
+            threshold=row.threshold,
+            descriptor=row.descriptor,
+            network=row.network,
+            birthday=row.birthday_height,
+            keys=keys.get(row.id, []),
+        )
+        out[row.name] = StoredVault(
+            body=body,
+            account=None if account is None or account.type != "vault" else account.name,
+            retired_reason=None if retirement is None else retirement.reason,
+        )
+    return out
+
+
+def _recorded(session: Session) -> RecordedVaults:
+    added: dict[str, list[Record]] = {}
+    retired: dict[str, list[Record]] = {}
+    findings: list[str] = []
+    for kind, by_name in ((RecordKind.VAULT_ADDED, added), (RecordKind.VAULT_RETIRED, retired)):
+        try:
+            found = records(session, kind)
+        except InvalidInput as e:
+            findings.append(f"a vault record cannot be read: {e}")
+            continue
+        for record in found:
+            vault = record.body.get("vault")
+            if not isinstance(vault, str):
+                findings.append(f"{kind} record #{record.seq} names no vault")
+                continue
+            by_name.setdefault(vault, []).append(record)
+    return RecordedVaults(added, retired, tuple(findings))
+
+
+_RESTORE = "restore the database from a backup and run `reserve ledger verify`"
+
+
+def judge_vault(name: str, stored: StoredVault | None, recorded: RecordedVaults) -> list[str]:
+    """Where vault ``name``'s rows and its records in the log disagree (pure)."""
+    added = recorded.added.get(name, [])
+    retired = recorded.retired.get(name, [])
+    if stored is None:
+        if not added:
+            return []
+        return [
+            f"vault {name!r} was defined by record #{added[0].seq} but has no row in the vaults "
+            f"table: it was deleted or renamed behind the application's back; {_RESTORE}"
+        ]
+    if not added:
+        return [
+            f"vault {name!r} has a row in the vaults table but no vault-added record in the log: "
+            f"it was inserted behind the application's back; {_RESTORE}"
+        ]
+    findings: list[str] = []
+    if len(added) > 1:
+        findings.append(
+            f"vault {name!r} has {len(added)} vault-added records "
+            f"(#{', #'.join(str(r.seq) for r in added)}); a vault is defined once"
+        )
+    findings += _differences(name, added[0], stored.body)
+    if stored.account != name:
+        findings.append(
+            f"vault {name!r}: its account is {stored.account!r}, not the vault account {name!r} its "
+            f"record #{added[0].seq} defines; {_RESTORE}"
+        )
+    if len(retired) > 1:
+        findings.append(f"vault {name!r} has {len(retired)} vault-retired records; a vault is retired once")
+    if retired and stored.retired_reason is None:
+        findings.append(
+            f"vault {name!r} was retired by record #{retired[0].seq} but its retirement row is "
+            f"missing: it was deleted behind the application's back, making it active again; {_RESTORE}"
+        )
+    elif not retired and stored.retired_reason is not None:
+        findings.append(
+            f"vault {name!r} has a retirement row but no vault-retired record in the log: it was "
+            f"inserted behind the application's back; {_RESTORE}"
+        )
+    elif retired and retired[0].body.get("reason") != stored.retired_reason:
+        findings.append(
+            f"vault {name!r}: its retirement reason {stored.retired_reason!r} differs from record "
+            f"#{retired[0].seq} ({retired[0].body.get('reason')!r}); {_RESTORE}"
+        )
+    return findings
+
+
+def _differences(name: str, record: Record, stored: Mapping[str, Any]) -> list[str]:
+    def differ(field: str, have: object, want: object) -> str:
+        return (
+            f"vault {name!r}: its {field} in the database ({have!r}) differs from its vault-added "
+            f"record #{record.seq} ({want!r}): it was changed behind the application's back; {_RESTORE}"
+        )
+
+    want = record.body
+    findings = [
+        differ(field, stored.get(field), want.get(field))
+        for field in ("kind", "threshold", "descriptor", "network", "birthday")
+        if stored.get(field) != want.get(field)
+    ]
+    have_keys, want_keys = stored.get("keys") or [], want.get("keys") or []
+    if len(have_keys) != len(want_keys):
+        findings.append(differ("number of keys", len(have_keys), len(want_keys)))
+    for i, (have_key, want_key) in enumerate(zip(have_keys, want_keys, strict=False)):
+        for field in ("holder", "key", "xpub", "fingerprint"):
+            if not isinstance(want_key, dict) or have_key.get(field) != want_key.get(field):
+                wanted = want_key.get(field) if isinstance(want_key, dict) else want_key
+                findings.append(differ(f"key {i} {field}", have_key.get(field), wanted))
+    return findings
+
+
+def vault_findings(session: Session, name: str | None = None) -> list[str]:
+    """Every disagreement between the vault tables and the vault records of the log (of vault
+    ``name``, or of every vault); empty when they agree."""
+    stored = _stored(session, name)
+    recorded = _recorded(session)
+    names = set(stored) | set(recorded.added) | set(recorded.retired)
+    if name is not None:
+        names &= {name}
+    findings = list(recorded.findings)
+    for vault in sorted(names):
+        findings += judge_vault(vault, stored.get(vault), recorded)
+        if vault not in recorded.added and vault not in stored:
+            findings.append(
+                f"vault {vault!r} has a vault-retired record but was never defined in the log; {_RESTORE}"
+            )
+    return findings
+
+
+def _refuse_tampered(session: Session, name: str | None = None) -> None:
+    findings = vault_findings(session, name)
+    if findings:
+        raise TamperDetected("; ".join(findings))
 
 
 # --- judging --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Log records: widen ``entries.kind`` to the record kinds and backfill the records of what is
+"""Log records: widen ``entries.kind`` to the record kinds (indexed), and backfill the records of what is
 already stored (vaults, retirements, audits), so old history keeps its prefix and old
 checkpoints still verify.
 
@@ -87,6 +87,7 @@ def _set_kinds(kinds: tuple[str, ...]) -> None:
 
 def upgrade() -> None:
     _set_kinds(MONEY_KINDS + RECORD_KINDS)
+    op.create_index(op.f("ix_entries_kind"), "entries", ["kind"], unique=False)  # records are few
     _backfill()
 
 
@@ -100,6 +101,7 @@ def downgrade() -> None:
             "the journal holds log records (vault definitions, audits, ...); they cannot be removed "
             "from an append-only log, so 0004_records cannot be downgraded"
         )
+    op.drop_index(op.f("ix_entries_kind"), table_name="entries")
     _set_kinds(MONEY_KINDS)
 
 

@@ -22,9 +22,9 @@ def filled(engine: Engine, signing_key: object) -> Engine:
 
     assert isinstance(signing_key, Ed25519PrivateKey)
     with Session(engine) as s, s.begin():
-        add_account(s, "vault", "vault")
+        add_account(s, "bank", "custodian")
         add_account(s, "acme", "counterparty")
-        append(s, EntryDraft(kind="deposit", memo="in", postings=(Posting("vault", 5), Posting("acme", -5))))
+        append(s, EntryDraft(kind="deposit", memo="in", postings=(Posting("bank", 5), Posting("acme", -5))))
         make_checkpoint(s, signing_key)
     return engine
 
@@ -66,6 +66,6 @@ def test_database_refuses_raw_update_and_delete(filled: Engine, table: str) -> N
 def test_inserts_still_allowed(filled: Engine) -> None:
     with Session(filled) as s, s.begin():
         e = append(
-            s, EntryDraft(kind="deposit", memo="more", postings=(Posting("vault", 1), Posting("acme", -1)))
+            s, EntryDraft(kind="deposit", memo="more", postings=(Posting("bank", 1), Posting("acme", -1)))
         )
     assert e.seq == 2

@@ -44,7 +44,7 @@ while total < 0 or done < total:
         EntryDraft(
             kind="deposit",
             memo=f"{name} {done + k}",
-            postings=(Posting("vault", done + k + 1), Posting("acme", -(done + k + 1))),
+            postings=(Posting("bank", done + k + 1), Posting("acme", -(done + k + 1))),
             ref=f"{name}-{done + k}",
         )
         for k in range(batch)
@@ -84,7 +84,7 @@ def seqs(engine: Engine) -> list[int]:
 
 def accounts(engine: Engine) -> None:
     with Session(engine) as s, s.begin():
-        add_account(s, "vault", "vault")
+        add_account(s, "bank", "custodian")  # manual entries never post to vault accounts
         add_account(s, "acme", "counterparty")
 
 

@@ -1,9 +1,14 @@
 """The journal service on SQLite and PostgreSQL: double entry, reversals, idempotency, balances,
-and bad input that changes nothing."""
+and bad input that changes nothing.
+
+Most tests are about the journal's mechanics and post to vault accounts as :mod:`ledger.recording`
+does, once a transaction is verified on chain (``chain_verified=True``, vault accounts opened with
+their definition); the refusals of manual vault postings and of forged records are tested too."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 
 import pytest
@@ -13,21 +18,32 @@ from sqlalchemy.orm import Session
 
 from custody.amount import parse_btc
 from custody.errors import InvalidInput as CustodyInvalidInput
+from ledger import journal
 from ledger.accounts import add_account, get_account, list_accounts
 from ledger.balances import balance
-from ledger.entry import EntryDraft, Posting
+from ledger.entry import Entry, EntryDraft, Posting
 from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound
-from ledger.journal import append, append_many, get_entry, iter_entries, reverse
+from ledger.journal import get_entry, iter_entries, reverse
 from ledger.migrate import alembic_config, current_revision
+from ledger.records import RecordKind, append_record, records
 from tests.fixtures.db import snapshot
 
 BTC = 100_000_000
 
 
+def append(s: Session, draft: EntryDraft) -> Entry:
+    """Append as :mod:`ledger.recording` does after checking the transaction on chain."""
+    return journal.append(s, draft, chain_verified=True)
+
+
+def append_many(s: Session, drafts: list[EntryDraft]) -> tuple[Entry, ...]:
+    return journal.append_many(s, drafts, chain_verified=True)
+
+
 def seed(engine: Engine) -> None:
     with Session(engine) as s, s.begin():
-        add_account(s, "vault:cold", "vault")
-        add_account(s, "vault:hot", "vault")
+        add_account(s, "vault:cold", "vault", vault_definition=True)
+        add_account(s, "vault:hot", "vault", vault_definition=True)
         add_account(s, "acme", "counterparty")
         add_account(s, "fees", "expense")
 
@@ -210,4 +226,96 @@ def test_bad_input_changes_nothing(engine: Engine, case: str) -> None:
     before = snapshot(engine)
     with pytest.raises((LedgerError, CustodyInvalidInput)), Session(engine) as s, s.begin():
         _bad_drafts()[case](s)
+    assert snapshot(engine) == before
+
+
+def test_manual_vault_posting_is_refused(engine: Engine) -> None:
+    """Vault accounts move only through chain-verified entries: a manual draft (``reserve
+    record --posting vault=...``) posting to one is refused and changes nothing."""
+    seed(engine)
+    with Session(engine) as s, s.begin():
+        append(s, deposit(BTC))
+    before = snapshot(engine)
+    refused = "posting to vault account 'vault:cold' refused"
+    with pytest.raises(InvalidInput, match=refused), Session(engine) as s, s.begin():
+        journal.append(s, deposit(1000))
+    only_with = "a vault account is opened only with its vault definition"
+    with pytest.raises(InvalidInput, match=only_with), Session(engine) as s, s.begin():
+        add_account(s, "ghost", "vault")
+    assert snapshot(engine) == before
+
+
+def test_records_are_leaves_without_postings(engine: Engine) -> None:
+    seed(engine)
+    with Session(engine) as s, s.begin():
+        append(s, deposit(BTC))
+        entry = append_record(s, RecordKind.AUDIT, {"audit_id": 1, "ok": True, "note": "caf\u00e9"})
+        append(s, deposit(2 * BTC))
+    assert (entry.seq, entry.kind, entry.postings) == (2, "audit", ())
+    assert entry.memo == '{"audit_id":1,"note":"caf\\u00e9","ok":true}'
+    with Session(engine) as s, s.begin():
+        assert get_entry(s, 2) == entry
+        assert [r.body for r in records(s)] == [{"audit_id": 1, "note": "caf\u00e9", "ok": True}]
+        assert records(s, RecordKind.VAULT_ADDED) == []
+        assert balance(s).reserve == 3 * BTC
+
+
+def _forged_records() -> dict[str, Callable[[Session], object]]:
+    return {
+        "record kind through append": lambda s: journal.append(
+            s, EntryDraft(kind="vault-added", memo='{"vault":"x"}', postings=())
+        ),
+        "record kind with postings": lambda s: journal.append(
+            s,
+            EntryDraft(kind="audit", memo='{"ok":true}', postings=(Posting("acme", 1), Posting("fees", -1))),
+        ),
+        "money kind through append_records": lambda s: journal.append_records(s, [deposit(BTC)]),
+        "record memo not canonical": lambda s: journal.append_records(
+            s, [EntryDraft(kind="audit", memo='{"ok": true}', postings=())]
+        ),
+        "record with a txid": lambda s: journal.append_records(
+            s, [EntryDraft(kind="audit", memo='{"ok":true}', postings=(), txid="ab" * 32)]
+        ),
+        "record body with a float": lambda s: append_record(s, RecordKind.AUDIT, {"ratio": 0.5}),
+        "reverse a record": lambda s: reverse(s, 2, "undo the vault"),
+        "hand-made reversal of a record": lambda s: journal.append(
+            s, EntryDraft(kind="reversal", memo="undo", postings=(), reverses_seq=2)
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_forged_records()))
+def test_record_refusals_change_nothing(engine: Engine, case: str) -> None:
+    seed(engine)
+    with Session(engine) as s, s.begin():
+        append(s, deposit(BTC))
+        append_record(s, RecordKind.AUDIT, {"audit_id": 1})
+    before = snapshot(engine)
+    with pytest.raises(LedgerError), Session(engine) as s, s.begin():
+        _forged_records()[case](s)
+    assert snapshot(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("memo", "ref", "code_point"),
+    [
+        ("paid \x1b[31mred", None, "U+001B"),
+        ("two\nlines", None, "U+000A"),
+        ("tab\there", None, "U+0009"),
+        ("del\x7f", None, "U+007F"),
+        ("c1 \x9b", None, "U+009B"),
+        ("line\u2028sep", None, "U+2028"),
+        ("para\u2029sep", None, "U+2029"),
+        ("bidi \u202eevil", None, "U+202E"),
+        ("isolate \u2066x", None, "U+2066"),
+        ("fine", "ref\x00", "U+0000"),
+        ("fine", "ref\u202a", "U+202A"),
+    ],
+)
+def test_control_characters_are_refused(engine: Engine, memo: str, ref: str | None, code_point: str) -> None:
+    seed(engine)
+    before = snapshot(engine)
+    refused = re.escape(f"control character {code_point}")
+    with pytest.raises(InvalidInput, match=refused), Session(engine) as s, s.begin():
+        append(s, deposit(BTC, ref=ref, memo=memo))
     assert snapshot(engine) == before

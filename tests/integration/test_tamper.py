@@ -1,9 +1,12 @@
-"""Tampering behind the application's back (triggers dropped, raw SQL) is found by verify_ledger,
-which says what is wrong and names the first bad entry where that is meaningful."""
+"""Tampering behind the application's back (raw SQL with the append-only triggers dropped on
+SQLite, or disabled by the owner on PostgreSQL) is found by verify_ledger, which says what is
+wrong and names the first bad entry where that is meaningful: the journal itself, checkpoints
+(also ones held outside the database), stored audits and vault definitions."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import pytest
@@ -11,15 +14,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
+from custody.descriptor import MultisigDescriptor
+from custody.keygen import test_key_from_seed
+from custody.network import Network
+from custody.policy import Policy
 from ledger.accounts import add_account
-from ledger.checkpoint import public_key_pem
+from ledger.audit_models import AuditRow
+from ledger.checkpoint import Checkpoint, public_key_pem
+from ledger.db import drop_append_only_ddl
 from ledger.entry import EntryDraft, Posting
-from ledger.journal import append, append_many, iter_stored
-from ledger.merkle import leaf_hash
-from ledger.models import EntryRow, PostingRow
+from ledger.errors import TamperDetected
+from ledger.journal import append, append_many, iter_leaf_hashes, iter_stored, last_seq
+from ledger.merkle import leaf_hash, root_of
+from ledger.models import APPEND_ONLY_TABLES, EntryRow, PostingRow
 from ledger.proofs import make_checkpoint
-from ledger.verify import VerifyReport, verify_ledger
-from tests.fixtures.db import drop_append_only_triggers
+from ledger.records import RecordKind, append_record, audit_body
+from ledger.vault_models import VAULT_TABLES
+from ledger.vaults import add_vault, get_vault, list_vaults, retire_vault
+from ledger.verify import VerifyReport, stored_checkpoints, verify_ledger
 
 N = 8
 
@@ -28,7 +40,7 @@ def draft(i: int) -> EntryDraft:
     return EntryDraft(
         kind="deposit",
         memo=f"deposit {i}",
-        postings=(Posting("vault", 1000 * i), Posting("acme", -1000 * i)),
+        postings=(Posting("bank", 1000 * i), Posting("acme", -1000 * i)),
     )
 
 
@@ -36,20 +48,33 @@ def draft(i: int) -> EntryDraft:
 def books(engine: Engine, signing_key: Ed25519PrivateKey) -> Engine:
     """Eight entries with checkpoints at sizes 4 and 8; triggers dropped, ready to tamper."""
     with Session(engine) as s, s.begin():
-        add_account(s, "vault", "vault")
+        add_account(s, "bank", "custodian")
         add_account(s, "acme", "counterparty")
         append_many(s, [draft(i) for i in range(1, 5)])
         make_checkpoint(s, signing_key)
         append_many(s, [draft(i) for i in range(5, N + 1)])
         make_checkpoint(s, signing_key)
     assert verify(engine, signing_key).ok
-    drop_append_only_triggers(engine)
+    disable_append_only(engine)
     return engine
 
 
-def verify(engine: Engine, key: Ed25519PrivateKey) -> VerifyReport:
+def disable_append_only(engine: Engine) -> None:
+    """What a tamperer with the owner's access does first: SQLite, drop the triggers; PostgreSQL,
+    ``ALTER TABLE ... DISABLE TRIGGER USER`` (the owner may)."""
+    tables = (*APPEND_ONLY_TABLES, *VAULT_TABLES, "audits")
+    with engine.begin() as c:
+        for table in tables:
+            if engine.dialect.name == "postgresql":
+                c.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            else:
+                for statement in drop_append_only_ddl("sqlite", table):
+                    c.exec_driver_sql(statement)
+
+
+def verify(engine: Engine, key: Ed25519PrivateKey, *, outside: tuple[Checkpoint, ...] = ()) -> VerifyReport:
     with Session(engine) as s, s.begin():
-        return verify_ledger(s, public_key_pem(key))
+        return verify_ledger(s, public_key_pem(key), extra_checkpoints=outside)
 
 
 def raw(engine: Engine, *statements: str) -> None:
@@ -198,3 +223,212 @@ def test_cut_tail_and_append_different_entries(books: Engine, signing_key: Ed255
     assert not report.ok and report.entries == N
     assert report.findings == (report.findings[0],) and "checkpoint #2 (tree size 8)" in report.findings[0]
     assert "entries 5..8" in report.findings[0]
+
+
+def test_several_trusted_keys(books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    other, third = (public_key_pem(Ed25519PrivateKey.generate()) for _ in range(2))
+    with Session(books) as s, s.begin():
+        assert verify_ledger(s, [other, public_key_pem(signing_key)]).ok
+        report = verify_ledger(s, [other, third])
+    assert not report.ok and all("not one of the trusted keys" in f for f in report.findings)
+
+
+# --- vaults, audits, deleted checkpoints, outside checkpoints ----------------------------------------
+
+R = Network.REGTEST
+
+
+def _descriptor() -> MultisigDescriptor:
+    return MultisigDescriptor.from_keys(2, [test_key_from_seed(os.urandom(32), R) for _ in range(3)])
+
+
+def _store_audit(s: Session, key: Ed25519PrivateKey, ok: bool) -> int:
+    """What ``reserve audit`` stores: a checkpoint, the audit row and its record in the log."""
+    make_checkpoint(s, key)
+    checkpoint_id = stored_checkpoints(s)[-1][0]
+    row = AuditRow(
+        tree_size=last_seq(s),
+        root=root_of(h for _, h in iter_leaf_hashes(s)),
+        checkpoint_id=checkpoint_id,
+        min_conf=1,
+        height=150,
+        best_block="ab" * 32,
+        findings=0 if ok else 2,
+        ok=ok,
+        report='{"findings": []}' if ok else '{"findings": ["a", "b"]}',
+    )
+    s.add(row)
+    s.flush()
+    body = audit_body(
+        audit_id=row.id,
+        tree_size=row.tree_size,
+        root=row.root,
+        checkpoint_id=row.checkpoint_id,
+        height=row.height,
+        best_block=row.best_block,
+        min_conf=row.min_conf,
+        findings=row.findings,
+        ok=row.ok,
+        report=row.report,
+    )
+    append_record(s, RecordKind.AUDIT, body)
+    return row.id
+
+
+@pytest.fixture
+def reserve_books(engine: Engine, signing_key: Ed25519PrivateKey) -> Engine:
+    """Vaults cold and hot (hot retired), money entries, three checkpoints and a failed audit
+    (its own checkpoint #3, then its record), then a last entry and checkpoint #4; tamperable."""
+    with Session(engine) as s, s.begin():
+        add_vault(s, "cold", _descriptor(), ("alice", "bob", "carol"), R, Policy(), birthday_height=7)
+        add_vault(s, "hot", _descriptor(), ("alice", "bob", "carol"), R, Policy())
+        retire_vault(s, "hot", "keys rotated")
+        add_account(s, "bank", "custodian")
+        add_account(s, "acme", "counterparty")
+        append_many(s, [draft(i) for i in range(1, 3)])
+        make_checkpoint(s, signing_key)  # 1
+        append_many(s, [draft(i) for i in range(3, 5)])
+        make_checkpoint(s, signing_key)  # 2
+        _store_audit(s, signing_key, ok=False)  # checkpoint 3, audit 1
+        append(s, draft(5))
+        make_checkpoint(s, signing_key)  # 4
+    assert verify(engine, signing_key).ok
+    disable_append_only(engine)
+    return engine
+
+
+def test_vault_descriptor_replaced(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    """`UPDATE vaults SET descriptor=...` (other keys): verify finds it, and no read hands out
+    the attacker's descriptor (`vault address` reads through get_vault)."""
+    with reserve_books.begin() as c:
+        c.execute(text("UPDATE vaults SET descriptor = :d WHERE name = 'cold'"), {"d": str(_descriptor())})
+    report = verify(reserve_books, signing_key)
+    assert not report.ok
+    assert any(f.startswith("vault 'cold': its descriptor in the database") for f in report.findings)
+    with Session(reserve_books) as s:
+        with pytest.raises(TamperDetected, match="vault 'cold': its descriptor in the database"):
+            get_vault(s, "cold")
+        with pytest.raises(TamperDetected, match="vault 'cold'"):
+            list_vaults(s)
+        assert get_vault(s, "hot").retired  # an untouched vault still reads
+
+
+def test_vault_key_holder_changed(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    with reserve_books.begin() as c:
+        c.execute(
+            text(
+                "UPDATE vault_keys SET holder = 'mallory' WHERE position = 1 "
+                "AND vault_id = (SELECT id FROM vaults WHERE name = 'cold')"
+            )
+        )
+    report = verify(reserve_books, signing_key)
+    assert [f for f in report.findings if "key 1 holder" in f] and not report.ok
+    assert "'mallory'" in report.findings[0] and "'bob'" in report.findings[0]
+    with Session(reserve_books) as s, pytest.raises(TamperDetected, match="key 1 holder"):
+        get_vault(s, "cold")
+
+
+def test_vault_retirement_deleted(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    """Deleting a retirement would make a retired vault (and its keys) active again."""
+    with reserve_books.begin() as c:
+        c.execute(text("DELETE FROM vault_retirements"))
+    report = verify(reserve_books, signing_key)
+    assert not report.ok
+    assert any("vault 'hot' was retired by record" in f and "missing" in f for f in report.findings)
+    with Session(reserve_books) as s:
+        with pytest.raises(TamperDetected, match="vault 'hot' was retired"):
+            get_vault(s, "hot")
+        with pytest.raises(TamperDetected):
+            list_vaults(s)
+
+
+def test_vault_row_inserted_or_deleted(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    with reserve_books.begin() as c:
+        c.execute(text("UPDATE vaults SET name = 'warm' WHERE name = 'cold'"))
+    findings = verify(reserve_books, signing_key).findings
+    assert any("vault 'cold' was defined by record" in f and "no row" in f for f in findings)
+    assert any("vault 'warm' has a row in the vaults table but no vault-added record" in f for f in findings)
+
+
+def test_audit_ok_flipped(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    with reserve_books.begin() as c:
+        c.execute(text("UPDATE audits SET ok = :ok"), {"ok": True})
+    report = verify(reserve_books, signing_key)
+    assert not report.ok
+    assert [f for f in report.findings if f.startswith("audit #1: its ok in the database (True)")]
+
+
+def test_audit_report_changed(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    with reserve_books.begin() as c:
+        c.execute(text("UPDATE audits SET report = '{\"findings\": []}', findings = 0"))
+    findings = verify(reserve_books, signing_key).findings
+    assert any(f.startswith("audit #1: its findings") for f in findings)
+    assert any(f.startswith("audit #1: its report") for f in findings)
+
+
+def test_audit_row_deleted(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    with reserve_books.begin() as c:
+        c.execute(text("DELETE FROM audits"))
+    with Session(reserve_books) as s:
+        record_seq = s.scalars(select(EntryRow.seq).where(EntryRow.kind == "audit")).one()
+    assert verify(reserve_books, signing_key).findings == (
+        f"audit #1 was recorded by audit record #{record_seq} but its row is missing: it "
+        "was deleted behind the application's back",
+    )
+
+
+def test_checkpoint_deleted_from_the_middle(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    with reserve_books.begin() as c:
+        c.execute(text("DELETE FROM checkpoints WHERE id = 2"))
+    report = verify(reserve_books, signing_key)
+    assert not report.ok and report.checkpoints == 3
+    assert report.findings == (
+        "checkpoint ids jump from 1 to 3: checkpoint(s) #2..#2 were deleted (checkpoints are numbered 1..N)",
+    )
+
+
+def test_cut_tail_caught_by_outside_checkpoint(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
+    """The audit, its record, the last entries and every checkpoint after #2 deleted together:
+    the stored rows agree with each other again, but a checkpoint exported before is violated."""
+    with Session(reserve_books) as s:
+        exported = [cp for _, cp in stored_checkpoints(s)]
+        size = last_seq(s)
+    assert all(isinstance(cp, Checkpoint) for cp in exported)
+    latest = exported[-1]
+    assert isinstance(latest, Checkpoint) and latest.tree_size == size
+    with reserve_books.begin() as c:
+        audit_seq = c.execute(text("SELECT seq FROM entries WHERE kind = 'audit'")).scalar_one()
+        c.execute(text("DELETE FROM audits"))
+        c.execute(text("DELETE FROM checkpoints WHERE id >= 3"))
+        c.execute(text(f"DELETE FROM postings WHERE entry_seq >= {audit_seq}"))
+        c.execute(text(f"DELETE FROM entries WHERE seq >= {audit_seq}"))
+    assert verify(reserve_books, signing_key).ok  # what nothing outside the database can catch
+    report = verify(reserve_books, signing_key, outside=(latest,))
+    assert not report.ok and report.outside_checkpoints == 1
+    assert report.findings == (
+        f"outside checkpoint 1 (timestamp {latest.timestamp}) covers {size} entries but the journal "
+        f"now has only {audit_seq - 1}: entries {audit_seq}..{size} were removed",
+    )
+    assert report.first_bad_seq == audit_seq
+
+
+def test_rewritten_history_caught_by_outside_checkpoint(
+    reserve_books: Engine, signing_key: Ed25519PrivateKey
+) -> None:
+    """Every checkpoint deleted and an entry rewritten with its leaf hash recomputed."""
+    with Session(reserve_books) as s:
+        latest = stored_checkpoints(s)[-1][1]
+        stored = next(st for st in iter_stored(s) if st.kind == "deposit")
+    assert isinstance(latest, Checkpoint)
+    forged = dataclasses.replace(stored, memo="rewritten")
+    with reserve_books.begin() as c:
+        c.execute(text("DELETE FROM audits"))
+        c.execute(text("DELETE FROM entries WHERE kind = 'audit'"))
+        c.execute(text("DELETE FROM checkpoints"))
+        c.execute(
+            text("UPDATE entries SET memo = 'rewritten', leaf_hash = :h WHERE seq = :seq"),
+            {"h": leaf_hash(forged.encode()), "seq": stored.seq},
+        )
+    report = verify(reserve_books, signing_key, outside=(latest,))
+    assert not report.ok and report.checkpoints == 0
+    assert any(f.startswith("outside checkpoint 1") for f in report.findings)

@@ -20,6 +20,7 @@ from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound
 from ledger.migrate import alembic_config, current_revision, upgrade
 from ledger.vault_models import VAULT_TABLES, VaultKeyRow, VaultRetirementRow, VaultRow
 from ledger.vaults import add_vault, check_vaults, get_vault, list_vaults, retire_vault
+from tests.fixtures.db import snapshot
 
 R = Network.REGTEST
 HOLDERS = ("alice", "bob", "carol")
@@ -113,13 +114,22 @@ def test_orm_refuses_changes_before_the_database(engine: Engine) -> None:
 
 
 def test_migration_down_to_the_journal_and_up_again(engine: Engine, db_url: str) -> None:
-    _add(engine, "cold")
-    assert set(VAULT_TABLES) <= set(inspect(engine).get_table_names())
+    """Without records in the log the migrations go down to the journal and up again."""
     config = alembic_config(db_url)
     command.downgrade(config, "0001_journal")
     assert current_revision(engine) == "0001_journal"
     assert not set(VAULT_TABLES) & set(inspect(engine).get_table_names())
     upgrade(engine)
-    _add(engine, "cold2")  # the account "cold" survived in the journal; a new name is needed
+    _add(engine, "cold")
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as c:
         c.execute(text("DELETE FROM vaults"))
+
+
+def test_migration_down_past_records_is_refused(engine: Engine, db_url: str) -> None:
+    """A vault's record is part of the append-only log: 0004 cannot be undone once it holds one."""
+    _add(engine, "cold")
+    head = current_revision(engine)
+    before = snapshot(engine)
+    with pytest.raises(RuntimeError, match="cannot be downgraded"):
+        command.downgrade(alembic_config(db_url), "0003_audits")
+    assert current_revision(engine) == head and snapshot(engine) == before

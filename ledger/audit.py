@@ -49,7 +49,7 @@ from ledger.audit_judge import (
     judge,
 )
 from ledger.audit_models import AuditRow
-from ledger.balances import balance
+from ledger.balances import balance, is_reserve
 from ledger.entry import RESERVE_ACCOUNT_TYPE
 from ledger.errors import Conflict, LedgerError
 from ledger.journal import last_seq
@@ -127,7 +127,7 @@ def read_books(session: Session, public_key_pem: bytes) -> Gathered:
             tuple(sorted({s for s, acct, _ in postings if acct == a.name and s in live})),
         )
         for a in figures.accounts
-        if a.type == RESERVE_ACCOUNT_TYPE
+        if is_reserve(a.type)
     )
     legs: dict[int, dict[str, int]] = defaultdict(dict)
     for seq, account, amount in postings:
@@ -239,7 +239,8 @@ def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -
     to the log as an ``audit`` record, in the caller's (short, write) transaction.
 
     Refuses (:class:`Conflict`) when the journal changed since it was read for the audit.
-    Returns (audit id, checkpoint id); no checkpoint for an empty journal.
+    Returns (audit id, checkpoint id); no checkpoint for an empty journal, nor for one that failed
+    its own verification (a checkpoint never signs a tampered journal).
     """
     from ledger.records import RecordKind, append_record, audit_body
 
@@ -250,7 +251,9 @@ def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -
             "the audit ran; run `reserve audit` again"
         )
     checkpoint_id = None
-    if report.tree_size:
+    # a journal that fails its own verification is never signed over: the audit is kept alone
+    verified = not any(f.code is FindingCode.LEDGER_VERIFICATION for f in report.findings)
+    if report.tree_size and verified:
         cp = make_checkpoint(session, key)
         if cp.root.hex() != report.root:
             raise Conflict(

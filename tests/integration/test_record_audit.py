@@ -71,14 +71,17 @@ def test_record_sync_and_a_clean_audit(reserve: Reserve, node: RegtestNode) -> N
     audit = reserve.run("audit", "--json")
     report = audit.json()
     assert audit.code == 0, report["findings"]
-    assert report["schema"] == "reserve-ledger-audit/v1" and report["ok"] is True
+    assert report["schema"] == "reserve-ledger-audit/v2" and report["ok"] is True
     [v] = report["vaults"]
     assert v["ledger"] == 250_000_000 + 12_345 + reward
     assert v["scan_immature"] == reward  # a fresh coinbase: immature, neither missing nor spendable
     assert v["wallet_immature"] == reward
     assert v["scan_confirmed"] == 250_000_000 + 12_345
     assert {e["txid"]: e["status"] for e in report["entries"]} == {t1: "ok", t2: "ok", cb_txid: "ok"}
-    assert report["checkpoint_id"] is not None and report["tree_size"] == 3
+    last_seq = done["movements"][-1]["seq"]
+    assert report["checkpoint_id"] is not None and report["tree_size"] == last_seq
+    assert report["pending"] == [] and report["undefined_accounts"] == []
+    assert report["totals"]["ledger"] == reserve.ok("balance", "--json").json()["reserve_sat"]
 
     table = reserve.run("audit")
     assert table.code == 0
@@ -110,13 +113,13 @@ def test_refusals_write_nothing(reserve: Reserve, node: RegtestNode, db: Engine)
     t = node.fund(a.address(), 1_000_000)
     outside = node.fund(node.miner().call("getnewaddress"), 3_000_000)
     unconfirmed = node.fund(a.address(), 2_000_000, confirm=False)
-    reserve.ok("record", "deposit", "--vault", a.name, "--txid", t)
+    seq = reserve.ok("record", "deposit", "--vault", a.name, "--txid", t, "--json").json()["seq"]
     before = snapshot(db)
     cases = [
         (["record", "deposit", "--vault", b.name, "--txid", t], f"not a deposit of vault {b.name}"),
         (["record", "deposit", "--vault", a.name, "--txid", "ab" * 32], "not known to the node"),
         (["record", "deposit", "--vault", a.name, "--txid", "xyz"], "64 hex"),
-        (["record", "deposit", "--vault", a.name, "--txid", t], "already recorded as entry #1"),
+        (["record", "deposit", "--vault", a.name, "--txid", t], f"already recorded as entry #{seq}"),
         (["record", "deposit", "--vault", "nope", "--txid", t], "unknown vault 'nope'"),
         (["record", "deposit", "--vault", a.name, "--txid", unconfirmed], "unconfirmed"),
         (["record", "deposit", "--vault", a.name, "--txid", outside], "neither pays nor spends"),
@@ -171,15 +174,17 @@ def test_unreachable_node_changes_nothing(reserve: Reserve, node: RegtestNode, d
 def test_a_tampered_journal_is_an_audit_finding(reserve: Reserve, node: RegtestNode, db: Engine) -> None:
     a = reserve.add_vault("delta")
     t = node.fund(a.address(), 5_000_000)
-    reserve.ok("record", "deposit", "--vault", a.name, "--txid", t)
+    seq = reserve.ok("record", "deposit", "--vault", a.name, "--txid", t, "--json").json()["seq"]
     assert reserve.run("audit").code == 0
     with db.begin() as c:  # behind the application's back: drop the guard, then edit a memo
         for statement in drop_append_only_ddl(db.dialect.name, "entries"):
             c.execute(text(statement))
-        c.execute(text("UPDATE entries SET memo = 'nothing to see' WHERE seq = 1"))
+        c.execute(text("UPDATE entries SET memo = 'nothing to see' WHERE seq = :seq"), {"seq": seq})
     r = reserve.run("audit", "--json")
     assert r.code == 1
-    assert any(f["code"] == "ledger-verification" and f["seq"] == 1 for f in r.json()["findings"])
+    f = next(f for f in r.json()["findings"] if f["code"] == "ledger-verification" and f["seq"] == seq)
+    assert "restore the database from a backup" in f["advice"]
+    assert r.json()["checkpoint_id"] is None  # the audit is kept, but never signs a tampered journal
 
 
 def test_transfer_and_withdrawal_with_fees(reserve: Reserve, node: RegtestNode) -> None:

@@ -9,12 +9,19 @@ from regtest.node import RegtestNode
 from tests.fixtures.reserve import Reserve
 
 
+@pytest.fixture
+def node(chain_node: RegtestNode) -> RegtestNode:
+    """Reorgs on a node with -txindex and on one without."""
+    return chain_node
+
+
 @pytest.mark.parametrize("depth", [1, 6])
 def test_reorg_of_a_recorded_deposit(reserve: Reserve, node: RegtestNode, depth: int) -> None:
     vault = reserve.add_vault(f"reorg{depth}")
     txid = node.fund(vault.address(), 40_000_000)
     reserve.ok("record", "deposit", "--vault", vault.name, "--txid", txid)
-    recorded_block = node.rpc().call("getrawtransaction", txid, True)["blockhash"]
+    recorded_block = node.rpc().call("getblockhash", node.rpc().get_block_count())
+    assert txid in node.rpc().call("getblock", recorded_block)["tx"]
     node.mine(depth - 1)
     clean = reserve.run("audit", "--json").json()
     assert clean["ok"], clean["findings"]
@@ -48,21 +55,33 @@ def test_reorg_of_a_recorded_deposit(reserve: Reserve, node: RegtestNode, depth:
 
 
 def test_a_recorded_deposit_replaced_after_a_reorg(reserve: Reserve, node: RegtestNode) -> None:
-    """The sender fee-bumps a recorded deposit while its block is off the chain: the books name the
-    conflicted transaction, say it is gone, and show the replacement as unrecorded."""
+    """The sender double-spends a recorded deposit (a fee bump) while its block is off the chain:
+    the audit reports the entry conflicted, naming the replacement, and says to reverse it (not
+    to wait for a confirmation that can never come); reversing and syncing reconciles."""
     vault = reserve.add_vault("replaced")
     txid = node.fund(vault.address(), 30_000_000)
-    reserve.ok("record", "deposit", "--vault", vault.name, "--txid", txid)
-    block = node.rpc().call("getrawtransaction", txid, True)["blockhash"]
+    seq = reserve.ok("record", "deposit", "--vault", vault.name, "--txid", txid, "--json").json()["seq"]
+    block = node.rpc().call("getblockhash", node.rpc().get_block_count())
+    assert txid in node.rpc().call("getblock", block)["tx"]
     node.rpc().call("invalidateblock", block)
     replacement = node.miner().call("bumpfee", txid)["txid"]
     node.mine(1)
     r = reserve.run("audit", "--json")
     assert r.code == 1
-    findings = r.json()["findings"]
-    by_code = {(f["code"], f["txid"]) for f in findings}
-    assert ("not-in-best-chain", txid) in by_code
-    assert ("conflicted", txid) in by_code
-    assert ("unrecorded", replacement) in by_code
-    conflicted = next(f for f in findings if f["code"] == "conflicted")
-    assert replacement in conflicted["message"]
+    report = r.json()
+    by_code = {(f["code"], f["txid"]) for f in report["findings"]}
+    assert ("conflicted", txid) in by_code and ("unrecorded", replacement) in by_code
+    assert ("not-in-best-chain", txid) not in by_code and ("missing-transaction", txid) not in by_code
+    [conflicted] = [f for f in report["findings"] if f["code"] == "conflicted"]
+    assert replacement in conflicted["message"] and conflicted["seq"] == seq
+    assert f"reserve reverse {seq}" in conflicted["advice"]
+    assert "no longer confirmed" not in conflicted["message"]
+    [entry] = report["entries"]
+    assert (entry["status"], entry["replaced_by"]) == ("conflicted", replacement)
+    table = reserve.run("audit")
+    assert table.code == 1 and f"fix: reverse the entry: `reserve reverse {seq}" in table.out
+
+    reserve.ok("reverse", str(seq), "--memo", "double-spent in a reorg")
+    reserve.ok("sync")
+    r = reserve.run("audit", "--json")
+    assert r.code == 0, r.json()["findings"]

@@ -23,12 +23,15 @@ from ledger.checkpoint import (
     Checkpoint,
     create_signing_key,
     load_signing_key,
+    parse_exported,
     public_key_pem,
     sign_checkpoint,
     verify_checkpoint,
 )
 from ledger.errors import Conflict, InvalidInput, NotInitialised
+from ledger.keychain import judge_rotations, rotation_body
 from ledger.merkle import leaf_hash, root_of
+from ledger.records import Record, RecordKind
 from ledger.verify_proof import ProofError, checkpoint_message, key_id
 
 ROOT = root_of(leaf_hash(bytes([i])) for i in range(10))
@@ -220,3 +223,75 @@ def test_checkpoint_is_immutable() -> None:
     cp = sign_checkpoint(Ed25519PrivateKey.generate(), 10, ROOT, 1)
     with pytest.raises(AttributeError):
         cp.tree_size = 11  # type: ignore[misc]
+
+
+# --- Exported checkpoints ---------------------------------------------------------------------
+
+
+def test_exported_checkpoint_round_trip() -> None:
+    key = Ed25519PrivateKey.generate()
+    cp = sign_checkpoint(key, 10, ROOT, 1_700_000_000)
+    doc = cp.to_export(public_key_pem(key))
+    assert parse_exported(doc) == (cp, public_key_pem(key))
+    with pytest.raises(InvalidInput, match="signed by key"):
+        cp.to_export(public_key_pem(Ed25519PrivateKey.generate()))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"format": "reserve-ledger-checkpoint/v0"},
+        {"tree_size": 11},
+        {"public_key": "junk"},
+        {"public_key": None},
+        {"extra": 1},
+    ],
+)
+def test_parse_exported_refuses_bad_documents(change: dict[str, object]) -> None:
+    key = Ed25519PrivateKey.generate()
+    doc = sign_checkpoint(key, 10, ROOT, 1_700_000_000).to_export(public_key_pem(key))
+    with pytest.raises(InvalidInput):
+        parse_exported({**doc, **change})
+
+
+# --- The key chain ----------------------------------------------------------------------------
+
+
+def _rotation(seq: int, old: Ed25519PrivateKey, new: Ed25519PrivateKey) -> Record:
+    body = rotation_body(old, public_key_pem(new), seq - 1, ROOT)
+    return Record(seq=seq, kind=RecordKind.KEY_ROTATED, body=body)
+
+
+def test_key_chain_follows_signed_handovers_both_ways() -> None:
+    k0, k1, k2 = (Ed25519PrivateKey.generate() for _ in range(3))
+    p0, p1, p2 = (public_key_pem(k) for k in (k0, k1, k2))
+    chain = judge_rotations([_rotation(5, k0, k1), _rotation(9, k1, k2)])
+    assert chain.problems == ()
+    assert chain.predecessors(p2) == [p2, p1, p0]
+    assert chain.successors(p0) == [p1, p2]
+    assert chain.predecessors(p0) == [p0] and chain.successors(p2) == []
+    retired = chain.retired(key_id(p0))
+    assert retired is not None and retired.new_key_id == key_id(p1)
+    assert chain.retired(key_id(p2)) is None
+
+
+def test_key_chain_ignores_and_reports_bad_handovers() -> None:
+    k0, k1, stranger = (Ed25519PrivateKey.generate() for _ in range(3))
+    forged = _rotation(5, stranger, k1)
+    forged.body["old_public_key"] = public_key_pem(k0).decode()
+    forged.body["old_key_id"] = key_id(public_key_pem(k0))
+    moved = _rotation(5, k0, k1)
+    moved = Record(seq=7, kind=moved.kind, body=moved.body)
+    chain = judge_rotations([forged, moved, Record(seq=8, kind=RecordKind.KEY_ROTATED, body={"x": 1})])
+    assert chain.rotations == ()
+    assert len(chain.problems) == 3
+    assert "not signed by the old key" in chain.problems[0]
+    assert "was copied or moved" in chain.problems[1]
+    assert "entry 8" in chain.problems[2]
+    assert chain.predecessors(public_key_pem(k1)) == [public_key_pem(k1)]
+
+
+def test_rotation_to_the_same_key_is_refused() -> None:
+    key = Ed25519PrivateKey.generate()
+    with pytest.raises(InvalidInput, match="is the current key"):
+        rotation_body(key, public_key_pem(key), 3, ROOT)

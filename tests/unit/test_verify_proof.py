@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,19 @@ import ledger.verify_proof as verify_proof_module
 from ledger.checkpoint import public_key_pem, sign_checkpoint
 from ledger.merkle import consistency_proof, inclusion_proof, leaf_hash, root_of
 from ledger.verify_proof import (
+    CHECKPOINT_FORMAT,
     CONSISTENCY_FORMAT,
     INCLUSION_FORMAT,
+    ROTATION_FORMAT,
     ProofError,
     key_id,
     main,
+    rotation_message,
     verify_consistency_document,
+    verify_document,
+    verify_exported_checkpoint,
     verify_inclusion_document,
+    verify_rotation_document,
 )
 
 ENTRIES = [f'{{"seq":{i + 1},"memo":"entry {i + 1}"}}'.encode() for i in range(10)]
@@ -280,3 +287,112 @@ def test_copied_file_runs_in_isolation(tmp_path: Path) -> None:
     bad = subprocess.run(cmd, cwd=audit, capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 1
     assert bad.stdout.startswith("FAIL: ")
+
+
+# --- Several keys, exported checkpoints and key rotations -----------------------------------
+
+NEW_KEY = Ed25519PrivateKey.generate()
+NEW_PEM = public_key_pem(NEW_KEY)
+
+
+def rotation_document(
+    old: Ed25519PrivateKey = KEY, new_pem: bytes = NEW_PEM, size: int = 4
+) -> dict[str, Any]:
+    from ledger.keychain import rotation_body
+
+    return rotation_body(old, new_pem, size, root_of(LEAVES[:size]))
+
+
+def test_rotation_message_is_exact() -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw_old = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    raw_new = NEW_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    root = root_of(LEAVES[:4])
+    assert rotation_message(PEM, NEW_PEM, 4, root) == (
+        b"reserve-ledger key rotation v1\n" + f"{raw_old.hex()}\n{raw_new.hex()}\n4\n{root.hex()}\n".encode()
+    )
+
+
+def test_valid_rotation_document_passes_with_the_old_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = rotation_document()
+    assert doc["format"] == ROTATION_FORMAT
+    assert verify_rotation_document(doc, PEM) == NEW_PEM
+    assert run(tmp_path, doc) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK: key {key_id(PEM)} handed the ledger over to key {key_id(NEW_PEM)}")
+    # the new key cannot vouch for its own appointment
+    assert run(tmp_path, doc, pem=NEW_PEM) == 1
+    assert "given public key" in capsys.readouterr().out
+
+
+Doc = dict[str, Any]
+ROTATION_TAMPERING: dict[str, tuple[Callable[[Doc], Doc], str]] = {
+    "tree size": (lambda d: {**d, "tree_size": d["tree_size"] + 1}, "not signed by the old key"),
+    "root": (lambda d: {**d, "root": _flip(d["root"])}, "not signed by the old key"),
+    "new key": (
+        lambda d: {**d, "new_public_key": public_key_pem(Ed25519PrivateKey.generate()).decode()},
+        "new_key_id",
+    ),
+    "new key and id": (
+        lambda d: {
+            **d,
+            "new_public_key": (p := public_key_pem(Ed25519PrivateKey.generate())).decode(),
+            "new_key_id": key_id(p),
+        },
+        "not signed by the old key",
+    ),
+    "signature": (lambda d: {**d, "signature": _flip(d["signature"])}, "not signed by the old key"),
+    "old key id": (lambda d: {**d, "old_key_id": "00" * 8}, "old_key_id"),
+    "format": (lambda d: {**d, "format": "reserve-ledger-key-rotation/v0"}, "format"),
+    "no signature": (lambda d: {k: v for k, v in d.items() if k != "signature"}, "signature"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROTATION_TAMPERING))
+def test_tampered_rotation_document_fails(case: str) -> None:
+    change, message = ROTATION_TAMPERING[case]
+    with pytest.raises(ProofError, match=message):
+        verify_rotation_document(change(rotation_document()), PEM)
+
+
+def test_self_signed_rotation_by_a_stranger_fails() -> None:
+    """A handover signed by a key the auditor does not hold is refused, however well formed."""
+    stranger = Ed25519PrivateKey.generate()
+    with pytest.raises(ProofError, match="given public key"):
+        verify_rotation_document(rotation_document(old=stranger), PEM)
+
+
+def test_documents_straddling_a_rotation_need_both_keys(tmp_path: Path) -> None:
+    doc = consistency_document(4, 10)
+    doc["new"] = sign_checkpoint(NEW_KEY, 10, root_of(LEAVES), 1_700_003_600).to_json()
+    with pytest.raises(ProofError, match="given public key is"):
+        verify_consistency_document(doc, PEM)
+    verify_consistency_document(doc, [PEM, NEW_PEM])
+    assert "checkpoints signed by keys" in verify_document(doc, [PEM, NEW_PEM])
+    proof_file, keys = tmp_path / "c.json", []
+    proof_file.write_text(json.dumps(doc))
+    for name, pem in (("old.pem", PEM), ("new.pem", NEW_PEM)):
+        (tmp_path / name).write_bytes(pem)
+        keys += ["--pubkey", str(tmp_path / name)]
+    assert main([str(proof_file), *keys]) == 0
+    assert main([str(proof_file), *keys[2:]]) == 1
+
+
+def test_exported_checkpoint_document() -> None:
+    cp = sign_checkpoint(KEY, 10, root_of(LEAVES), 1_700_000_000)
+    doc = cp.to_export(PEM)
+    assert doc["format"] == CHECKPOINT_FORMAT and doc["public_key"] == PEM.decode()
+    assert verify_exported_checkpoint(doc, PEM) == PEM
+    assert verify_document(doc, PEM).startswith("OK: checkpoint of tree size 10")
+    with pytest.raises(ProofError, match="not one of the given public keys"):
+        verify_exported_checkpoint(doc, NEW_PEM)  # a self-consistent export by another key
+    with pytest.raises(ProofError, match="does not verify"):
+        verify_exported_checkpoint({**doc, "tree_size": 9}, PEM)
+
+
+def test_unknown_format_names_every_known_one() -> None:
+    with pytest.raises(ProofError, match=ROTATION_FORMAT):
+        verify_document({"format": "x"}, PEM)

@@ -108,8 +108,11 @@ class SyncItem:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    txid: str
+    """Something sync could not book: a transaction (``txid``) or a whole vault (``vault``)."""
+
     reason: str
+    txid: str | None = None
+    vault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +160,9 @@ def judge_sync(plan: SyncPlan) -> tuple[list[tuple[int, EntryDraft, Movement]], 
     """Drafts to book (with block height and movement, in chain order) and skipped items (pure)."""
     found: list[tuple[int, EntryDraft, Movement]] = []
     skipped = [
-        Skipped(v, f"vault {v} is not watched (its wallet is not loaded): run `reserve vault watch {v}`")
+        Skipped(
+            f"vault {v} is not watched (its wallet is not loaded): run `reserve vault watch {v}`", vault=v
+        )
         for v in plan.known.unwatched
     ]
     for txid, by in sorted(plan.known.conflicted.items()):
@@ -165,31 +170,33 @@ def judge_sync(plan: SyncPlan) -> tuple[list[tuple[int, EntryDraft, Movement]], 
             continue  # the audit reports a booked transaction that was replaced
         skipped.append(
             Skipped(
-                txid,
                 "replaced or double-spent"
                 + (f" by {by}" if by else "")
                 + ": it can never confirm; nothing to book",
+                txid=txid,
             )
         )
     for txid in plan.todo:
         tx = plan.txs.get(txid)
         if tx is None:
             skipped.append(
-                Skipped(txid, "the wallet lists it but the node cannot show it; check the node is synced")
+                Skipped(
+                    "the wallet lists it but the node cannot show it; check the node is synced", txid=txid
+                )
             )
             continue
         if tx.block is None or not tx.block.in_best_chain:
             skipped.append(
-                Skipped(txid, "not in a block of the best chain (a reorganisation?); sync again later")
+                Skipped("not in a block of the best chain (a reorganisation?); sync again later", txid=txid)
             )
             continue
         movement = classify(tx, plan.scripts.by_script)
         if movement is None:
             skipped.append(
                 Skipped(
-                    txid,
                     "moves no vault's coins within the scripts matched "
                     f"({plan.scripts.describe_ranges()}); nothing to book",
+                    txid=txid,
                 )
             )
             continue
@@ -207,7 +214,7 @@ def write_sync(
     booked = recorded_txids(session, txids)
     todo = [f for f in found if f[1].txid not in booked]
     skipped = [
-        Skipped(str(d.txid), f"booked meanwhile as entry #{booked[str(d.txid)]}")
+        Skipped(f"booked meanwhile as entry #{booked[str(d.txid)]}", txid=d.txid)
         for _, d, _ in found
         if d.txid in booked
     ]

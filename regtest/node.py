@@ -250,7 +250,14 @@ class RegtestNode:
         """Mine ``blocks`` blocks to ``address`` (default: the miner wallet)."""
         if address is None:
             address = str(self.miner().call("getnewaddress"))
-        return [str(h) for h in self.rpc().call("generatetoaddress", blocks, address)]
+        hashes = [str(h) for h in self.rpc().call("generatetoaddress", blocks, address)]
+        self.sync_wallets()
+        return hashes
+
+    def sync_wallets(self) -> None:
+        """Wait until every wallet has seen what the node has (blocks and mempool transactions
+        reach wallets through a queue; Core's tests wait on it the same way)."""
+        self.rpc().call("syncwithvalidationinterfacequeue")
 
     def ensure_mature_funds(self, sat: int) -> None:
         """Make sure the miner wallet can spend ``sat`` (mines 101+ blocks on a new chain)."""
@@ -264,4 +271,6 @@ class RegtestNode:
         txid = str(self.miner().call("sendtoaddress", address, btc_decimal(sat)))
         if confirm:
             self.mine(1)
+        else:
+            self.sync_wallets()
         return txid

@@ -161,7 +161,7 @@ def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
     for txid in report.pending:
         click.echo(f"pending: {txid} is unconfirmed; sync again after it confirms")
     for skip in report.skipped:
-        click.echo(f"skipped: {skip.txid}: {skip.reason}")
+        click.echo(f"skipped: {skip.txid or 'vault ' + str(skip.vault)}: {skip.reason}")
     click.echo(
         f"{len(report.items)} movement(s) {verb}; {report.already_recorded} already recorded; "
         f"{len(report.pending)} pending (unconfirmed); {len(report.skipped)} skipped"
@@ -174,7 +174,7 @@ def _sync_json(report: SyncReport) -> dict[str, object]:
         "already_recorded": report.already_recorded,
         "unconfirmed": report.unconfirmed,
         "pending": list(report.pending),
-        "skipped": [{"txid": s.txid, "reason": s.reason} for s in report.skipped],
+        "skipped": [{"txid": s.txid, "vault": s.vault, "reason": s.reason} for s in report.skipped],
         "movements": [
             {
                 "kind": i.movement.kind,

@@ -59,7 +59,9 @@ def signers_for(node: RegtestNode, vault: TestVault) -> list[DemoSigner]:
 
 def spend(node: RegtestNode, vault: TestVault, outputs: dict[str, int]) -> str:
     """A 2-of-3 spend from ``vault`` (change back to the vault), broadcast, not mined."""
-    return spend_from_vault(node.rpc(), vault_wallet_name(vault.name), signers_for(node, vault), outputs)
+    txid = spend_from_vault(node.rpc(), vault_wallet_name(vault.name), signers_for(node, vault), outputs)
+    node.sync_wallets()
+    return txid
 
 
 def wallet_balance(node: RegtestNode, vault: TestVault) -> int:

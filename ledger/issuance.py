@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from custody.errors import CustodyError
 from custody.rpc import RpcClient
 from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchedBranch, cover_range
+from ledger.db import lock_journal
 from ledger.errors import Conflict, InvalidInput, LedgerError
 from ledger.records import RecordKind, append_record, records
 from ledger.vaults import Vault, get_vault
@@ -68,9 +69,11 @@ def record_issued(session: Session, vault: str, index: int, change: bool) -> Non
     """Record that ``vault``'s address ``index`` (change branch or receive) was handed out.
 
     Writes a log record only when ``index`` is beyond every index recorded for the vault before,
-    so repeating a request adds nothing.
+    so repeating a request adds nothing. Takes the journal's write lock before reading, so two
+    concurrent requests record one index each at most once.
     """
     _check_index(index)
+    lock_journal(session)
     if index < issued_ranges(session).get(vault, 0):
         return
     append_record(session, RecordKind.ADDRESSES_ISSUED, {"vault": vault, "change": change, "index": index})
@@ -177,6 +180,7 @@ def cover_issue(rpc: RpcClient, plan: IssuePlan, gap: int = DEFAULT_GAP) -> tupl
 
 def record_issue(session: Session, plan: IssuePlan) -> bool:
     """Write: record the highest index of ``plan`` if it is new; re-checks the vault first."""
+    lock_journal(session)
     vault = get_vault(session, plan.vault.name)
     if vault.retired or str(vault.descriptor) != str(plan.vault.descriptor):
         raise Conflict(

@@ -10,6 +10,8 @@ and numbers out of range, change nothing (row counts and Merkle root compared)."
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from sqlalchemy import Engine, inspect, text
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 from custody.network import Network
 from custody.rpc import RpcClient
 from ledger.db import make_engine
-from ledger.issuance import issued_ranges
+from ledger.issuance import issued_ranges, record_issued
 from ledger.journal import iter_leaf_hashes
 from ledger.merkle import root_of
 from ledger.records import RecordKind, records
@@ -162,3 +164,33 @@ def test_out_of_range_numbers_exit_2_with_one_line(reserve: Reserve, args: list[
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
     assert len(r.err) < 400  # the 5,000-digit input is shortened, not echoed
     assert book_state(reserve.db_url) == before
+
+
+def test_concurrent_requests_record_an_index_once(engine: Engine) -> None:
+    """Two writers issuing the same index: the second waits for the first's lock, then sees its
+    record and adds none (PostgreSQL: observed waiting on the advisory lock before the first
+    commits)."""
+    done = threading.Event()
+
+    def second() -> None:
+        with Session(engine) as s, s.begin():
+            record_issued(s, "hot", 1500, False)
+        done.set()
+
+    with Session(engine) as first, first.begin():
+        record_issued(first, "hot", 1500, False)
+        worker = threading.Thread(target=second)
+        worker.start()
+        if engine.dialect.name == "postgresql":
+            deadline = time.monotonic() + 30
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            with engine.connect() as c:
+                while not c.execute(text(waiting)).scalar_one():
+                    assert time.monotonic() < deadline, "the second writer never waited for the lock"
+                    c.rollback()
+        assert not done.is_set()
+    worker.join(30)
+    assert done.is_set()
+    with Session(engine) as s:
+        assert [r.body["index"] for r in records(s, RecordKind.ADDRESSES_ISSUED)] == [1500]
+        assert issued_ranges(s) == {"hot": 1501}

@@ -2,10 +2,10 @@
 already stored (vaults, retirements, audits), so old history keeps its prefix and old
 checkpoints still verify.
 
-SQLite can change a CHECK constraint only by rebuilding the table (batch mode). The append-only
-triggers on ``entries`` are dropped first and recreated after, and foreign key checks are
-deferred to the end of the migration's transaction (``postings`` and ``entries.reverses_seq``
-point at ``entries`` while it is rebuilt; ``PRAGMA foreign_keys`` cannot change inside one).
+PostgreSQL drops and recreates the constraint. SQLite has no ALTER for a CHECK constraint and a
+table rebuild cannot run inside the migration's transaction (see :func:`_sqlite_set_kinds`): the
+constraint's text is rewritten in the schema, as SQLite documents for such changes; no row,
+trigger, index or foreign key is touched.
 
 Revision ID: 0004_records
 Revises: 0003_audits
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,6 @@ import sqlalchemy as sa
 from alembic import op
 
 from ledger.canonical import encode_draft, encode_entry_fields
-from ledger.db import append_only_ddl, drop_append_only_ddl
 from ledger.entry import EntryDraft
 from ledger.merkle import leaf_hash
 from ledger.records import KeyFields, audit_body, canonical_json, vault_added_body, vault_retired_body
@@ -32,7 +32,6 @@ down_revision: str | None = "0003_audits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_NOW = sa.text("CURRENT_TIMESTAMP")
 MONEY_KINDS = ("opening", "deposit", "withdrawal", "transfer", "fee", "mining", "adjustment", "reversal")
 RECORD_KINDS = ("vault-added", "vault-retired", "audit", "addresses-issued", "key-rotated")
 
@@ -41,48 +40,53 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-def _entries_table(kinds: tuple[str, ...]) -> sa.Table:
-    """The ``entries`` table of 0001 with the kind constraint over ``kinds`` (batch's model)."""
-    return sa.Table(
-        "entries",
-        sa.MetaData(),
-        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("date", sa.Date(), nullable=False),
-        sa.Column("memo", sa.Text(), nullable=False),
-        sa.Column("ref", sa.String(length=200), nullable=True),
-        sa.Column("content_hash", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("reverses_seq", sa.BigInteger(), nullable=True),
-        sa.Column("txid", sa.String(length=64), nullable=True),
-        sa.Column("outputs", sa.String(length=200), nullable=True),
-        sa.Column("block_hash", sa.String(length=64), nullable=True),
-        sa.Column("block_height", sa.Integer(), nullable=True),
-        sa.Column("leaf_hash", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=_NOW, nullable=False),
-        sa.CheckConstraint(_one_of("kind", kinds), name="ck_entries_kind"),
-        sa.CheckConstraint("seq >= 1", name="ck_entries_seq_positive"),
-        sa.ForeignKeyConstraint(["reverses_seq"], ["entries.seq"], name="fk_entries_reverses_seq_entries"),
-        sa.PrimaryKeyConstraint("seq", name="pk_entries"),
-        sa.UniqueConstraint("ref", name="uq_entries_ref"),
-        sa.UniqueConstraint("reverses_seq", name="uq_entries_reverses_seq"),
-        sa.Index("ix_entries_txid", "txid"),
-    )
+_SQLITE_KIND_CHECK = re.compile(r"CONSTRAINT ck_entries_kind CHECK \(kind IN \([^()]*\)\)")
 
 
 def _set_kinds(kinds: tuple[str, ...]) -> None:
-    bind = op.get_bind()
-    dialect = bind.dialect.name
-    if dialect == "sqlite":
-        for statement in drop_append_only_ddl(dialect, "entries"):
-            op.execute(statement)
-        op.execute("PRAGMA defer_foreign_keys=ON")
-        with op.batch_alter_table("entries", copy_from=_entries_table(kinds), recreate="always"):
-            pass
-        for statement in append_only_ddl(dialect, "entries"):
-            op.execute(statement)
+    """Make ``ck_entries_kind`` allow exactly ``kinds``."""
+    if op.get_bind().dialect.name == "sqlite":
+        _sqlite_set_kinds(kinds)
         return
     op.drop_constraint(op.f("ck_entries_kind"), "entries", type_="check")
     op.create_check_constraint(op.f("ck_entries_kind"), "entries", _one_of("kind", kinds))
+
+
+def _sqlite_set_kinds(kinds: tuple[str, ...]) -> None:
+    """SQLite cannot ALTER a CHECK constraint. Rebuilding ``entries`` (batch mode: create a copy,
+    drop the original, rename the copy) cannot work inside the migration's transaction: dropping
+    ``entries`` orphans every posting, SQLite counts each as a deferred foreign key violation,
+    the rename does not take the count back, so COMMIT fails; and ``PRAGMA foreign_keys=OFF``,
+    which the rebuild needs, is a no-op inside a transaction.
+
+    So the constraint's text in the schema is rewritten in place, SQLite's documented procedure
+    for changing constraints that the stored rows already satisfy (sqlite.org/lang_altertable.html,
+    "making other kinds of table schema changes"): in one transaction, rewrite the table's
+    ``CREATE TABLE`` in ``sqlite_schema`` with ``writable_schema``, and bump ``schema_version``
+    so every connection reloads the schema. No row, trigger or index is touched. A downgrade
+    narrows it only when no row uses a removed kind (checked first).
+    """
+    bind = op.get_bind()
+    create = bind.scalar(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'"))
+    found = _SQLITE_KIND_CHECK.findall(create or "")
+    if len(found) != 1:
+        raise RuntimeError(f"entries: expected one ck_entries_kind constraint in its schema, found {found}")
+    new_create = _SQLITE_KIND_CHECK.sub(
+        lambda _m: f"CONSTRAINT ck_entries_kind CHECK ({_one_of('kind', kinds)})", create
+    )
+    version = bind.scalar(sa.text("PRAGMA schema_version"))
+    bind.exec_driver_sql("PRAGMA writable_schema = ON")
+    try:
+        bind.execute(
+            sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'entries'"),
+            {"sql": new_create},
+        )
+        bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        bind.exec_driver_sql("PRAGMA writable_schema = OFF")
+    problems = bind.execute(sa.text("PRAGMA quick_check(entries)")).scalars().all()
+    if problems != ["ok"]:
+        raise RuntimeError(f"entries: the schema check failed after widening its kinds: {problems}")
 
 
 def upgrade() -> None:

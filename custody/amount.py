@@ -18,6 +18,9 @@ from custody.errors import InvalidInput
 
 COIN = 100_000_000
 MAX_MONEY = 21_000_000 * COIN
+MAX_AMOUNT_TEXT = 40
+"""Longest amount text read: "-21000000.00000000" and "-2100000000000000 sat" are far shorter.
+Longer input is refused before any regex or big-integer work (and never echoed in full)."""
 
 _BTC_RE = re.compile(r"^(?P<sign>[+-]?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
 _SAT_RE = re.compile(r"^(?P<sign>[+-]?)(?P<int>[0-9]+)\s*sats?$")
@@ -45,6 +48,11 @@ def parse_btc(text: str, *, signed: bool = False, allow_zero: bool = False) -> i
     if not isinstance(text, str):
         raise InvalidInput(f"amount must be given as text, got {type(text).__name__} {text!r}")
     raw = text.strip()
+    if len(raw) > MAX_AMOUNT_TEXT:
+        raise InvalidInput(
+            f"amount {raw[:20]!r}... is {len(raw)} characters long; a BTC amount is at most "
+            "21,000,000 with 8 decimals (e.g. 1.5 or 150000000sat)"
+        )
     if m := _SAT_RE.match(raw):
         sat = int(m["int"])
         if m["sign"] == "-":

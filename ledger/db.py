@@ -8,15 +8,21 @@ transaction-level advisory lock (:func:`lock_journal`) before reading the last e
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 BUSY_TIMEOUT_S = 60
 JOURNAL_LOCK_ID = 0x5245_5345_5256_4531  # "RESERVE1": the advisory lock serialising appends
+MIGRATION_LOCK_ID = 0x5245_5345_5256_4D31  # "RESERVM1": the advisory lock serialising `init`
+RUNTIME_ROLE = "reserve_runtime_role"
+"""Execution option naming the PostgreSQL role :func:`ledger.migrate.upgrade` grants the runtime
+rights to (SELECT and INSERT on every table, USAGE on every sequence)."""
 PG_APPEND_ONLY_FUNCTION = "reserve_append_only"
+MASK_ANYWHERE_LENGTH = 6
 READ_ONLY = "reserve_read_only"
 """Execution option of a read-only engine (:func:`read_only`): SQLite begins a deferred
 transaction, which takes no write lock, instead of ``BEGIN IMMEDIATE``."""
@@ -40,10 +46,28 @@ def make_engine(db_url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             # Readers (gather steps) take no write lock; writers take it at once.
-            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+            conn.exec_driver_sql(
+                "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+            )
 
         return engine
     return create_engine(db_url, pool_pre_ping=True)
+
+
+def shown_url(db_url: str) -> str:
+    """The URL as it may be printed: the password masked."""
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show no part of it that could hold a secret
+        return db_url.split("@")[-1]
+
+
+def sqlite_path(db_url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
 
 
 def read_only(engine: Engine) -> Engine:
@@ -101,3 +125,92 @@ def pg_append_only_function_ddl() -> str:
         "USING ERRCODE = 'insufficient_privilege'; "
         "END $$"
     )
+
+
+def mask_secrets(text: str, *db_urls: str | None) -> str:
+    """``text`` with the passwords of these URLs masked (in URLs always; elsewhere when they are
+    long enough not to mask ordinary words)."""
+    for secret in secrets_of(*db_urls):
+        text = text.replace(f":{secret}@", ":***@")
+        if len(secret) >= MASK_ANYWHERE_LENGTH:
+            text = text.replace(secret, "***")
+    return text
+
+
+def secrets_of(*db_urls: str | None) -> tuple[str, ...]:
+    """The passwords in these URLs (to mask them in any message that might echo one)."""
+    found = []
+    for db_url in db_urls:
+        if not db_url:
+            continue
+        try:
+            password = make_url(db_url).password
+        except Exception:
+            continue
+        if password:
+            found.append(str(password))
+    return tuple(found)
+
+
+def describe_database_error(exc: BaseException, db_url: str | None) -> str | None:
+    """One line saying what a database error means and what to do, or None when ``exc`` is not
+    a database error. Never includes the password of ``db_url``."""
+    from sqlalchemy.exc import DataError, DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    lines = str(exc.orig).strip().splitlines() if exc.orig is not None else []
+    reason = lines[0].strip() if lines else type(exc).__name__  # not the server's LINE/HINT lines
+    return mask_secrets(_explain(reason, db_url, isinstance(exc, DataError)), db_url)
+
+
+def _explain(reason: str, db_url: str | None, bad_value: bool) -> str:
+    low = reason.lower()
+    where = shown_url(db_url) if db_url else "the database"
+    url = make_url(db_url) if db_url else None
+    server = f"{url.host or 'localhost'}:{url.port or 5432}" if url is not None else "the server"
+    user = url.username if url is not None else None
+    name = url.database if url is not None else None
+    path = sqlite_path(db_url) if db_url else None
+    if any(s in low for s in ("connection refused", "could not connect", "no route to host")):
+        return (
+            f"cannot connect to the database server at {server} (connection refused): "
+            "is it running? check the URL in --db / RESERVE_DB"
+        )
+    if "authentication failed" in low:
+        return (
+            f"the database server at {server} refused user {user!r} (wrong password?); "
+            "fix the password in the URL (--db / RESERVE_DB)"
+        )
+    if "database" in low and "does not exist" in low and "relation" not in low:
+        return (
+            f"the database {name!r} does not exist on {server}; create it "
+            f"(e.g. `createdb {name}`), then run `reserve init`"
+        )
+    if "role" in low and "does not exist" in low:
+        return f"the database server at {server} does not know the user: {reason}; check the URL"
+    if "not a database" in low:
+        return (
+            f"{path or where} is not a reserve database (not a SQLite file); check --db, "
+            "or run `reserve init --db NEW-FILE` for new books"
+        )
+    if "unable to open database file" in low:
+        what = "is a directory" if path is not None and path.is_dir() else "cannot be opened or created"
+        return f"the SQLite database {path or where} {what}; give a file path, e.g. reserve.db"
+    if "database is locked" in low:
+        return f"the database {where} is locked by another process; try again when it finishes"
+    if "no such table" in low or ("relation" in low and "does not exist" in low):
+        return f"the database {where} is not initialised (no ledger tables); run `reserve init`"
+    if "permission denied for schema" in low:
+        return (
+            f"the role of {where} may not create tables: {reason}; run `reserve init` with the "
+            "owner's URL in --owner-db or RESERVE_DB_OWNER"
+        )
+    if "permission denied" in low or "must be owner" in low:
+        return (
+            f"the database {where} refused: {reason}; the service's runtime role may only read "
+            "and append (tables change only through `reserve init --owner-db`)"
+        )
+    if bad_value or "out of range" in low:
+        return f"the database refused a value: {reason}; give a smaller or valid value"
+    return f"database error on {where}: {reason}"

@@ -2,24 +2,35 @@
 
 Commands get an :class:`App` through ``@pass_app``; they parse arguments, call one service
 function inside ``app.session()`` and render the result as a table or, with ``--json``, as JSON.
+
+Output never carries raw control characters: :func:`escaping_streams` wraps ``sys.stdout`` and
+``sys.stderr`` (what ``click.echo`` writes to) in :class:`EscapingStream`, and :class:`SafeConsole`
+escapes text before rich lays it out, then writes to the real stream (its own styling codes pass).
+
+Before the first session a command checks that the database exists and is at the latest
+revision; only ``reserve init`` creates or upgrades one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.segment import Segment
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from custody.rpc import RpcClient
-from ledger.db import make_engine, read_only
-from ledger.errors import LedgerError
+from ledger.db import RUNTIME_ROLE, make_engine, read_only, shown_url, sqlite_path
+from ledger.errors import InvalidInput, LedgerError, NotInitialised
 from ledger.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,17 +41,37 @@ class App:
     settings: Settings
     console: Console
     _engine: Engine | None = None
+    _ready: bool = False
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.db_url)
+            engine = make_engine(self.settings.db_url)
+            if self.settings.runtime_role:
+                engine = engine.execution_options(**{RUNTIME_ROLE: self.settings.runtime_role})
+            self._engine = engine
         return self._engine
+
+    def ready_engine(self) -> Engine:
+        """The engine, after checking the database exists and is initialised (once)."""
+        if not self._ready:
+            from sqlalchemy.exc import DBAPIError
+
+            from ledger.db import describe_database_error
+            from ledger.migrate import check_ready
+
+            check_database_file(self.settings.db_url)
+            try:
+                check_ready(self.engine)
+            except DBAPIError as e:  # unreachable, wrong password, missing database, not a database
+                raise LedgerError(describe_database_error(e, self.settings.db_url)) from e
+            self._ready = True
+        return self.engine
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error."""
-        with Session(self.engine) as s, s.begin():
+        with Session(self.ready_engine()) as s, s.begin():
             yield s
 
     @contextmanager
@@ -49,7 +80,7 @@ class App:
 
         Commands that talk to the node gather with this, judge, then write in :meth:`session`.
         """
-        with Session(read_only(self.engine)) as s, s.begin():
+        with Session(read_only(self.ready_engine())) as s, s.begin():
             yield s
 
     def rpc(self) -> RpcClient:
@@ -66,6 +97,100 @@ class App:
 
     def print_json(self, data: Any) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def check_database_file(db_url: str) -> None:
+    """A SQLite database must be an existing file: never create one silently (a typo in
+    ``--db`` would start empty books), never open a directory."""
+    path = sqlite_path(db_url)
+    if path is None:
+        return
+    if path.is_dir():
+        raise InvalidInput(f"--db {path} is a directory; give the database file, e.g. {path / 'reserve.db'}")
+    if not path.exists():
+        raise NotInitialised(
+            f"no database at {shown_url(db_url)} (the file {path} does not exist); check the path, "
+            f"or run `reserve init --db {path}` to create it"
+        )
+
+
+# --- Output that never sends raw control characters to a terminal ------------------------------
+
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n; DEL; C1
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character but tab and newline shown as ``\\xNN``."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+class EscapingStream:
+    """A text stream that escapes control characters on their way to ``raw``.
+
+    Rich consoles writing to ``sys.stdout`` find the real stream through ``rich_proxied_file``:
+    they escape text themselves (:class:`SafeConsole`) and keep their styling codes.
+    """
+
+    def __init__(self, raw: IO[str]) -> None:
+        self.raw = raw
+        self.encoding: str = getattr(raw, "encoding", None) or "utf-8"
+        self.errors: str = getattr(raw, "errors", None) or "strict"
+
+    @property
+    def rich_proxied_file(self) -> IO[str]:
+        return self.raw
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # click probes streams with b"": a text stream refuses bytes
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.raw.write(escape_controls(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self.raw, "closed", False))
+
+
+@contextmanager
+def escaping_streams() -> Iterator[None]:
+    """``sys.stdout`` and ``sys.stderr`` escape control characters until the block ends."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+class SafeConsole(Console):
+    """A rich console that shows control characters in text escaped, measured as they print."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(escape_controls(text), **kwargs)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        # Text objects built by callers bypass render_str: escape what reaches the terminal.
+        safe = (s if s.control else Segment(escape_controls(s.text), s.style) for s in buffer)
+        return super()._render_buffer(safe)
 
 
 pass_app = click.make_pass_decorator(App)

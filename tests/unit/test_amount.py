@@ -133,3 +133,17 @@ def test_satoshi_text_and_rpc_decimal_round_trip(n: int) -> None:
 def test_above_supply_cap_never_parses(n: int) -> None:
     with pytest.raises(InvalidInput):
         parse_btc(format_btc(n))
+
+
+@pytest.mark.parametrize(
+    "text", ["9" * 5000, "9" * 5000 + "sat", "-" + "9" * 5000 + "sat", "1." + "0" * 5000, "1" * 41]
+)
+def test_over_long_amount_is_refused_fast_with_a_short_message(text: str) -> None:
+    with pytest.raises(InvalidInput, match="characters long") as e:
+        parse_btc(text, signed=True)
+    assert len(str(e.value)) < 200
+
+
+def test_longest_valid_amounts_still_parse() -> None:
+    assert parse_btc("-21000000.00000000", signed=True) == -MAX_MONEY
+    assert parse_btc("2100000000000000sat") == MAX_MONEY

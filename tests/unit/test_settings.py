@@ -1,0 +1,70 @@
+"""Settings from flags and environment: bad numbers are refused with one clear message, the
+owner and runtime database URLs are kept apart, and no password shows in ``repr``."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.errors import InvalidInput
+from ledger.settings import build_settings
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RESERVE_RPC_TIMEOUT", "abc"),
+        ("RESERVE_RPC_TIMEOUT", "-1"),
+        ("RESERVE_RPC_TIMEOUT", "nan"),
+        ("RESERVE_RPC_TIMEOUT", "inf"),
+        ("RESERVE_RPC_TIMEOUT", "9" * 5000),
+        ("RESERVE_POLICY_MIN_THRESHOLD", "x"),
+        ("RESERVE_POLICY_MIN_THRESHOLD", "0"),
+        ("RESERVE_POLICY_MIN_THRESHOLD", "9" * 5000),
+        ("RESERVE_POLICY_MIN_HOLDERS", "2.5"),
+    ],
+)
+def test_bad_numeric_setting_names_the_variable(name: str, value: str) -> None:
+    env = {"RESERVE_RPC_URL": "http://127.0.0.1:18443", name: value}
+    with pytest.raises(InvalidInput, match=name) as e:
+        build_settings(env=env)
+    assert len(str(e.value)) < 300
+
+
+def test_numeric_settings_are_read() -> None:
+    s = build_settings(
+        env={
+            "RESERVE_RPC_URL": "http://127.0.0.1:18443",
+            "RESERVE_RPC_TIMEOUT": "2.5",
+            "RESERVE_POLICY_MIN_THRESHOLD": "3",
+            "RESERVE_POLICY_MIN_HOLDERS": " 4 ",
+        }
+    )
+    assert s.rpc is not None and s.rpc.timeout == 2.5
+    assert (s.policy.min_threshold, s.policy.min_holders) == (3, 4)
+
+
+def test_timeout_is_checked_even_without_a_node() -> None:
+    with pytest.raises(InvalidInput, match="RESERVE_RPC_TIMEOUT"):
+        build_settings(env={"RESERVE_RPC_TIMEOUT": "abc"})
+
+
+def test_owner_and_runtime_urls() -> None:
+    s = build_settings(
+        env={
+            "RESERVE_DB": "postgresql://app:runtime-secret@db/books",
+            "RESERVE_DB_OWNER": "postgresql://owner:owner-secret@db/books",
+            "RESERVE_DB_RUNTIME_ROLE": "app",
+        }
+    )
+    assert s.db_url == "postgresql+psycopg://app:runtime-secret@db/books"
+    assert s.owner_db_url == "postgresql+psycopg://owner:owner-secret@db/books"
+    assert s.runtime_role == "app"
+    assert "secret" not in repr(s)
+
+
+def test_flags_win_over_environment() -> None:
+    s = build_settings(
+        db="flag.db", owner_db="owner.db", env={"RESERVE_DB": "env.db", "RESERVE_DB_OWNER": "x.db"}
+    )
+    assert (s.db_url, s.owner_db_url) == ("sqlite:///flag.db", "sqlite:///owner.db")
+    assert build_settings(env={}).owner_db_url is None

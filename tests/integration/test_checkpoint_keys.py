@@ -177,3 +177,18 @@ def test_replaced_key_never_signs_an_audit(reserve: Reserve, tmp_path: Path) -> 
     r = reserve.run("ledger", "verify")
     assert r.code == 1 and "key mismatch" in r.err
     engine.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ledger/audit.py must verify with keychain.trusted_public_keys(session, pem), not the one key",
+)
+def test_audit_after_a_rotation_verifies_old_checkpoints(reserve: Reserve, tmp_path: Path) -> None:
+    reserve.add_vault("rot")
+    reserve.ok("ledger", "checkpoint")
+    new_key = tmp_path / "new.key"
+    reserve.ok("ledger", "rotate-key", "--new-key", str(new_key))
+    reserve.key_path.unlink()
+    new_key.rename(reserve.key_path)
+    r = reserve.run("audit")
+    assert r.code == 0, r.out + r.err

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 from ledger.db import make_engine
 from ledger.verify_proof import verify_document
 from tests.fixtures.db import drop_append_only_triggers, snapshot
+from tests.fixtures.reserve import Reserve
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -319,3 +320,38 @@ def test_init_takes_db_after_the_command(tmp_path: Path, capsys: pytest.CaptureF
     assert f"sqlite:///{db}" in capsys.readouterr().out
     assert db.exists() and key.exists()
     assert main(["--db", str(db), "--signing-key", str(key), "ledger", "verify"]) == 0
+
+
+def test_readme_journal_example_works_on_a_fresh_database(run: Run) -> None:
+    """The journal example proposed for README (manual entries between non-vault accounts)."""
+    assert run("init")[0] == 0
+    assert run("account", "add", "exchange-a", "--type", "counterparty")[0] == 0
+    assert run("account", "add", "owner", "--type", "equity")[0] == 0
+    code, out, err = run(
+        "record", "--kind", "adjustment", "--memo", "receivable from exchange-a",
+        "--posting", "exchange-a=0.5", "--posting", "owner=-50000000sat", "--ref", "adj-1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert [p["amount_sat"] for p in json.loads(out)["postings"]] == [50_000_000, -50_000_000]
+    code, out, _ = run("record", "--help")
+    assert code == 0 and "non-vault accounts" in out and "verified on chain" in out
+
+
+def test_manual_postings_to_a_vault_account_are_refused(reserve: Reserve) -> None:
+    """Vault accounts exist only with a vault definition and move only through chain-verified
+    entries: `record --posting VAULT=...` is refused with advice, and writes nothing."""
+    vault = reserve.add_vault("manual")
+    reserve.ok("account", "add", "owner", "--type", "equity")
+    engine = make_engine(reserve.db_url)
+    before = snapshot(engine)
+    r = reserve.run(
+        "record", "--kind", "adjustment", "--memo", "ghost coins",
+        "--posting", f"{vault.name}=1000", "--posting", "owner=-1000",
+    )  # fmt: skip
+    assert r.code == 2 and f"posting to vault account {vault.name!r} refused" in r.err
+    assert "non-vault accounts" in r.err
+    r = reserve.run("account", "add", "ghost", "--type", "vault")
+    assert r.code == 2 and "reserve vault add" in r.err
+    assert snapshot(engine) == before
+    assert reserve.ok("balance", "--json").json()["reserve_sat"] == 0
+    engine.dispose()

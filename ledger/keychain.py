@@ -77,6 +77,10 @@ class KeyChain:
                 seen.add(rot.old_key_id)
         return chain
 
+    def linked(self, pem: bytes) -> list[bytes]:
+        """Every key linked to ``pem``, oldest first: its predecessors, ``pem``, its successors."""
+        return [*reversed(self.predecessors(pem)), *self.successors(pem)]
+
     def successors(self, pem: bytes) -> list[bytes]:
         """The keys ``pem`` was handed over to, in order (without ``pem``)."""
         chain, seen = [pem], {key_id(pem)}
@@ -159,8 +163,7 @@ def trusted_public_keys(session: Session, current_pem: bytes) -> list[bytes]:
     The chain runs from the first key through ``current_pem`` to any key it handed over to (so an
     auditor holding an old key follows the handovers); each link is signed by its older key.
     """
-    chain = key_chain(session)
-    return [*reversed(chain.predecessors(current_pem)), *chain.successors(current_pem)]
+    return key_chain(session).linked(current_pem)
 
 
 def _checkpoint_signers(session: Session) -> list[tuple[str, int]]:
@@ -209,7 +212,7 @@ def key_findings(session: Session, current_pem: bytes, *, from_key_file: bool = 
     chain = key_chain(session)
     findings = list(chain.problems)
     kid = key_id(current_pem)
-    trusted = [key_id(pem) for pem in trusted_public_keys(session, current_pem)]
+    trusted = [key_id(pem) for pem in chain.linked(current_pem)]
     whose = "the signing key file" if from_key_file else "the given public key"
     signers = session.execute(
         select(CheckpointRow.id, CheckpointRow.key_id, CheckpointRow.tree_size).order_by(CheckpointRow.id)

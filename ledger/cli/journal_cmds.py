@@ -46,7 +46,7 @@ from ledger.proofs import consistency_document, inclusion_document, make_checkpo
 from ledger.records import RecordKind, records
 from ledger.settings import normalise_db_url
 from ledger.verify import VerifyReport, verify_ledger
-from ledger.verify_proof import key_id
+from ledger.verify_proof import ProofError, key_id
 
 DB_INT_MAX = 2**63 - 1  # BIGINT: the largest entry number or tree size the database can hold
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -468,7 +468,10 @@ def ledger_verify(app: App, pubkey_file: Any, checkpoint_paths: tuple[Path, ...]
     """
     if pubkey_file is not None:
         pem = pubkey_file.read()
-        key_id(pem)  # a bad PEM is bad input, before anything is read
+        try:
+            key_id(pem)  # a bad PEM is bad input, before anything is read
+        except ProofError as e:
+            raise InvalidInput(f"--pubkey {pubkey_file.name}: {e}") from e
     else:
         pem = public_key_pem(load_signing_key(app.settings.signing_key_path))
     exported = [read_exported(path) for path in checkpoint_paths]

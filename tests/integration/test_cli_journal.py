@@ -122,6 +122,7 @@ BAD = {
                                 "cannot read checkpoint file"),
     "rotate to the current key": (["ledger", "rotate-key", "--new-key", "KEY"], "current key file"),
     "no rotation yet": (["ledger", "rotation"], "no key rotation recorded"),
+    "junk pubkey": (["ledger", "verify", "--pubkey", "/dev/null"], "not a PEM public key"),
 }  # fmt: skip
 
 HUGE = {

@@ -57,6 +57,7 @@ class VaultScripts:
 
     by_script: Mapping[bytes, str]
     ranges: Mapping[str, int]
+    unwatched: tuple[str, ...] = ()  # vaults whose watch-only wallet is not loaded
 
     @property
     def vaults(self) -> tuple[str, ...]:
@@ -195,7 +196,28 @@ def read_books(session: Session, txids: Iterable[str] | None, account_names: Ite
 
 def scripts_of(rpc: RpcClient, books: Books) -> VaultScripts:
     """Every vault's scripts, as far as its wallet watches or addresses were issued."""
-    return VaultScripts.of(books.vaults, wallet_ranges(rpc, books.vaults), books.issued)
+    watched = wallet_ranges(rpc, books.vaults)
+    scripts = VaultScripts.of(books.vaults, watched, books.issued)
+    unwatched = tuple(v.name for v in books.vaults if v.name not in watched)
+    return dataclasses.replace(scripts, unwatched=unwatched)
+
+
+def blind_spot(tx: ChainTx, scripts: VaultScripts) -> str | None:
+    """Why ``tx`` cannot be classified safely, or ``None``.
+
+    An input whose previous output the node cannot show (no ``-txindex``) counts as someone
+    else's. That holds only while every vault's wallet is loaded: a vault's own coins are always
+    in its wallet. Otherwise the input might be an unwatched vault's coins (pure).
+    """
+    unknown = sum(1 for i in tx.inputs if i.prevout is None)
+    if tx.is_coinbase or not unknown or not scripts.unwatched:
+        return None
+    return (
+        f"the previous outputs of {unknown} input(s) of transaction {tx.txid} cannot be found "
+        f"(the node has no -txindex) and vault(s) {', '.join(scripts.unwatched)} are not watched, "
+        "so they could be a vault's coins: run `reserve vault watch NAME` for each, or use a node "
+        "with -txindex=1"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +340,8 @@ def judge_record(plan: RecordPlan) -> EntryDraft:
             f"transaction {tx.txid} is in block {tx.block.block_hash}, which is not in the best chain "
             "(a reorganisation); record it after it confirms in the best chain"
         )
+    if (why := blind_spot(tx, plan.scripts)) is not None:
+        raise ChainMismatch(why)
     movement = classify(tx, plan.scripts.by_script)
     if movement is None:
         raise ChainMismatch(

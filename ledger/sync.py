@@ -37,6 +37,7 @@ from ledger.recording import (
     Books,
     SessionFactory,
     VaultScripts,
+    blind_spot,
     chain_ref,
     draft_for,
     ensure_system_accounts,
@@ -189,6 +190,9 @@ def judge_sync(plan: SyncPlan) -> tuple[list[tuple[int, EntryDraft, Movement]], 
             skipped.append(
                 Skipped("not in a block of the best chain (a reorganisation?); sync again later", txid=txid)
             )
+            continue
+        if (why := blind_spot(tx, plan.scripts)) is not None:
+            skipped.append(Skipped(why, txid=txid))
             continue
         movement = classify(tx, plan.scripts.by_script)
         if movement is None:

@@ -18,6 +18,11 @@ What bitcoind (v28 to v31) does, and what :func:`ensure_watch_wallet` relies on:
 - A coinbase output counts as ``immature`` in ``getbalances`` until it has 101 confirmations
   (the wallet's ``GetBlocksToMaturity``: ``COINBASE_MATURITY + 1 - depth``).
 
+- ``keypoolrefill N`` tops every active ranged descriptor of a wallet up to
+  ``next_index + N - 1`` (also in a wallet without private keys, as xpubs derive unhardened
+  children), keeping its stored timestamp and rescanning nothing: :func:`cover_range` uses it to
+  watch addresses about to be handed out.
+
 So running :func:`ensure_watch_wallet` again compares ``listdescriptors`` with what is wanted and
 imports nothing when the wallet already watches the vault far enough (no duplicate, no rescan).
 When the range must grow beyond what bitcoind topped up (a gap wider than the keypool), the

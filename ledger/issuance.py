@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
+from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchedBranch, cover_range
 from ledger.db import lock_journal
@@ -170,6 +171,12 @@ def cover_issue(rpc: RpcClient, plan: IssuePlan, gap: int = DEFAULT_GAP) -> tupl
     """
     cover = max(plan.issued_before, plan.highest + 1)
     try:
+        chain = rpc.get_blockchain_info().chain
+        if Network.from_chain(chain) is not plan.vault.network:
+            raise InvalidInput(
+                f"vault {plan.vault.name} is on {plan.vault.network.chain} but the node is on "
+                f"{chain}; nothing was handed out: point --rpc-url at a {plan.vault.network.chain} node"
+            )
         return cover_range(rpc, plan.vault.wallet_name, plan.vault.descriptor, cover, gap)
     except CustodyError as e:
         raise LedgerError(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from ledger.canonical import content_hash, encode_draft, encode_entry, entry_leaf_hash
 from ledger.entry import Entry, EntryDraft, Posting
+from ledger.records import RecordKind, canonical_json, vault_retired_body
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ledger-format.md"
 
@@ -30,12 +31,41 @@ EXAMPLE = Entry(
 )
 
 
-def test_worked_example_in_the_doc_is_what_the_code_produces() -> None:
+RECORD_EXAMPLE = Entry(
+    seq=7,
+    kind="vault-retired",
+    date=dt.date(2026, 11, 25),
+    memo=canonical_json(vault_retired_body(vault="hot", reason="keys rotated")),
+    postings=(),
+    leaf_hash=b"\x00" * 32,
+)
+
+
+def test_worked_examples_in_the_doc_are_what_the_code_produces() -> None:
     doc = DOC.read_text()
     blocks = re.findall(r"```\n([0-9a-f]+)\n```", doc)
-    assert blocks == [encode_entry(EXAMPLE).hex(), entry_leaf_hash(EXAMPLE).hex()]
-    # and the leaf hash is reproducible with hashlib alone
-    assert hashlib.sha256(b"\x00" + bytes.fromhex(blocks[0])).hexdigest() == blocks[1]
+    assert blocks == [
+        encode_entry(EXAMPLE).hex(),
+        entry_leaf_hash(EXAMPLE).hex(),
+        encode_entry(RECORD_EXAMPLE).hex(),
+        entry_leaf_hash(RECORD_EXAMPLE).hex(),
+    ]
+    # and the leaf hashes are reproducible with hashlib alone
+    for data, leaf in (blocks[0:2], blocks[2:4]):
+        assert hashlib.sha256(b"\x00" + bytes.fromhex(data)).hexdigest() == leaf
+    assert RECORD_EXAMPLE.memo == '{"reason":"keys rotated","vault":"hot"}'
+    assert f"is `{RECORD_EXAMPLE.memo}` ({len(RECORD_EXAMPLE.memo)} bytes)" in doc
+
+
+def test_record_kinds_are_documented() -> None:
+    doc = DOC.read_text()
+    for kind in RecordKind:
+        assert f"| `{kind}`" in doc and f"- `{kind}`:" in doc
+
+
+def test_record_bytes_have_no_postings_and_no_optional_fields() -> None:
+    data = encode_entry(RECORD_EXAMPLE)
+    assert data.endswith(b"\x00" * 6 + (0).to_bytes(4, "big"))
 
 
 def test_layout_by_hand() -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from custody.amount import MAX_MONEY
-from ledger.entry import Entry, EntryDraft, Posting, reversal_postings
+from ledger.entry import ENTRY_KINDS, RECORD_KINDS, Entry, EntryDraft, Posting, check_text, reversal_postings
 from ledger.errors import InvalidInput
+from ledger.records import RecordKind, canonical_json
 
 TWO = (Posting("vault", 10), Posting("acme", -10))
 
@@ -112,3 +114,105 @@ def test_unbalanced_refused(amounts: list[int]) -> None:
     else:
         with pytest.raises(InvalidInput, match="do not balance"):
             EntryDraft(kind="transfer", memo="m", postings=postings)
+
+
+# --- log records ------------------------------------------------------------------------------------
+
+RECORD_MEMO = '{"reason":"r","vault":"hot"}'
+
+
+def test_record_entry() -> None:
+    d = EntryDraft(kind="vault-retired", memo=RECORD_MEMO, postings=())
+    e = Entry(
+        seq=3,
+        kind="vault-retired",
+        date=dt.date(2026, 1, 1),
+        memo=RECORD_MEMO,
+        postings=(),
+        leaf_hash=b"\1" * 32,
+    )
+    assert d.postings == e.postings == ()
+    assert tuple(RecordKind) == RECORD_KINDS and not set(RECORD_KINDS) & set(ENTRY_KINDS)
+    assert EntryDraft(kind="audit", memo='{"a":"' + "x" * 5000 + '"}', postings=())  # beyond MAX_MEMO
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"postings": TWO}, "has no postings"),
+        ({"ref": "r1"}, "takes none of ref"),
+        ({"txid": "ab" * 32}, "takes none of txid"),
+        ({"block_hash": "cd" * 32, "block_height": 1}, "takes none of block_hash, block_height"),
+        ({"reverses_seq": 1}, "takes none of reverses_seq"),
+        ({"memo": "not json"}, "not JSON"),
+        ({"memo": "[1,2]"}, "canonical form"),
+        ({"memo": '{"vault": "hot"}'}, "canonical form"),
+        ({"memo": '{"b":1,"a":2}'}, "canonical form"),
+        ({"memo": '{"v":"caf\u00e9"}'}, "canonical form"),
+        ({"memo": '{"a":"' + "x" * 100_000 + '"}'}, "at most 100000"),
+    ],
+)
+def test_record_invariants(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"kind": "vault-added", "memo": RECORD_MEMO, "postings": (), **kwargs}
+    with pytest.raises(InvalidInput, match=message):
+        EntryDraft(**args)  # type: ignore[arg-type]
+
+
+def test_money_entry_still_needs_postings() -> None:
+    with pytest.raises(InvalidInput, match="at least two postings"):
+        EntryDraft(kind="deposit", memo=RECORD_MEMO, postings=())
+
+
+def test_record_bodies_are_canonical_json() -> None:
+    assert (
+        canonical_json({"b": [1, None, True], "a": "caf\u00e9\n"})
+        == '{"a":"caf\\u00e9\\n","b":[1,null,true]}'
+    )
+    for bad in ({}, {"x": 1.5}, {1: "x"}, {"x": {"y": object()}}):
+        with pytest.raises(InvalidInput):
+            canonical_json(bad)  # type: ignore[arg-type]
+
+
+# --- text that is printed ---------------------------------------------------------------------------
+
+CONTROL = [
+    chr(c)
+    for c in (
+        *range(0x20),
+        0x7F,
+        *range(0x80, 0xA0),
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+]
+
+
+@pytest.mark.parametrize("char", CONTROL, ids=[f"U+{ord(c):04X}" for c in CONTROL])
+def test_control_characters_refused_in_memo_and_ref(char: str) -> None:
+    code = f"U+{ord(char):04X}"
+    with pytest.raises(
+        InvalidInput, match=re.escape(f"memo contains the control character {code} at position 2")
+    ):
+        EntryDraft(kind="deposit", memo=f"ab{char}c", postings=TWO)
+    with pytest.raises(InvalidInput, match=re.escape(f"ref contains the control character {code}")):
+        EntryDraft(kind="deposit", memo="m", postings=TWO, ref=f"r{char}")
+
+
+@given(st.text(alphabet=st.characters(exclude_characters=CONTROL, exclude_categories=["Cs"]), min_size=1))
+def test_other_text_is_accepted(text: str) -> None:
+    assert check_text(text, "memo") == text
+
+
+def test_stored_entries_with_old_control_characters_still_load() -> None:
+    """Entries stored before the rule keep loading (and verifying): only new drafts are judged."""
+    e = Entry(
+        seq=1,
+        kind="deposit",
+        date=dt.date(2024, 1, 1),
+        memo="two\nlines",
+        postings=(Posting("vault", 10, "vault"), Posting("acme", -10, "counterparty")),
+        leaf_hash=b"\1" * 32,
+    )
+    assert e.memo == "two\nlines"

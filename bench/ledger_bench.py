@@ -49,7 +49,7 @@ def drafts(n: int, offset: int = 0) -> list[EntryDraft]:
         EntryDraft(
             kind="deposit",
             memo=f"deposit {offset + i}",
-            postings=(Posting("vault", 1000 + i), Posting("acme", -(1000 + i))),
+            postings=(Posting("bank", 1000 + i), Posting("acme", -(1000 + i))),
             ref=f"ref-{offset + i}",
         )
         for i in range(n)
@@ -59,7 +59,7 @@ def drafts(n: int, offset: int = 0) -> list[EntryDraft]:
 def fresh(engine: Engine) -> None:
     upgrade(engine)
     with Session(engine) as s, s.begin():
-        add_account(s, "vault", "vault")
+        add_account(s, "bank", "custodian")  # manual entries never post to vault accounts
         add_account(s, "acme", "counterparty")
 
 

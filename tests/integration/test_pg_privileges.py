@@ -1,0 +1,166 @@
+"""Least privilege on PostgreSQL: the service's runtime role can read and append, nothing else.
+
+``reserve init`` migrates as the owner role and grants the runtime role SELECT and INSERT (and
+USAGE on sequences). As the runtime role, disabling or dropping a trigger, UPDATE, DELETE and
+TRUNCATE are refused by the server, and `reserve ledger verify` still passes afterwards. SQLite
+has no roles (its protection is the file's permissions, the triggers and the Merkle log), so these
+tests run on PostgreSQL only. Concurrent ``init`` runs end cleanly on both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from ledger.db import make_engine
+from tests.fixtures.db import runtime_role, runtime_url_for, snapshot
+from tests.fixtures.reserve import Reserve
+
+ROOT = Path(__file__).resolve().parents[2]
+postgresql_only = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+REFUSED = (
+    "ALTER TABLE postings DISABLE TRIGGER USER",
+    "ALTER TABLE entries DISABLE TRIGGER ALL",
+    "DROP TRIGGER postings_append_only ON postings",
+    "UPDATE postings SET amount = amount + 100000",
+    "UPDATE entries SET memo = 'nothing to see'",
+    "DELETE FROM checkpoints",
+    "DELETE FROM postings",
+    "TRUNCATE entries CASCADE",
+    "TRUNCATE checkpoints",
+    "DROP TABLE checkpoints CASCADE",
+    "ALTER TABLE entries OWNER TO CURRENT_USER",
+    "CREATE TRIGGER mine BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION reserve_append_only()",
+    "DROP FUNCTION reserve_append_only() CASCADE",
+    "INSERT INTO alembic_version (version_num) VALUES ('forged')",
+    "DELETE FROM alembic_version",
+)
+
+
+def _books(reserve: Reserve) -> None:
+    """Accounts, two entries and a signed checkpoint, made through the CLI as the runtime role."""
+    reserve.ok("account", "add", "acme", "--type", "counterparty")
+    reserve.ok("account", "add", "owners", "--type", "equity")
+    for amount in ("1.5", "0.25"):
+        reserve.ok(
+            "record",
+            "--kind",
+            "adjustment",
+            "--memo",
+            "books",
+            "--posting",
+            f"acme={amount}",
+            "--posting",
+            f"owners=-{amount}",
+        )
+    reserve.ok("ledger", "checkpoint")
+
+
+@postgresql_only
+def test_runtime_role_is_refused_every_change_and_verify_still_passes(reserve: Reserve) -> None:
+    _books(reserve)
+    owner = make_engine(reserve.db_url)
+    runtime = make_engine(reserve.runtime_url)
+    try:
+        before = snapshot(owner)
+        with runtime.connect() as c:
+            assert c.execute(text("SELECT current_user")).scalar_one() == runtime_role()
+        for statement in REFUSED:
+            with runtime.connect() as c, pytest.raises(DBAPIError) as e:
+                c.execute(text(statement))
+                c.commit()
+            reason = str(e.value.orig).lower()
+            assert "permission denied" in reason or "must be owner" in reason, (statement, reason)
+        assert snapshot(owner) == before
+    finally:
+        owner.dispose()
+        runtime.dispose()
+    r = reserve.ok("ledger", "verify")
+    assert r.out.startswith("OK")
+
+
+@postgresql_only
+def test_tables_of_later_migrations_are_granted_too(engine: Engine, runtime_engine: Engine) -> None:
+    """ALTER DEFAULT PRIVILEGES: a table the owner creates after `init` gets the same rights."""
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE later (id BIGSERIAL PRIMARY KEY, note TEXT NOT NULL)"))
+    with runtime_engine.begin() as c:
+        c.execute(text("INSERT INTO later (note) VALUES ('appended')"))
+        assert c.execute(text("SELECT note FROM later")).scalar_one() == "appended"
+    for statement in ("UPDATE later SET note = 'changed'", "DELETE FROM later", "TRUNCATE later"):
+        with runtime_engine.connect() as c, pytest.raises(DBAPIError, match="permission denied"):
+            c.execute(text(statement))
+
+
+@postgresql_only
+def test_init_as_the_runtime_role_says_to_use_the_owner(
+    reserve: Reserve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RESERVE_DB_OWNER")
+    r = reserve.run("init")  # already migrated: alembic only reads, grants are the owner's
+    assert r.code == 0, r.err
+    engine = make_engine(reserve.db_url)
+    try:
+        with engine.begin() as c:
+            c.execute(text("DROP TABLE alembic_version"))
+    finally:
+        engine.dispose()
+    r = reserve.run("init")  # now it would have to create a table
+    assert r.code == 2
+    assert "--owner-db" in r.err and "Traceback" not in r.err
+
+
+def _init_processes(env: dict[str, str], n: int) -> list[subprocess.CompletedProcess[str]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli.main", "init"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
+    done = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return done
+
+
+def test_concurrent_init_on_an_empty_database_ends_cleanly(db_url: str, tmp_path: Path) -> None:
+    """Several `reserve init` at once on an empty database, with no signing key yet: every one
+    exits 0, the schema is made once, and all of them end with the same key."""
+    key = tmp_path / "keys" / "signing.key"
+    env = {
+        **os.environ,
+        "RESERVE_DB": runtime_url_for(db_url),
+        "RESERVE_DB_OWNER": db_url,
+        "RESERVE_DB_RUNTIME_ROLE": runtime_role(),
+        "RESERVE_SIGNING_KEY": str(key),
+    }
+    results = _init_processes(env, 4)
+    for r in results:
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+    key_ids = {
+        line.split("key id ")[1].rstrip(")")
+        for r in results
+        for line in r.stdout.splitlines()
+        if "key id" in line
+    }
+    assert len(key_ids) == 1, [r.stdout for r in results]
+    engine = make_engine(runtime_url_for(db_url))
+    try:
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    finally:
+        engine.dispose()

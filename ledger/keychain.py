@@ -195,6 +195,14 @@ def check_signing_key(session: Session, current_pem: bytes) -> None:
             f"{handover.seq} and signs nothing any more; {_USE_NEW_KEY}"
         )
     trusted = {key_id(pem) for pem in chain.predecessors(current_pem)}
+    if chain.rotations and chain.rotations[-1].new_key_id not in trusted:
+        last = chain.rotations[-1]
+        raise TamperDetected(
+            f"key mismatch: entry {last.seq} handed the ledger over to key {last.new_key_id}, but the "
+            f"signing key file holds key {kid}, which no key-rotation record links to it, so the key "
+            "file was replaced; refusing to sign over the old history. Restore the key file of "
+            f"key {last.new_key_id}"
+        )
     foreign = [(k, i) for k, i in _checkpoint_signers(session) if k not in trusted]
     if foreign:
         other, cp_id = foreign[0]
@@ -228,6 +236,12 @@ def key_findings(session: Session, current_pem: bytes, *, from_key_file: bool = 
                 "key-rotation record: the signing key file was replaced (restore the original) "
                 "or these checkpoints were forged"
             )
+    if chain.rotations and chain.rotations[-1].new_key_id not in trusted:
+        last = chain.rotations[-1]
+        findings.append(
+            f"key mismatch: entry {last.seq} handed the ledger over to key {last.new_key_id}, which is "
+            f"neither key {kid} of {whose} nor a key linked to it by a key-rotation record"
+        )
     findings += _handover_findings(chain, trusted, [(int(i), str(k), int(s)) for i, k, s in signers])
     return findings
 

@@ -159,23 +159,45 @@ def test_checkpoints_deleted_after_a_rotation_are_found(run: Run, books: Engine,
     assert code == 1 and "checkpoints were deleted" in err, err
 
 
+def test_replaced_key_never_signs_after_a_rotation_even_without_checkpoints(
+    run: Run, books: Engine, keys: Path
+) -> None:
+    """The rotation record itself names the key: deleting every checkpoint does not let a
+    replaced key file sign."""
+    assert run("ledger", "rotate-key", "--new-key", str(keys / "k2.key"))[0] == 0
+    drop_append_only_triggers(books)
+    with books.begin() as c:
+        c.execute(text("DELETE FROM checkpoints"))
+    create_signing_key(keys / "k3.key")
+    before = snapshot(books)
+    code, _, err = run("ledger", "checkpoint", key="k3.key")
+    assert code == 2 and "key mismatch: entry 3 handed the ledger over to key" in err, err
+    assert snapshot(books) == before
+    code, _, err = run("ledger", "verify", key="k3.key")
+    assert code == 1 and "key mismatch: entry 3 handed the ledger over" in err
+
+
 def test_replaced_key_never_signs_an_audit(reserve: Reserve, tmp_path: Path) -> None:
-    """`audit` signs through make_checkpoint: with a replaced key file it refuses, writes nothing."""
+    """`audit` signs through make_checkpoint: with a replaced key file the journal fails the
+    audit's verification (a finding, exit 1) and no checkpoint is signed by the replaced key."""
     reserve.add_vault("keys")  # its vault-added record is entry 1
     reserve.ok("ledger", "checkpoint")
     engine = make_engine(reserve.db_url)
     with engine.connect() as c:
-        audits = c.execute(text("SELECT count(*) FROM audits")).scalar_one()
-    before = snapshot(engine)
+        checkpoints = c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
     reserve.key_path.unlink()
     create_signing_key(reserve.key_path)
-    r = reserve.run("audit")
-    assert r.code == 2 and "key mismatch" in r.err, r.err + r.out
-    assert snapshot(engine) == before
+    r = reserve.run("audit", "--json")
+    assert r.code == 1, r.err + r.out
+    report = r.json()
+    assert report["checkpoint_id"] is None
+    assert any("not signed by this ledger's key" in f["message"] for f in report["findings"]), report
     with engine.connect() as c:
-        assert c.execute(text("SELECT count(*) FROM audits")).scalar_one() == audits
+        assert c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() == checkpoints
     r = reserve.run("ledger", "verify")
     assert r.code == 1 and "key mismatch" in r.err
+    r = reserve.run("ledger", "checkpoint")
+    assert r.code == 2 and "key mismatch" in r.err
     engine.dispose()
 
 

@@ -199,6 +199,7 @@ def add_vault(
             f"account {name!r} already exists and a vault's account takes the vault's name; "
             "pick another vault name"
         )
+    _refuse_tampered(session)  # the policy judges against the other vaults' keys: trust them first
     findings = check_vault_policy(descriptor, holders, network, policy, active_keys(session))
     if findings:
         raise PolicyViolation(findings)

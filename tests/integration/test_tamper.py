@@ -21,7 +21,7 @@ from custody.policy import Policy
 from ledger.accounts import add_account
 from ledger.audit_models import AuditRow
 from ledger.checkpoint import Checkpoint, public_key_pem
-from ledger.db import drop_append_only_ddl
+from ledger.db import drop_append_only_ddl, make_engine
 from ledger.entry import EntryDraft, Posting
 from ledger.errors import TamperDetected
 from ledger.journal import append, append_many, iter_leaf_hashes, iter_stored, last_seq
@@ -32,6 +32,7 @@ from ledger.records import RecordKind, append_record, audit_body
 from ledger.vault_models import VAULT_TABLES
 from ledger.vaults import add_vault, get_vault, list_vaults, retire_vault
 from ledger.verify import VerifyReport, stored_checkpoints, verify_ledger
+from tests.fixtures.reserve import Reserve
 
 N = 8
 
@@ -432,3 +433,34 @@ def test_rewritten_history_caught_by_outside_checkpoint(
     report = verify(reserve_books, signing_key, outside=(latest,))
     assert not report.ok and report.checkpoints == 0
     assert any(f.startswith("outside checkpoint 1") for f in report.findings)
+
+
+def test_vault_tampering_with_other_vaults_refuses_a_new_vault(reserve_books: Engine) -> None:
+    """The policy check of a new vault trusts the other vaults' keys only once they are checked."""
+    with reserve_books.begin() as c:
+        c.execute(text("UPDATE vault_keys SET xpub = 'tpubforged' WHERE position = 0"))
+    with pytest.raises(TamperDetected, match="key 0 xpub"), Session(reserve_books) as s, s.begin():
+        add_vault(s, "new", _descriptor(), ("alice", "bob", "carol"), R, Policy())
+
+
+def test_cli_refuses_a_replaced_descriptor(reserve: Reserve) -> None:
+    """`UPDATE vaults SET descriptor=...` with other keys: `ledger verify` exits 1 naming the
+    vault and field, and `vault address` hands out nothing (exit 2)."""
+    vault = reserve.add_vault("cold")
+    honest = vault.address(0)
+    attacker = _descriptor()
+    engine = make_engine(reserve.db_url)
+    try:
+        disable_append_only(engine)
+        with engine.begin() as c:
+            c.execute(
+                text("UPDATE vaults SET descriptor = :d WHERE name = :n"),
+                {"d": str(attacker), "n": vault.name},
+            )
+    finally:
+        engine.dispose()
+    r = reserve.run("ledger", "verify")
+    assert r.code == 1 and f"vault '{vault.name}': its descriptor in the database" in r.out + r.err
+    r = reserve.run("vault", "address", vault.name)
+    assert r.code == 2 and f"vault '{vault.name}': its descriptor in the database" in r.err
+    assert attacker.address(0, False, R) not in r.out + r.err and honest not in r.out

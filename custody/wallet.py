@@ -495,7 +495,11 @@ def cover_range(
             return ()
         if todo:
             # keypoolrefill N tops every active branch up to next_index + N - 1 (no rescan).
-            wallet.call("keypoolrefill", max(i.range_end + 1 - i.next_index for i in todo))
+            refill = _long_call_client(rpc, wallet_name)  # ~0.15 ms per script: may be long
+            try:
+                refill.call("keypoolrefill", max(i.range_end + 1 - i.next_index for i in todo))
+            finally:
+                refill.close()
             left, present = plan_imports(
                 descriptor, wallet.call("listdescriptors")["descriptors"], gap, cover
             )

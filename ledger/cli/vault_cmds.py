@@ -396,7 +396,7 @@ def vault_show(app: App, name: str, as_json: bool) -> None:
 def vault_address(app: App, name: str, index: int, change: bool, count: int, as_json: bool) -> None:
     """Hand out addresses of a vault; each is watched before it is printed.
 
-    Indexes run 0..99,999, at most 1,000 addresses per request.
+    Indexes run 0..9,999, at most 1,000 addresses per request.
 
     The vault's watch-only wallet is first made to watch at least 1,000 addresses past the
     highest index handed out (its range is topped up; nothing is rescanned), and that index is

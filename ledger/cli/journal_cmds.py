@@ -2,9 +2,10 @@
 
 Thin shell: parse arguments, call one service function inside ``app.session()``, render a rich
 table for people or JSON (``--json``) for programs. Amounts are exact BTC strings for people and
-integer satoshis in JSON. Stored text (memos, names, refs) reaches the terminal only through
-:func:`printable`, so a memo can never send control sequences to it; integer arguments are
-bounded to what the database holds (:class:`DbInt`), so a huge number is one clear error.
+integer satoshis in JSON. Stored text (memos, names, refs) reaches the terminal only escaped
+(:func:`~ledger.cli.app.escape_controls`) and as plain :class:`~rich.text.Text`, never as markup,
+so a memo can never send control sequences to it; integer arguments are bounded to what the
+database holds (:class:`DbInt`), so a huge number is one clear error.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ledger.checkpoint import (
     public_key_pem,
 )
 from ledger.cli.app import App, json_option, pass_app
+from ledger.cli.app import escape_controls as printable  # shown stored text
 from ledger.entry import ACCOUNT_TYPES, ENTRY_KINDS, Entry, EntryDraft, Posting
 from ledger.errors import InvalidInput, NotFound, NotInitialised
 from ledger.journal import append, iter_entries, last_seq, reverse
@@ -49,21 +51,10 @@ from ledger.verify import VerifyReport, verify_ledger
 from ledger.verify_proof import ProofError, key_id
 
 DB_INT_MAX = 2**63 - 1  # BIGINT: the largest entry number or tree size the database can hold
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """``text`` with every C0/C1 control, DEL and bidi control written as an escape (``\\x1b``)."""
-    return _UNPRINTABLE.sub(_escape, text)
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m[0])
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def cell(text: str | None) -> Text:
-    """Stored text for a rich table: escaped, and never read as rich markup."""
+    """Stored text for a rich table: control characters escaped, never read as rich markup."""
     return Text(printable(text or ""))
 
 

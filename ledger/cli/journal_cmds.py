@@ -184,7 +184,10 @@ def init(app: App, db: str | None) -> None:
     else:
         key = create_signing_key(path)
         click.echo(f"signing key: {path} (created, mode 0600, key id {key_id(public_key_pem(key))})")
-    click.echo("publish the public key for auditors with `reserve ledger pubkey`")
+    click.echo(
+        "publish the public key for auditors with `reserve ledger pubkey`, and checkpoints with "
+        "`reserve ledger checkpoint --export FILE`"
+    )
 
 
 @click.group("account")
@@ -247,8 +250,8 @@ def record(
     Manual entries move only non-vault accounts (custodian, counterparty, income, expense,
     equity), e.g. `reserve record --kind adjustment --memo "fee refund owed" --posting
     exchange-a=0.5 --posting owner=-50000000sat`. Vault balances, the reserve, move only through
-    transactions verified on chain: the subcommands below (`record deposit|withdrawal|transfer|
-    mining --txid ...`) or `reserve sync`. To correct a vault entry, `reserve reverse SEQ`.
+    transactions verified on chain: the subcommands below (deposit, withdrawal, transfer, mining;
+    each with --txid) or `reserve sync`. To correct a vault entry, `reserve reverse SEQ`.
     """
     if ctx.invoked_subcommand is not None:
         return

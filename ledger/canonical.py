@@ -20,7 +20,10 @@ Entry (version 1), fields in this order::
 
     magic         4 bytes  52 4c 45 01   ("RLE" + format version 1)
     seq           u64      entry number, from 1 (= leaf index + 1)
-    kind          str      opening|deposit|withdrawal|transfer|fee|mining|adjustment|reversal
+    kind          str      opening|deposit|withdrawal|transfer|fee|mining|adjustment|reversal,
+                           or (format 1.1) a log record kind: vault-added|vault-retired|audit|
+                           addresses-issued|key-rotated (no postings; the memo is the record's
+                           body as canonical JSON, see docs/ledger-format.md)
     date          str      ISO 8601 calendar date, "YYYY-MM-DD"
     memo          str
     ref           opt(str)      idempotency key given by the caller

@@ -13,6 +13,10 @@ Rules beyond those of :mod:`ledger.entry`:
   the same order and every amount negated. A reversal itself cannot be reversed: to undo a
   mistaken reversal, record the original movement again as a new entry (the history then shows
   all three). This keeps "what is the state of entry N" a single lookup.
+- Log records (:mod:`ledger.records`: vault definitions, retirements, audits, issued addresses,
+  key rotations) are entries with no postings, appended only through :func:`append_records` by
+  the code that owns each kind; :func:`append_many` refuses their kinds and they are never
+  reversed.
 - Entry numbers (``seq``) are 1, 2, 3, ... with no gaps: each writer takes the journal lock
   (:func:`ledger.db.lock_journal`) before reading the last number. Only the leaf hash of each
   entry is computed on append; roots are computed when checkpointing or verifying.

@@ -252,8 +252,15 @@ def test_vault_records_are_written_with_the_rows(engine: Engine, signing_key: Ed
     before = snapshot(engine)
     with pytest.raises(PolicyViolation), Session(engine) as s, s.begin():
         add_vault(s, "weak", _descriptor(), ("a", "a", "a"), R, Policy())
-    with pytest.raises(InvalidInput, match=r"U\+001B"), Session(engine) as s, s.begin():
+    holder = r"key holder contains the control character U\+001B"
+    with pytest.raises(InvalidInput, match=holder), Session(engine) as s, s.begin():
         add_vault(s, "ansi", _descriptor(), ("alice", "bob\x1b[2J", "carol"), R, Policy())
+    with Session(engine) as s, s.begin():
+        add_vault(s, "warm", _descriptor(), HOLDERS, R, Policy())
+    before = snapshot(engine)
+    reason = r"retirement reason contains the control character U\+202E"
+    with pytest.raises(InvalidInput, match=reason), Session(engine) as s, s.begin():
+        retire_vault(s, "warm", "rotated \u202edlo")
     assert snapshot(engine) == before
 
 

@@ -250,7 +250,10 @@ def gather_record(rpc: RpcClient, books: Books, claim: Claim) -> RecordPlan:
 def _never_confirms(txid: str, state: WalletTxState, booked_as: int | None) -> ChainMismatch:
     by = f" by transaction {state.replaced_by}" if state.replaced_by else ""
     if booked_as is not None:
-        advice = f"it is booked as entry #{booked_as}: reverse that entry (`reserve reverse {booked_as}`)"
+        advice = (
+            f"it is booked as entry #{booked_as}: reverse that entry "
+            f"(`reserve reverse {booked_as} --memo ...`)"
+        )
     elif state.replaced_by:
         advice = f"there is nothing to record; record {state.replaced_by} instead if it moves a vault"
     else:

@@ -85,7 +85,7 @@ def wallet_txids(rpc: RpcClient, vaults: Sequence[Vault], *, strict: bool = True
                 confirmed.add(t.txid)
                 # a confirmed transaction names those it double-spent (e.g. a fee-bumped original)
                 for other in t.conflicts:
-                    conflicted.setdefault(other, t.txid)
+                    conflicted[other] = conflicted.get(other) or t.txid
             elif t.conflicted:
                 conflicted[t.txid] = t.replaced_by or conflicted.get(t.txid)
             else:

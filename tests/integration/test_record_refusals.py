@@ -4,11 +4,13 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine
 
+from custody.amount import btc_decimal
+from custody.rpc import RpcClient
 from custody.wallet import vault_wallet_name
 from ledger.db import make_engine
 from regtest.node import RegtestNode
@@ -107,17 +109,25 @@ def test_unconfirmed_is_pending_and_unknown_says_what_the_node_needs(
     reserve.ok("record", "deposit", "--vault", vault.name, "--txid", t, "--amount", "0.02")
 
 
-def test_a_replaced_transaction_can_never_confirm(reserve: Reserve, node: RegtestNode, db: Engine) -> None:
+def test_a_replaced_transaction_can_never_confirm(
+    reserve: Reserve, node: RegtestNode, db: Engine, new_wallet: Callable[..., RpcClient]
+) -> None:
     """Deposits double-spent by a fee bump while their block was off the chain: record says they
     can never confirm (and to reverse the one already booked); sync skips the unbooked one and
     books the replacement."""
     vault = reserve.add_vault("conflict")
+    sender = new_wallet()  # a second sender: its deposit does not spend the first one's change
+    node.fund(str(sender.call("getnewaddress")), BTC)
     booked = node.fund(vault.address(), 30_000_000)
     reserve.ok("record", "deposit", "--vault", vault.name, "--txid", booked)
-    unbooked = node.fund(vault.address(), 20_000_000)
+    unbooked = str(sender.call("sendtoaddress", vault.address(), btc_decimal(20_000_000)))
+    node.mine(1)
     first_block = node.miner().call("gettransaction", booked)["blockhash"]
     node.rpc().call("invalidateblock", first_block)  # both transactions back to the mempool
-    replacements = [str(node.miner().call("bumpfee", t)["txid"]) for t in (booked, unbooked)]
+    replacements = [
+        str(node.miner().call("bumpfee", booked)["txid"]),
+        str(sender.call("bumpfee", unbooked)["txid"]),
+    ]
     node.mine(1)
 
     err = refused(reserve, db, "record", "deposit", "--vault", vault.name, "--txid", unbooked)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given, settings
 
 from custody.chain import ChainTx, TxInput, TxOutput
 from ledger.entry import EntryDraft
+from ledger.errors import ChainMismatch
 from ledger.movement import (
     MINING_INCOME,
     NETWORK_FEES,
@@ -24,6 +26,7 @@ from ledger.movement import (
     headline_amount,
     postings_for,
 )
+from ledger.recording import Claim, flow_checked
 
 BTC = 100_000_000
 VAULTS = ("alpha", "beta", "gamma")
@@ -232,3 +235,37 @@ def test_kind_follows_the_flows(shape: tuple[ChainTx, bool]) -> None:
             assert m.kind is MovementKind.WITHDRAWAL
         else:
             assert m.kind is MovementKind.FEE and sum(m.flow.values()) == -m.fee
+
+
+# --- claims against movements (ledger.recording.flow_checked) ---------------------------------------
+
+
+def claim(kind: str, vault: str, to_vault: str | None = None) -> Claim:
+    return Claim(kind, "ab" * 32, vault, to_vault=to_vault)
+
+
+def test_a_claim_must_name_a_vault_moving_the_claimed_way() -> None:
+    two_vaults = classify(tx([(None, 10 * BTC)], [("alpha", 2 * BTC), ("beta", 3 * BTC)]), SCRIPTS)
+    mixed = classify(
+        tx([("alpha", 6 * BTC)], [("beta", BTC), (None, 2 * BTC), ("alpha", 3 * BTC - 100)]), SCRIPTS
+    )
+    consolidation = classify(tx([("alpha", BTC), ("alpha", BTC)], [("alpha", 2 * BTC - 50)]), SCRIPTS)
+    assert two_vaults is not None and mixed is not None and consolidation is not None
+
+    assert flow_checked(two_vaults, claim("deposit", "beta")) == 3 * BTC
+    assert flow_checked(mixed, claim("withdrawal", "alpha")) == 2 * BTC  # what left for outside
+    assert flow_checked(mixed, claim("transfer", "alpha", "beta")) == BTC  # what the target gained
+    refusals = [
+        (two_vaults, claim("deposit", "gamma")),  # not paid
+        (two_vaults, claim("withdrawal", "alpha")),  # gained, not lost
+        (two_vaults, claim("mining", "alpha")),  # not a coinbase
+        (mixed, claim("deposit", "beta")),  # a vault paid it: a transfer, not a deposit
+        (mixed, claim("withdrawal", "beta")),
+        (mixed, claim("transfer", "beta", "alpha")),  # the wrong way round
+        (mixed, claim("transfer", "alpha", "gamma")),
+        (consolidation, claim("withdrawal", "alpha")),  # nothing left for outside
+        (consolidation, claim("transfer", "alpha", "alpha")),
+    ]
+    for m, c in refusals:
+        with pytest.raises(ChainMismatch, match=f"not a {c.kind} of vault {c.vault}"):
+            flow_checked(m, c)

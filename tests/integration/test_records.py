@@ -255,6 +255,7 @@ def test_vault_records_are_written_with_the_rows(engine: Engine, signing_key: Ed
     holder = r"key holder contains the control character U\+001B"
     with pytest.raises(InvalidInput, match=holder), Session(engine) as s, s.begin():
         add_vault(s, "ansi", _descriptor(), ("alice", "bob\x1b[2J", "carol"), R, Policy())
+    assert snapshot(engine) == before
     with Session(engine) as s, s.begin():
         add_vault(s, "warm", _descriptor(), HOLDERS, R, Policy())
     before = snapshot(engine)

@@ -98,7 +98,7 @@ def _outputs(tx: CTransaction) -> tuple[TxOutput, ...]:
     )
 
 
-def _decoded(txid: str, hex_tx: str) -> CTransaction:
+def decode_checked(txid: str, hex_tx: str) -> CTransaction:
     """Decode ``hex_tx`` and check it is transaction ``txid`` (its txid recomputed)."""
     computed, tx = decode_raw(hex_tx)
     if computed != txid:
@@ -118,7 +118,7 @@ def _raw_from_node(
         if isinstance(reply, RpcError):
             raise reply
         block = block_of[txid] if block_of else reply.get("blockhash")
-        out[txid] = (_decoded(txid, reply["hex"]), block)
+        out[txid] = (decode_checked(txid, reply["hex"]), block)
     return out
 
 
@@ -145,7 +145,7 @@ def _find_prevouts(rpc: RpcClient, txids: Sequence[str], wallets: Sequence[str])
     if missing and wallets:
         for txid, s in wallet_transactions(rpc, wallets, missing).items():
             if s.raw_hex:
-                found[txid] = _decoded(txid, s.raw_hex)
+                found[txid] = decode_checked(txid, s.raw_hex)
     return found
 
 
@@ -176,7 +176,7 @@ def fetch_transactions(
     for txid, (tx, block_hash) in decoded.items():
         out[txid] = ChainTx(
             txid=txid,
-            inputs=_inputs(tx, prev_txs),
+            inputs=resolve_inputs(tx, prev_txs),
             outputs=_outputs(tx),
             block=headers[block_hash] if block_hash else None,
             coinbase=tx.is_coinbase(),
@@ -184,7 +184,7 @@ def fetch_transactions(
     return out
 
 
-def _inputs(tx: CTransaction, prev_txs: dict[str, CTransaction]) -> tuple[TxInput, ...]:
+def resolve_inputs(tx: CTransaction, prev_txs: dict[str, CTransaction]) -> tuple[TxInput, ...]:
     if tx.is_coinbase():
         return (TxInput(prev_txid="00" * 32, prev_index=-1, prevout=None),)
     inputs = []

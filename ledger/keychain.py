@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger.checkpoint import public_key_pem
+from ledger.checkpoint import Checkpoint, public_key_pem, verify_checkpoint
 from ledger.errors import InvalidInput, TamperDetected
 from ledger.models import CheckpointRow
 from ledger.records import Record, RecordKind, records
@@ -213,6 +213,29 @@ def check_signing_key(session: Session, current_pem: bytes) -> None:
             "original key file; to change keys, run `reserve ledger rotate-key --new-key FILE` "
             "with the original key in place"
         )
+    _check_latest_signature(session, {key_id(pem): pem for pem in chain.predecessors(current_pem)})
+
+
+def _check_latest_signature(session: Session, keys: dict[str, bytes]) -> None:
+    """The latest checkpoint's signature must verify with the key it names (a key id column
+    rewritten to the new key's would otherwise pass the check above)."""
+    row = session.scalar(select(CheckpointRow).order_by(CheckpointRow.id.desc()).limit(1))
+    if row is None:
+        return
+    try:
+        cp = Checkpoint(
+            tree_size=row.tree_size,
+            root=bytes(row.root),
+            timestamp=row.timestamp,
+            key_id=row.key_id,
+            signature=bytes(row.signature),
+        )
+        verify_checkpoint(keys[cp.key_id], cp)
+    except (InvalidInput, ProofError) as exc:
+        raise TamperDetected(
+            f"the latest checkpoint #{row.id} does not verify with key {row.key_id}: {exc}; refusing "
+            "to sign; run `reserve ledger verify` to see what changed"
+        ) from exc
 
 
 def key_findings(session: Session, current_pem: bytes, *, from_key_file: bool = True) -> list[str]:

@@ -159,6 +159,24 @@ def test_checkpoints_deleted_after_a_rotation_are_found(run: Run, books: Engine,
     assert code == 1 and "checkpoints were deleted" in err, err
 
 
+def test_replaced_key_with_rewritten_key_ids_never_signs(run: Run, books: Engine, keys: Path) -> None:
+    """Rewriting the key id column of the stored checkpoints to the new key's does not help: the
+    latest checkpoint's signature is checked before signing."""
+    from ledger.checkpoint import public_key_pem
+    from ledger.verify_proof import key_id
+
+    k2 = create_signing_key(keys / "k2.key")
+    drop_append_only_triggers(books)
+    with books.begin() as c:
+        c.execute(text("UPDATE checkpoints SET key_id = :k"), {"k": key_id(public_key_pem(k2))})
+    before = snapshot(books)
+    code, _, err = run("ledger", "checkpoint", key="k2.key")
+    assert code == 2 and "the latest checkpoint #1 does not verify" in err, err
+    assert snapshot(books) == before
+    code, _, err = run("ledger", "verify", key="k2.key")
+    assert code == 1 and "checkpoint #1 (tree size 2) does not verify" in err
+
+
 def test_replaced_key_never_signs_after_a_rotation_even_without_checkpoints(
     run: Run, books: Engine, keys: Path
 ) -> None:

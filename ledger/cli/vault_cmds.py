@@ -362,17 +362,19 @@ def vault_list(app: App, include_retired: bool, as_json: bool) -> None:
 def vault_show(app: App, name: str, as_json: bool) -> None:
     """One vault: keys and holders, descriptors with checksum, policy status."""
     policy = policy_of(app.settings.policy.min_threshold, app.settings.policy.min_holders)
-    with journal_session(app) as s:
+    with reading(app) as s:
         v = get_vault(s, name)
         findings = check_vaults(s, None, policy, name)[name]
+        issued = issued_ranges(s).get(name, 0)
     if as_json:
-        app.print_json(vault_json(v, findings))
+        app.print_json({**vault_json(v, findings), "addresses_issued": issued})
         return
     status = f"retired ({v.retired_reason})" if v.retired else "active"
     click.echo(f"vault {v.name}: {v.label} P2WSH sortedmulti on {v.network.chain}, {status}")
     click.echo(f"  account   : {v.account}")
     click.echo(f"  wallet    : {v.wallet_name}")
     click.echo(f"  birthday  : {'-' if v.birthday is None else v.birthday}")
+    click.echo(f"  issued    : {f'indexes 0..{issued - 1}' if issued else 'no address yet'}")
     for i, held in enumerate(v.held_keys, start=1):
         click.echo(f"  key {i:<6}: {held.holder} {held.key}")
     click.echo(f"  descriptor: {v.descriptor}")
@@ -436,7 +438,7 @@ def vault_address(app: App, name: str, index: int, change: bool, count: int, as_
 @pass_app
 def vault_export(app: App, name: str, bsms: bool, as_json: bool) -> None:
     """The vault's descriptors (multipath, receive, change), or its BSMS record for signers."""
-    with journal_session(app) as s:
+    with reading(app) as s:
         v = get_vault(s, name)
     record = bsms_descriptor_record(v.descriptor, v.network)
     if as_json:
@@ -464,7 +466,7 @@ def vault_export(app: App, name: str, bsms: bool, as_json: bool) -> None:
 def vault_check(ctx: click.Context, app: App, name: str | None, as_json: bool) -> None:
     """Judge vaults against today's policy; exit 1 if any violates it."""
     policy = policy_of(app.settings.policy.min_threshold, app.settings.policy.min_holders)
-    with journal_session(app) as s:
+    with reading(app) as s:
         results = check_vaults(s, None, policy, name)
     if as_json:
         app.print_json({n: list(f) for n, f in results.items()})

@@ -93,6 +93,8 @@ def test_an_address_beyond_the_wallet_range_is_watched_recorded_and_synced(
     vaults = {v["name"]: v for v in reserve.ok("vault", "list", "--json").json()}
     assert vaults[hot.name]["addresses_issued"] == 1501
     assert re.search(rf"{re.escape(hot.name)}.*0\.\.1500", reserve.ok("vault", "list").out)
+    assert "issued    : indexes 0..1500" in reserve.ok("vault", "show", hot.name).out
+    assert reserve.ok("vault", "show", hot.name, "--json").json()["addresses_issued"] == 1501
 
 
 def test_a_vault_not_watched_yet_records_the_issue_and_watch_imports_that_far(

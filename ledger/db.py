@@ -206,6 +206,11 @@ def _explain(reason: str, db_url: str | None, bad_value: bool) -> str:
             f"the role of {where} may not create tables: {reason}; run `reserve init` with the "
             "owner's URL in --owner-db or RESERVE_DB_OWNER"
         )
+    if "permission denied for table alembic_version" in low:
+        return (
+            f"the role of {where} has no rights on the ledger's tables yet: run `reserve init` "
+            "with the owner's URL in --owner-db or RESERVE_DB_OWNER (it grants them)"
+        )
     if "permission denied" in low or "must be owner" in low:
         return (
             f"the database {where} refused: {reason}; the service's runtime role may only read "

@@ -116,12 +116,20 @@ def check_database_file(db_url: str) -> None:
 
 # --- Output that never sends raw control characters to a terminal ------------------------------
 
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n; DEL; C1
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""C0 controls but tab and newline, DEL, C1 controls (ESC and CSI among them), and the line,
+paragraph and bidirectional-override characters that reorder or break what a reader sees."""
 
 
 def escape_controls(text: str) -> str:
-    """``text`` with every control character but tab and newline shown as ``\\xNN``."""
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    """``text`` with every control character but tab and newline shown as ``\\xNN`` (``\\uNNNN``
+    above U+00FF), so stored text can never drive the terminal."""
+    return _CONTROLS.sub(_escape, text)
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m[0])
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 class EscapingStream:

@@ -6,6 +6,7 @@ stored audits committed to the tamper-evident log."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from custody.keygen import test_key_from_seed as key_from_seed  # not collected as a test
+from custody.network import Network
 from custody.wallet import vault_wallet_name
 from ledger.db import drop_append_only_ddl, make_engine
 from ledger.entry import EntryDraft, Posting
@@ -20,7 +23,7 @@ from ledger.journal import append
 from ledger.models import EntryRow
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner, spend_from_vault
-from tests.fixtures.reserve import Reserve
+from tests.fixtures.reserve import HOLDERS, Reserve
 
 if TYPE_CHECKING:
     from tests.fixtures.reserve import TestVault  # not imported at run time: pytest would collect it
@@ -218,3 +221,35 @@ def test_a_stored_audit_changed_behind_the_apps_back_is_caught_by_verify(
     r = reserve.run("ledger", "verify")
     assert r.code == 1, r.out + r.err
     assert "audit" in (r.out + r.err).lower()
+
+
+def test_an_unwatched_vault_is_a_finding_not_a_crash(reserve: Reserve, node: RegtestNode) -> None:
+    watched = reserve.add_vault("seen")
+    t = node.fund(watched.address(), 2_000_000)
+    reserve.ok("record", "deposit", "--vault", watched.name, "--txid", t)
+    name = f"{watched.name}-unwatched"
+    keys = [f"{h}={key_from_seed(secrets.token_bytes(32), Network.REGTEST)}" for h in HOLDERS]
+    reserve.ok("vault", "add", name, "--threshold", "2", *(a for k in keys for a in ("--key", k)))
+    code, report = audit(reserve)
+    assert code == 1
+    [f] = [f for f in report["findings"] if f["code"] == "vault-not-watched"]
+    assert f["vault"] == name and f"`reserve vault watch {name}`" in f["advice"]
+    assert {v["vault"] for v in report["vaults"]} >= {watched.name, name}
+    reserve.ok("vault", "watch", name)
+    code, report = audit(reserve)
+    assert code == 0, report["findings"]
+
+
+def test_one_transaction_paying_two_vaults_audits_clean(reserve: Reserve, node: RegtestNode) -> None:
+    a = reserve.add_vault("twoa")
+    b = reserve.add_vault("twob")
+    node.ensure_mature_funds(50_000_000)
+    txid = node.miner().call("sendmany", "", {a.address(): "0.1", b.address(): "0.2"})
+    node.mine(1)
+    reserve.ok("sync")
+    code, report = audit(reserve)
+    assert code == 0, report["findings"]
+    by_vault = {v["vault"]: v["ledger"] for v in report["vaults"]}
+    assert by_vault[a.name] == 10_000_000 and by_vault[b.name] == 20_000_000
+    [entry] = report["entries"]
+    assert entry["txid"] == txid and entry["status"] == "ok"

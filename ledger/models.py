@@ -25,8 +25,11 @@ from sqlalchemy import (
     String,
     Text,
     event,
+    func,
+    select,
     text,
 )
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -106,10 +109,18 @@ class PostingRow(AppendOnly, Base):
     amount: Mapped[int] = mapped_column(BigInteger)
 
 
+def _next_checkpoint_id(context: DefaultExecutionContext) -> int:
+    """Checkpoint ids are 1..N with no gap, so a missing id means a deleted row (``ledger verify``
+    reports it). A database sequence would skip the ids of rolled-back inserts on PostgreSQL;
+    this takes the next number instead, under the journal lock every checkpoint writer holds."""
+    last = context.connection.scalar(select(func.max(CheckpointRow.id)))
+    return (last or 0) + 1
+
+
 class CheckpointRow(AppendOnly, Base):
     __tablename__ = "checkpoints"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=_next_checkpoint_id)
     tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     timestamp: Mapped[int] = mapped_column(BigInteger)

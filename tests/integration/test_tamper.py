@@ -388,6 +388,25 @@ def test_checkpoint_deleted_from_the_middle(reserve_books: Engine, signing_key: 
     )
 
 
+def test_rolled_back_checkpoint_leaves_no_gap(engine: Engine, signing_key: Ed25519PrivateKey) -> None:
+    """A checkpoint written by a transaction that then failed must not look like a deleted one
+    (a PostgreSQL sequence would skip its id)."""
+    with Session(engine) as s, s.begin():
+        add_account(s, "bank", "custodian")
+        add_account(s, "acme", "counterparty")
+        append(s, draft(1))
+        make_checkpoint(s, signing_key)
+    with pytest.raises(RuntimeError, match="after the checkpoint"), Session(engine) as s, s.begin():
+        append(s, draft(2))
+        make_checkpoint(s, signing_key)
+        raise RuntimeError("the command failed after the checkpoint")
+    with Session(engine) as s, s.begin():
+        append(s, draft(3))
+        make_checkpoint(s, signing_key)
+        assert [cp_id for cp_id, _ in stored_checkpoints(s)] == [1, 2]
+    assert verify(engine, signing_key).ok
+
+
 def test_cut_tail_caught_by_outside_checkpoint(reserve_books: Engine, signing_key: Ed25519PrivateKey) -> None:
     """The audit, its record, the last entries and every checkpoint after #2 deleted together:
     the stored rows agree with each other again, but a checkpoint exported before is violated."""

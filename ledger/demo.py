@@ -126,12 +126,21 @@ class Demo:
         return str(self.miner().call("sendtoaddress", address, btc_decimal(sat)))
 
     def address(self, vault: str, index: int) -> str:
-        return self.vaults[vault].address(index, False, self.network)
+        """A receive address handed out the way an operator does (``reserve vault address``:
+        watched and recorded in the log first), checked against the demo's own derivation."""
+        out = self.reserve("vault", "address", vault, "--index", str(index))
+        issued = out.strip().splitlines()[-1].split("\t")[-1]
+        expected = self.vaults[vault].address(index, False, self.network)
+        if issued != expected:
+            raise DemoFailed(
+                f"`reserve vault address {vault}` gave {issued}, the descriptor gives {expected}"
+            )
+        return issued
 
     def watching_wallet(self, vault: str) -> str:
         """The watch-only wallet ``reserve vault watch`` made for ``vault``, checked to see it."""
         name = vault_wallet_name(vault)
-        address = self.address(vault, 0)
+        address = self.vaults[vault].address(0, False, self.network)
         try:
             mine = self.rpc.wallet(name).call("getaddressinfo", address).get("ismine")
         except WalletNotFound:

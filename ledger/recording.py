@@ -20,11 +20,11 @@ Any refusal writes nothing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from custody.amount import format_btc
@@ -33,6 +33,7 @@ from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
 from custody.wallet_txs import WalletTxState, wallet_tx_states
 from ledger import accounts, journal
+from ledger.db import read_only
 from ledger.entry import RESERVE_ACCOUNT_TYPE, Entry, EntryDraft
 from ledger.errors import ChainMismatch, Conflict, InvalidInput, NotFound
 from ledger.issuance import issued_ranges
@@ -46,6 +47,25 @@ chain; more when the vault's watch-only wallet has grown its range or addresses 
 beyond it."""
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def session_factories(engine: Engine) -> tuple[SessionFactory, SessionFactory]:
+    """``(read, write)`` session factories over ``engine`` for callers without the CLI's
+    :class:`~ledger.cli.app.App` (benches, scripts): each opens one transaction, the read one
+    without a write lock (:func:`ledger.db.read_only`)."""
+
+    @contextmanager
+    def read() -> Iterator[Session]:
+        with Session(read_only(engine)) as s, s.begin():
+            yield s
+
+    @contextmanager
+    def write() -> Iterator[Session]:
+        with Session(engine) as s, s.begin():
+            yield s
+
+    return read, write
+
 
 _script_cache: dict[tuple[str, int], dict[bytes, str]] = {}
 

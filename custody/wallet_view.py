@@ -69,8 +69,10 @@ def read_wallet_view(rpc: RpcClient, wallet_name: str) -> WalletView | None:
     """The wallet's view, or ``None`` when the node has no such wallet loaded."""
     wallet = rpc.wallet(wallet_name)
     try:
-        transactions = list_wallet_txs(rpc, wallet_name)
+        # unspent outputs first: a spend arriving in between then shows as pending (listed by the
+        # transactions read after) while its inputs still show as unspent, never as missing
         unspent = list_unspent(wallet, 0)
+        transactions = list_wallet_txs(rpc, wallet_name)
         balances = wallet_balances(wallet)
         listed = wallet.call("listdescriptors")["descriptors"]
     except WalletNotFound:

@@ -69,6 +69,7 @@ def test_a_signed_spend_in_the_mempool_is_pending_not_a_mismatch(reserve: Reserv
     spent = spend_from_vault(
         node.rpc(), vault_wallet_name(vault.name), signers(reserve, node, vault), {outside: 30_000_000}
     )
+    node.sync_wallets()
     code, report = audit(reserve)
     assert code == 0, report["findings"]
     assert "wallet-scan-mismatch" not in codes(report)

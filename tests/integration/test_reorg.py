@@ -29,6 +29,7 @@ def test_reorg_of_a_recorded_deposit(reserve: Reserve, node: RegtestNode, depth:
     assert entry["confirmations"] == depth and entry["status"] == "ok"
 
     node.rpc().call("invalidateblock", recorded_block)
+    node.sync_wallets()
     r = reserve.run("audit", "--json")
     assert r.code == 1
     report = r.json()
@@ -64,6 +65,7 @@ def test_a_recorded_deposit_replaced_after_a_reorg(reserve: Reserve, node: Regte
     block = node.rpc().call("getblockhash", node.rpc().get_block_count())
     assert txid in node.rpc().call("getblock", block)["tx"]
     node.rpc().call("invalidateblock", block)
+    node.sync_wallets()
     replacement = node.miner().call("bumpfee", txid)["txid"]
     node.mine(1)
     r = reserve.run("audit", "--json")

@@ -22,7 +22,7 @@ cannot be classified is a finding of its own; the rest of the audit goes on.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -236,8 +236,11 @@ def judge(books: Books, chain: ChainFacts, *, min_conf: int, audited_at: str) ->
     conflicts = conflicted_txids(chain.wallets)
     booked = {e.txid for e in books.entries}
     pending, pending_spent = judge_pending(chain, booked)
-    rows, balance_findings = judge_balances(books, chain, min_conf, pending, pending_spent)
     checks, entry_findings = judge_entries(books, chain, min_conf, conflicts)
+    waiting = {c.seq for c in checks if c.status is EntryStatus.NOT_IN_BEST_CHAIN}
+    rows, balance_findings = judge_balances(
+        books, chain, min_conf, pending, pending_spent, [e for e in books.entries if e.seq in waiting]
+    )
     findings += (
         account_findings
         + balance_findings
@@ -391,8 +394,12 @@ def judge_balances(
     min_conf: int,
     pending: list[Pending],
     pending_spent: set[Outpoint],
+    waiting: Sequence[BookedEntry] = (),
 ) -> tuple[list[VaultBalances], list[Finding]]:
-    """Per vault: ledger against the UTXO scan, and the wallet against the scan per outpoint."""
+    """Per vault: ledger against the UTXO scan, and the wallet against the scan per outpoint.
+
+    ``waiting`` are recorded entries whose transaction is back in the mempool (a reorg): when
+    they explain a vault's difference exactly, the advice is to wait for them."""
     ledger = {a.name: a.balance for a in books.vault_accounts}
     scanned = _by_vault(chain)
     rows: list[VaultBalances] = []
@@ -420,7 +427,8 @@ def judge_balances(
         )
         rows.append(row)
         if row.ledger != row.chain_total:
-            findings.append(_balance_mismatch(row))
+            legs = [(e.seq, n) for e in waiting for a, n in e.vault_legs if a == v.account]
+            findings.append(_balance_mismatch(row, legs))
         if view is None:
             if not v.retired or row.ledger or row.chain_total:
                 findings.append(
@@ -439,9 +447,15 @@ def judge_balances(
     return rows, findings
 
 
-def _balance_mismatch(row: VaultBalances) -> Finding:
+def _balance_mismatch(row: VaultBalances, waiting: Sequence[tuple[int, int]]) -> Finding:
     diff = row.chain_total - row.ledger
-    if diff > 0:
+    if waiting and row.ledger - sum(n for _, n in waiting) == row.chain_total:
+        advice = (
+            f"the difference is entries {sorted({seq for seq, _ in waiting})}, whose transactions "
+            "wait in the mempool after a reorg: wait for them to be mined again and audit again "
+            "(if one is double-spent instead, the audit reports it conflicted: reverse it)"
+        )
+    elif diff > 0:
         advice = (
             f"the chain holds {format_btc(diff)} BTC more than the books: book the movements the "
             "books lack (`reserve sync`; see the unrecorded findings)"

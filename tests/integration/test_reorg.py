@@ -39,7 +39,9 @@ def test_reorg_of_a_recorded_deposit(reserve: Reserve, node: RegtestNode, depth:
     assert entry["recorded_block_in_best_chain"] is False
     assert entry["confirmations"] == 0
     codes = {f["code"] for f in report["findings"]}
-    assert "not-in-best-chain" in codes and "balance-mismatch" in codes
+    assert codes == {"not-in-best-chain", "balance-mismatch"}
+    for f in report["findings"]:  # the deposit waits in the mempool: the advice is to wait
+        assert "mined again" in f["advice"], f
     table = reserve.run("audit")
     assert table.code == 1 and "no longer confirmed" in table.out and "off the best chain" in table.out
 

@@ -332,3 +332,17 @@ def test_every_finding_code_has_advice_that_fixes_it() -> None:
     statuses = {e.seq: e.status for e in report.entries}
     assert statuses[6] == EntryStatus.NOT_IN_BEST_CHAIN and statuses[7] == EntryStatus.MISSING
     assert statuses[8] == EntryStatus.CONFLICTED and statuses[5] == EntryStatus.SHALLOW
+
+
+def test_a_balance_mismatch_explained_by_a_reorg_says_wait() -> None:
+    d = deposit(1, 40_000_000, 400)
+    back_in_mempool = replace(d, block=None)
+    report = audit(
+        books([entry(1, d, {VAULT: 40_000_000})], 40_000_000),
+        chain([back_in_mempool], [], {VAULT: view([state(back_in_mempool, 0)], [utxo(back_in_mempool)])}),
+    )
+    found = {f.code: f for f in report.findings}
+    assert set(found) == {FindingCode.NOT_IN_BEST_CHAIN, FindingCode.BALANCE_MISMATCH}
+    assert found[FindingCode.BALANCE_MISMATCH].advice.startswith("the difference is entries [1]")
+    assert "wait for them to be mined again" in found[FindingCode.BALANCE_MISMATCH].advice
+    assert report.pending == ()  # booked: reported as an entry finding, not as pending

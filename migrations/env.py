@@ -1,7 +1,10 @@
 """Alembic environment: migrates the database named by ``sqlalchemy.url`` or ``RESERVE_DB``.
 
 A caller may hand over an open connection in ``config.attributes["connection"]``
-(:func:`ledger.migrate.upgrade` does); otherwise an engine is made with the project's settings.
+(:func:`ledger.migrate.upgrade` does: it serialises concurrent upgrades and grants the runtime
+role its rights); otherwise an engine is made with the project's settings and, on PostgreSQL,
+the role named by ``RESERVE_DB_RUNTIME_ROLE`` (if set) is granted SELECT and INSERT the same way,
+so a plain ``alembic upgrade head`` as the owner leaves the same rights as ``reserve init``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import ledger.audit_models  # registers the audits table on Base.metadata
 import ledger.models
 import ledger.vault_models  # registers the vault tables on Base.metadata
 from ledger.db import make_engine
+from ledger.migrate import grant_runtime_rights
 from ledger.settings import normalise_db_url
 
 config = context.config
@@ -60,9 +64,12 @@ def run_migrations_online() -> None:
         _run(given)
         return
     engine = make_engine(_url())
+    role = os.environ.get("RESERVE_DB_RUNTIME_ROLE")
     try:
         with engine.connect() as connection:
             _run(connection)
+            if role and connection.dialect.name == "postgresql":
+                grant_runtime_rights(connection, role)
             connection.commit()
     finally:
         engine.dispose()

@@ -92,7 +92,7 @@ def _add_owner_option(init: click.Command) -> None:
     run_init = init.callback
     assert run_init is not None
 
-    def callback(**kwargs: Any) -> Any:
+    def callback(**kwargs: Any) -> None:
         ctx = click.get_current_context()
         app = ctx.find_object(App)
         assert app is not None
@@ -102,11 +102,11 @@ def _add_owner_option(init: click.Command) -> None:
         ctx.obj = App(settings=settings, console=app.console)
         ctx.meta[INIT_SETTINGS] = settings  # for error messages: mask and name the owner URL
         try:
-            return run_init(**kwargs)
+            run_init(**kwargs)
         except (Conflict, InvalidInput):
             if not _await_concurrent_key(settings.signing_key_path):
                 raise
-        return None
+        _show_runtime_role(settings)
 
     init.callback = callback
 
@@ -122,6 +122,18 @@ def _init_settings(settings: Settings, owner_db: str | None, db: str | None) -> 
         return dataclasses.replace(settings, db_url=runtime_url)
     role = settings.runtime_role or make_url(runtime_url).username
     return dataclasses.replace(settings, db_url=owner_url, runtime_role=role)
+
+
+def _show_runtime_role(settings: Settings) -> None:
+    from sqlalchemy import make_url
+
+    owner = make_url(settings.db_url)
+    role = settings.runtime_role
+    if owner.get_backend_name() == "postgresql" and role and role != owner.username:
+        click.echo(
+            f"runtime role: {role} (granted SELECT and INSERT only: run the service with its URL "
+            "in RESERVE_DB; only `reserve init` uses the owner's)"
+        )
 
 
 def _await_concurrent_key(path: Path) -> bool:

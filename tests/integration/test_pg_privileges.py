@@ -10,12 +10,14 @@ tests run on PostgreSQL only. Concurrent ``init`` runs end cleanly on both backe
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger.db import make_engine
@@ -164,3 +166,77 @@ def test_concurrent_init_on_an_empty_database_ends_cleanly(db_url: str, tmp_path
             assert c.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+# --- scripts/install-postgres -----------------------------------------------------------------
+
+
+def _psql_as_postgres(sql: str) -> str:
+    p = subprocess.run(
+        ["su", "postgres", "-c", "psql -qAt -v ON_ERROR_STOP=1"],
+        input=sql,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return p.stdout.strip()
+
+
+@pytest.fixture
+def local_cluster() -> None:
+    if os.geteuid() != 0 or shutil.which("pg_lsclusters") is None:
+        pytest.skip("scripts/install-postgres manages a local Debian cluster as root (CI runs it so)")
+
+
+def test_install_postgres_makes_two_roles_and_never_touches_a_foreign_one(
+    local_cluster: None, tmp_path: Path
+) -> None:
+    suffix = secrets.token_hex(4)
+    owner, runtime, db, foreign = (f"{n}_{suffix}" for n in ("t_owner", "t_runtime", "t_db", "t_foreign"))
+    _psql_as_postgres(f"CREATE ROLE {foreign} LOGIN PASSWORD 'theirs'")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("RESERVE_TEST_PG_URL", "RESERVE_TEST_PG_RUNTIME_URL")
+    }
+    env.update(XDG_CACHE_HOME=str(tmp_path), RESERVE_PG_DATABASE=db)
+
+    def install(*args: str, **names: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROOT / "scripts" / "install-postgres"), *args],
+            env={**env, **names},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    try:
+        before = _psql_as_postgres(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{foreign}'")
+        r = install(RESERVE_PG_OWNER_ROLE=foreign, RESERVE_PG_RUNTIME_ROLE=runtime)
+        assert r.returncode != 0 and "was not created by this script" in r.stderr, r.stderr
+        after = _psql_as_postgres(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{foreign}'")
+        assert after == before
+
+        names = {"RESERVE_PG_OWNER_ROLE": owner, "RESERVE_PG_RUNTIME_ROLE": runtime}
+        first = install(**names)
+        assert first.returncode == 0, first.stderr
+        owner_url = first.stdout.strip()
+        assert len(first.stdout.splitlines()) == 1  # stdout holds the URL line only
+        runtime_url = install("--runtime", **names).stdout.strip()
+        assert install(**names).stdout.strip() == owner_url  # idempotent: same password
+        for url, role in ((owner_url, owner), (runtime_url, runtime)):
+            parsed = make_url(url)
+            assert (parsed.username, parsed.database) == (role, db)
+            assert str(parsed.password) not in first.stderr
+        state = tmp_path / "reserve-ledger"
+        for f in ("pg-owner.url", "pg-runtime.url"):
+            assert (state / f).stat().st_mode & 0o777 == 0o600
+        roles = _psql_as_postgres(
+            "SELECT rolname, rolcreatedb, rolsuper, rolcreaterole, shobj_description(oid, 'pg_authid') "
+            f"FROM pg_roles WHERE rolname IN ('{owner}', '{runtime}') ORDER BY rolname"
+        ).splitlines()
+        marker = "created by reserve-ledger scripts/install-postgres"
+        assert roles == [f"{owner}|t|f|f|{marker}", f"{runtime}|f|f|f|{marker}"]
+    finally:
+        _psql_as_postgres(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        for role in (runtime, owner, foreign):
+            _psql_as_postgres(f"DROP ROLE IF EXISTS {role}")

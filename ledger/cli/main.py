@@ -103,8 +103,9 @@ def _add_owner_option(init: click.Command) -> None:
         ctx.meta[INIT_SETTINGS] = settings  # for error messages: mask and name the owner URL
         try:
             run_init(**kwargs)
-        except (Conflict, InvalidInput):
-            if not _await_concurrent_key(settings.signing_key_path):
+        except (Conflict, InvalidInput) as e:  # the key file: made or being written by another init?
+            path = settings.signing_key_path
+            if str(path) not in str(e) or not _await_concurrent_key(path):
                 raise
         _show_runtime_role(settings)
 

@@ -28,10 +28,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.chain import block_places, fetch_transactions
+from custody.chain import ChainTx, block_places, fetch_transactions
 from custody.errors import CustodyError
 from custody.rpc import RpcClient
 from custody.wallet import ScanResult, scan_vaults
+from custody.wallet_txs import wallet_tx_states
 from custody.wallet_view import WalletView, read_wallet_view
 from ledger.audit_judge import (
     SCHEMA,
@@ -204,7 +205,12 @@ def _read_chain_once(rpc: RpcClient, gathered: Gathered) -> ChainFacts:
     entries = gathered.books.entries
     known = {t.txid for w in wallets.values() if w for t in w.transactions if not t.conflicted}
     wanted = sorted({e.txid for e in entries} | known | {o.txid for o in scan.outputs})
-    txs = fetch_transactions(rpc, wanted, wallets=[v.wallet_name for v in vaults])
+    wallet_names = [v.wallet_name for v in vaults]
+    txs = fetch_transactions(rpc, wanted, wallets=wallet_names)
+    # a recorded transaction that is not confirmed: ask the wallets directly (listtransactions
+    # leaves out a deposit conflicted by a transaction that pays no vault)
+    unconfirmed = [e.txid for e in entries if not _confirmed(txs.get(e.txid))]
+    states = wallet_tx_states(rpc, wallet_names, unconfirmed) if unconfirmed else {}
     places = block_places(rpc, [e.block_hash for e in entries if e.block_hash])
     return ChainFacts(
         chain=info.chain,
@@ -214,9 +220,14 @@ def _read_chain_once(rpc: RpcClient, gathered: Gathered) -> ChainFacts:
         by_script=scripts.by_script,
         ranges=dict(scripts.ranges),
         wallets=wallets,
+        entry_states=states,
         txs=txs,
         places=places,
     )
+
+
+def _confirmed(tx: ChainTx | None) -> bool:
+    return tx is not None and tx.block is not None and tx.block.in_best_chain
 
 
 def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_conf: int = 1) -> AuditReport:

@@ -30,6 +30,7 @@ from typing import Any
 from custody.amount import format_btc
 from custody.chain import BlockPlace, ChainTx
 from custody.wallet import ScannedOutput, ScanResult
+from custody.wallet_txs import WalletTxState
 from custody.wallet_view import Outpoint, WalletView
 from ledger.movement import Movement, classify, describe
 
@@ -124,6 +125,7 @@ class ChainFacts:
     by_script: Mapping[bytes, str]  # every vault script matched: script_pubkey -> vault name
     ranges: Mapping[str, int]  # vault -> indexes 0..n-1 scanned and matched, receive and change
     wallets: Mapping[str, WalletView | None]  # vault -> its wallet's view (None: not loaded)
+    entry_states: Mapping[str, WalletTxState]  # unconfirmed recorded txids as a vault wallet has them
     txs: Mapping[str, ChainTx]  # booked, unrecorded and pending transactions the node found
     places: Mapping[str, BlockPlace]  # recorded block hash -> where it stands now
 
@@ -233,7 +235,7 @@ def judge(books: Books, chain: ChainFacts, *, min_conf: int, audited_at: str) ->
         for text, seq in books.verification
     ]
     undefined, account_findings = judge_accounts(books)
-    conflicts = conflicted_txids(chain.wallets)
+    conflicts = conflicted_txids(chain.wallets, chain.entry_states)
     booked = {e.txid for e in books.entries}
     pending, pending_spent = judge_pending(chain, booked)
     checks, entry_findings = judge_entries(books, chain, min_conf, conflicts)
@@ -308,10 +310,12 @@ def judge_accounts(books: Books) -> tuple[list[UndefinedAccount], list[Finding]]
     return rows, findings
 
 
-def conflicted_txids(wallets: Mapping[str, WalletView | None]) -> dict[str, str | None]:
+def conflicted_txids(
+    wallets: Mapping[str, WalletView | None], states: Mapping[str, WalletTxState]
+) -> dict[str, str | None]:
     """txid -> the transaction that replaced it (``None`` when unknown), for every transaction a
     vault wallet shows as conflicted or that a confirmed wallet transaction double-spends."""
-    out: dict[str, str | None] = {}
+    out: dict[str, str | None] = {s.txid: s.replaced_by for s in states.values() if s.conflicted}
     confirmed = {t.txid for w in wallets.values() if w for t in w.transactions if t.confirmations > 0}
     for w in wallets.values():
         if w is None:

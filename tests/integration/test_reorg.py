@@ -3,6 +3,8 @@ once the transaction is mined into a new block."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from regtest.node import RegtestNode
@@ -87,5 +89,39 @@ def test_a_recorded_deposit_replaced_after_a_reorg(reserve: Reserve, node: Regte
 
     reserve.ok("reverse", str(seq), "--memo", "double-spent in a reorg")
     reserve.ok("sync")
+    r = reserve.run("audit", "--json")
+    assert r.code == 0, r.json()["findings"]
+
+
+def test_a_recorded_deposit_double_spent_away_in_a_reorg(reserve: Reserve, node: RegtestNode) -> None:
+    """While its block is off the chain, the sender spends the deposit's inputs back to itself:
+    nothing pays the vault any more. The vault's wallet marks the deposit conflicted; the audit
+    says so and says to reverse it, never to wait."""
+    vault = reserve.add_vault("doublespent")
+    txid = node.fund(vault.address(), 25_000_000)
+    seq = reserve.ok("record", "deposit", "--vault", vault.name, "--txid", txid, "--json").json()["seq"]
+    node.rpc().call("invalidateblock", node.rpc().call("getblockhash", node.rpc().get_block_count()))
+    node.sync_wallets()
+    miner = node.miner()
+    original = miner.call("gettransaction", txid, True, True)["decoded"]
+    spent = [(i["txid"], i["vout"]) for i in original["vin"]]
+    value = sum(miner.call("gettransaction", t, True, True)["decoded"]["vout"][n]["value"] for t, n in spent)
+    raw = miner.call(
+        "createrawtransaction",
+        [{"txid": t, "vout": n} for t, n in spent],
+        [{miner.call("getnewaddress"): value - Decimal("0.001")}],
+    )
+    signed = miner.call("signrawtransactionwithwallet", raw)["hex"]
+    double_spend = node.rpc().call("sendrawtransaction", signed)
+    node.mine(1)
+    r = reserve.run("audit", "--json")
+    assert r.code == 1
+    report = r.json()
+    codes = {(f["code"], f["txid"]) for f in report["findings"]}
+    assert ("conflicted", txid) in codes and ("not-in-best-chain", txid) not in codes
+    assert ("unrecorded", double_spend) not in codes  # it pays no vault
+    [conflicted] = [f for f in report["findings"] if f["code"] == "conflicted"]
+    assert f"reserve reverse {seq}" in conflicted["advice"] and "wait" not in conflicted["advice"]
+    reserve.ok("reverse", str(seq), "--memo", "double-spent away in a reorg")
     r = reserve.run("audit", "--json")
     assert r.code == 0, r.json()["findings"]

@@ -113,6 +113,7 @@ def chain(
     outputs: Sequence[ScannedOutput],
     wallets: Mapping[str, WalletView | None],
     scripts: Mapping[bytes, str] | None = None,
+    states: Sequence[WalletTxState] = (),
 ) -> ChainFacts:
     places = {t.block.block_hash: t.block for t in txs if t.block}
     return ChainFacts(
@@ -123,6 +124,7 @@ def chain(
         by_script=scripts or {SCRIPT: VAULT, SCRIPT2: VAULT},
         ranges={VAULT: 1000},
         wallets=wallets,
+        entry_states={s.txid: s for s in states},
         txs={t.txid: t for t in txs},
         places=places,
     )
@@ -346,3 +348,17 @@ def test_a_balance_mismatch_explained_by_a_reorg_says_wait() -> None:
     assert found[FindingCode.BALANCE_MISMATCH].advice.startswith("the difference is entries [1]")
     assert "wait for them to be mined again" in found[FindingCode.BALANCE_MISMATCH].advice
     assert report.pending == ()  # booked: reported as an entry finding, not as pending
+
+
+def test_a_recorded_deposit_double_spent_away_is_conflicted_by_the_wallets_state() -> None:
+    """listtransactions leaves such a deposit out; gettransaction says confirmations < 0."""
+    d = deposit(1, 25_000_000, 400)
+    stale = replace(d, block=BlockPlace(d.block.block_hash if d.block else "", 400, -1))
+    report = audit(
+        books([entry(1, d, {VAULT: 25_000_000})], 25_000_000),
+        chain([stale], [], {VAULT: view([], [])}, states=[state(stale, -1)]),
+    )
+    found = {f.code: f for f in report.findings}
+    assert set(found) == {FindingCode.CONFLICTED, FindingCode.BALANCE_MISMATCH}
+    assert "reserve reverse 1" in found[FindingCode.CONFLICTED].advice
+    assert report.entries[0].status == EntryStatus.CONFLICTED

@@ -7,7 +7,8 @@ Three steps, so no database transaction is ever held across a call to the node:
    address index issued per vault) and :func:`read_chain` (RPC: each vault wallet's view, one
    ``scantxoutset`` pass over every vault descriptor as far as the wallets watch and addresses
    were issued, the raw transactions, where recorded blocks stand);
-2. **judge** — :func:`ledger.audit_judge.judge`, pure: findings, pending movements, totals;
+2. **judge** — :func:`ledger.audit_judge.judge`, pure: findings, pending movements, totals
+   (the values in and out: :mod:`ledger.audit_report`);
 3. **write** — :func:`store_audit` (one short transaction): checks the journal is still the one
    audited, signs a checkpoint of it, keeps the audit row and appends an ``audit`` record to the
    tamper-evident log (so a changed audit row is caught by ``ledger verify``).
@@ -34,7 +35,9 @@ from custody.rpc import RpcClient
 from custody.wallet import ScanResult, scan_vaults
 from custody.wallet_txs import wallet_tx_states
 from custody.wallet_view import WalletView, read_wallet_view
-from ledger.audit_judge import (
+from ledger.audit_judge import judge
+from ledger.audit_models import AuditRow
+from ledger.audit_report import (
     SCHEMA,
     AuditReport,
     BookedEntry,
@@ -47,9 +50,7 @@ from ledger.audit_judge import (
     VaultAccount,
     VaultBalances,
     VaultFacts,
-    judge,
 )
-from ledger.audit_models import AuditRow
 from ledger.balances import balance, is_reserve
 from ledger.entry import RESERVE_ACCOUNT_TYPE
 from ledger.errors import Conflict, LedgerError

@@ -9,7 +9,8 @@ from custody.chain import BlockPlace, ChainTx, TxInput, TxOutput
 from custody.wallet import Balances, ScannedOutput, ScanResult, Utxo
 from custody.wallet_txs import WalletTxState
 from custody.wallet_view import WalletView
-from ledger.audit_judge import (
+from ledger.audit_judge import judge
+from ledger.audit_report import (
     AuditReport,
     BookedEntry,
     Books,
@@ -18,7 +19,6 @@ from ledger.audit_judge import (
     FindingCode,
     VaultAccount,
     VaultFacts,
-    judge,
 )
 
 HEIGHT = 500

@@ -17,12 +17,16 @@ from sqlalchemy.orm import Session
 from custody.keygen import test_key_from_seed as key_from_seed  # not collected as a test
 from custody.network import Network
 from custody.wallet import vault_wallet_name
-from ledger.db import drop_append_only_ddl, make_engine
+from ledger.audit import audit_of, read_books, read_chain, store_audit
+from ledger.checkpoint import load_signing_key, public_key_pem
+from ledger.db import drop_append_only_ddl, make_engine, read_only
 from ledger.entry import EntryDraft, Posting
+from ledger.errors import Conflict
 from ledger.journal import append
 from ledger.models import EntryRow
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner, spend_from_vault
+from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import HOLDERS, Reserve
 
 if TYPE_CHECKING:
@@ -254,3 +258,33 @@ def test_one_transaction_paying_two_vaults_audits_clean(reserve: Reserve, node: 
     assert by_vault[a.name] == 10_000_000 and by_vault[b.name] == 20_000_000
     [entry] = report["entries"]
     assert entry["txid"] == txid and entry["status"] == "ok"
+
+
+def test_the_audit_gathers_without_a_write_lock_and_stores_only_over_the_journal_it_read(
+    reserve: Reserve, node: RegtestNode, db: Engine
+) -> None:
+    vault = reserve.add_vault("gather")
+    t = node.fund(vault.address(), 1_000_000)
+    reserve.ok("record", "deposit", "--vault", vault.name, "--txid", t)
+    key = load_signing_key(reserve.key_path)
+    with Session(read_only(db)) as s, s.begin():  # the gather step's transaction, as the CLI opens it
+        gathered = read_books(s, public_key_pem(key))
+        reserve.ok("account", "add", "meanwhile", "--type", "counterparty")  # a writer is not blocked
+    report = audit_of(gathered.books, read_chain(node.rpc(), gathered), min_conf=1)
+    assert report.ok, report.findings
+    reserve.ok("account", "add", "owner", "--type", "equity")
+    reserve.ok(
+        "record",
+        "--kind",
+        "adjustment",
+        "--memo",
+        "x",
+        "--posting",
+        "meanwhile=5sat",
+        "--posting",
+        "owner=-5sat",
+    )
+    before = snapshot(db)
+    with Session(db) as s, pytest.raises(Conflict, match="changed while the audit ran"), s.begin():
+        store_audit(s, report, key)
+    assert snapshot(db) == before  # nothing stored over a journal the audit did not see

@@ -73,9 +73,15 @@ class RpcClient:
         wallet: str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
-        parts = urlsplit(url)
+        bad = "the RPC URL must be http://HOST:PORT, e.g. http://127.0.0.1:18443"
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # parsed here: raises ValueError when out of range or not a number
+        except ValueError as e:  # e.g. "http://[::1" or port 99999; never echo the URL (credentials)
+            raise InvalidInput(f"{bad} ({e})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidInput(f"RPC URL {parts.scheme}://{parts.hostname}... must be http://HOST:PORT")
+            shown = f"{parts.scheme}://{parts.hostname}..." if parts.scheme else "no http:// scheme"
+            raise InvalidInput(f"{bad} (got {shown})")
         if parts.username or parts.password:
             raise InvalidInput(
                 "the RPC URL must not carry credentials; use the cookie file "
@@ -85,7 +91,7 @@ class RpcClient:
             raise InvalidInput(f"max_batch must be at least 1, got {max_batch}")
         self._scheme = parts.scheme
         self._host = parts.hostname
-        self._port = parts.port or 8332
+        self._port = port or 8332
         self.url = f"{parts.scheme}://{self._host}:{self._port}"
         self._cookie_path = cookie_path
         self._user = user

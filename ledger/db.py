@@ -172,6 +172,11 @@ def _explain(reason: str, db_url: str | None, bad_value: bool) -> str:
     user = url.username if url is not None else None
     name = url.database if url is not None else None
     path = sqlite_path(db_url) if db_url else None
+    if "resolve host" in low or "name or service not known" in low:
+        host = url.host if url is not None else None
+        return (
+            f"cannot find the database server {host!r} (the name does not resolve); check --db / RESERVE_DB"
+        )
     if any(s in low for s in ("connection refused", "could not connect", "no route to host")):
         return (
             f"cannot connect to the database server at {server} (connection refused): "

@@ -56,13 +56,37 @@ class Settings:
     """The PostgreSQL role ``init`` grants SELECT and INSERT to (None: the runtime URL's user)."""
 
 
+SUPPORTED_DATABASES = {"sqlite": "pysqlite", "postgresql": "psycopg"}  # backend: driver
+
+
 def normalise_db_url(value: str) -> str:
-    """Accept a SQLAlchemy URL or a bare file path (taken as SQLite)."""
-    if "://" in value:
-        if value.startswith("postgresql://"):
-            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
-        return value
-    return f"sqlite:///{value}"
+    """Accept a SQLAlchemy URL or a bare file path (taken as SQLite).
+
+    Raises :class:`InvalidInput` for a URL that cannot be parsed or names another database; the
+    message never repeats the URL (it may hold a password).
+    """
+    if "://" not in value:
+        return f"sqlite:///{value}"
+    if value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+        backend, driver = url.get_backend_name(), url.get_driver_name()
+        url.port  # noqa: B018  (parsed lazily by some versions: check it now)
+    except (ArgumentError, ValueError) as e:
+        raise InvalidInput(
+            f"the database URL is not a valid URL ({type(e).__name__}); write "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///FILE (or just a file path)"
+        ) from None
+    if SUPPORTED_DATABASES.get(backend) != driver:
+        raise InvalidInput(
+            f"the database URL names {backend}+{driver}; reserve runs on PostgreSQL with psycopg "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DB) or SQLite (sqlite:///FILE or a file path)"
+        )
+    return value
 
 
 def _number_setting(env: Mapping[str, str], name: str, default: str, what: str) -> str:

@@ -156,6 +156,34 @@ def test_unexpected_error_is_one_line_with_a_debug_hint(
         main(["--rpc-url", "http://127.0.0.1:1", "node", "status"])
 
 
+@pytest.mark.parametrize(
+    "rpc_url", ["junk", "http://[::1", "http://127.0.0.1:99999", "http://127.0.0.1:abc", "ftp://x:1"]
+)
+def test_malformed_rpc_url_is_exit_2(rpc_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--rpc-url", rpc_url, "node", "status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the RPC URL must be http://HOST:PORT") and "internal error" not in err
+
+
+@pytest.mark.parametrize(
+    "db",
+    [
+        f"mysql://u:{PASSWORD}@x/db",
+        f"postgresql+asyncpg://u:{PASSWORD}@h/d",
+        f"postgresql://u:{PASSWORD}@[::1/db",
+        f"postgresql://u:{PASSWORD}@nonexistent.invalid/db",
+    ],
+)
+def test_bad_database_url_is_exit_2(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESERVE_DB", db)
+    for args in (["balance"], ["--signing-key", str(tmp_path / "k"), "init"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "internal error" not in err and PASSWORD not in err, err
+
+
 # --- Every command on a database that is missing or not initialised ---------------------------
 
 NO_DATABASE = {"node status", "regtest start", "regtest stop", "regtest status", "demo", "init"}

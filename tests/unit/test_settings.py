@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.errors import InvalidInput
-from ledger.settings import build_settings
+from ledger.settings import build_settings, normalise_db_url
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,24 @@ def test_flags_win_over_environment() -> None:
     )
     assert (s.db_url, s.owner_db_url) == ("sqlite:///flag.db", "sqlite:///owner.db")
     assert build_settings(env={}).owner_db_url is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u:hunter2-secret@x/db",
+        "foo://bar",
+        "postgresql://u:hunter2-secret@[::1/db",
+        "postgresql+asyncpg://u:hunter2-secret@h/d",
+    ],
+)
+def test_unsupported_or_malformed_database_url_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(InvalidInput, match="database URL") as e:
+        build_settings(env={"RESERVE_DB": url})
+    assert "hunter2" not in str(e.value)
+
+
+def test_database_url_forms() -> None:
+    assert normalise_db_url("books.db") == "sqlite:///books.db"
+    assert normalise_db_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert normalise_db_url("sqlite:////abs/books.db") == "sqlite:////abs/books.db"

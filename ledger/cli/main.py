@@ -236,8 +236,8 @@ def _explain(e: Exception, ctx: click.Context | None) -> str:
     if isinstance(e, OverflowError):
         return f"a number is too large ({e}); give a smaller value"
     if isinstance(e, OSError):
-        where = f": {e.filename}" if e.filename else ""
-        return f"{e.strerror or e}{where}"
+        what = f"cannot use {e.filename}" if e.filename else "a file or network operation failed"
+        return f"{what}: {e.strerror or e}; check the path or its permissions"
     first = str(e).splitlines()[0] if str(e) else ""
     return (
         f"internal error ({type(e).__name__}: {first}); "

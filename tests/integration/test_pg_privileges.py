@@ -240,3 +240,24 @@ def test_install_postgres_makes_two_roles_and_never_touches_a_foreign_one(
         _psql_as_postgres(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         for role in (runtime, owner, foreign):
             _psql_as_postgres(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_init_that_loses_the_key_race_loads_the_winners_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other `init` creates the key between this one's check and its O_EXCL create."""
+    from ledger.checkpoint import create_signing_key, load_signing_key, public_key_pem
+    from ledger.cli import journal_cmds
+    from ledger.cli.main import main
+    from ledger.verify_proof import key_id
+
+    def other_init_wins(path: Path) -> object:
+        create_signing_key(path)  # the winner's key
+        return create_signing_key(path)  # this init's O_EXCL create: Conflict
+
+    monkeypatch.setattr(journal_cmds, "create_signing_key", other_init_wins)
+    key = tmp_path / "signing.key"
+    assert main(["--db", str(tmp_path / "r.db"), "--signing-key", str(key), "init"]) == 0
+    out = capsys.readouterr().out
+    winner = key_id(public_key_pem(load_signing_key(key)))
+    assert f"created by another `reserve init` at the same time, key id {winner}" in out

@@ -200,6 +200,8 @@ def _explain(reason: str, db_url: str | None, bad_value: bool) -> str:
             "or run `reserve init --db NEW-FILE` for new books"
         )
     if "unable to open database file" in low:
+        if path is not None and not path.parent.is_dir():
+            return f"the directory {path.parent} of the database {path} does not exist; create it first"
         what = "is a directory" if path is not None and path.is_dir() else "cannot be opened or created"
         return f"the SQLite database {path or where} {what}; give a file path, e.g. reserve.db"
     if "database is locked" in low:

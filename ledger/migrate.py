@@ -14,6 +14,8 @@ the runtime role cannot change, remove or unprotect a stored row.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
-from ledger.db import MIGRATION_LOCK_ID, RUNTIME_ROLE, make_engine
+from ledger.db import MIGRATION_LOCK_ID, RUNTIME_ROLE, make_engine, sqlite_path
 from ledger.errors import InvalidInput, LedgerError, NotInitialised
 
 HEAD = "head"
@@ -53,6 +55,7 @@ def upgrade(engine_or_url: Engine | str, revision: str = HEAD, *, runtime_role: 
     (retried while another upgrade holds it). On PostgreSQL, grants the runtime role its rights."""
     engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     role = runtime_role or engine.get_execution_options().get(RUNTIME_ROLE)
+    create_private_sqlite_file(engine)
     deadline = time.monotonic() + SQLITE_LOCK_RETRY_S
     try:
         while True:
@@ -66,6 +69,17 @@ def upgrade(engine_or_url: Engine | str, revision: str = HEAD, *, runtime_role: 
     finally:
         if isinstance(engine_or_url, str):
             engine.dispose()
+
+
+def create_private_sqlite_file(engine: Engine) -> None:
+    """A new SQLite database file is made readable and writable by its owner only (mode 0600;
+    SQLite gives its -wal and -shm files the same mode): SQLite has no roles, the file's
+    permissions are its access control."""
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if path is None or path.exists() or not path.parent.is_dir():
+        return  # (a missing directory: SQLite says it cannot open the file)
+    with contextlib.suppress(FileExistsError):  # another `reserve init` made it a moment ago
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _upgrade_once(engine: Engine, revision: str, runtime_role: str | None) -> None:

@@ -127,6 +127,15 @@ def test_directory_junk_file_and_typo_as_db(tmp_path: Path) -> None:
     assert not typo.exists()
 
 
+def test_init_makes_a_private_sqlite_file_and_needs_its_directory(tmp_path: Path) -> None:
+    env = {"RESERVE_SIGNING_KEY": str(tmp_path / "k")}
+    missing = tmp_path / "no-such-dir" / "r.db"
+    assert_one_clear_line(reserve_process("--db", str(missing), "init", env=env), "does not exist")
+    db = tmp_path / "r.db"
+    assert reserve_process("--db", str(db), "init", env=env).code == 0
+    assert db.stat().st_mode & 0o777 == 0o600  # SQLite has no roles: the file's mode is its access control
+
+
 def test_five_thousand_digit_amount(tmp_path: Path) -> None:
     db = str(tmp_path / "r.db")
     env = {"RESERVE_SIGNING_KEY": str(tmp_path / "k")}

@@ -5,8 +5,11 @@ stored audits committed to the tamper-evident log."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from custody.errors import CustodyError
 from custody.keygen import test_key_from_seed as key_from_seed  # not collected as a test
 from custody.network import Network
 from custody.wallet import vault_wallet_name
@@ -288,3 +292,34 @@ def test_the_audit_gathers_without_a_write_lock_and_stores_only_over_the_journal
     with Session(db) as s, pytest.raises(Conflict, match="changed while the audit ran"), s.begin():
         store_audit(s, report, key)
     assert snapshot(db) == before  # nothing stored over a journal the audit did not see
+
+
+def test_a_utxo_scan_already_running_stops_the_audit_with_a_clear_error(
+    reserve: Reserve, node: RegtestNode, db: Engine
+) -> None:
+    vault = reserve.add_vault("busy")
+    before = snapshot(db)
+    # 60,000 2-of-3 scripts to derive keep the node's one scan slot busy for seconds
+    slow = [{"desc": vault.descriptor.receive(), "range": [0, 59_999]}]
+    other = threading.Thread(target=lambda: _scan_ignoring_abort(node, slow), daemon=True)
+    other.start()
+    try:
+        deadline = time.monotonic() + 30
+        while node.rpc().call("scantxoutset", "status") is None:  # poll until it runs
+            assert other.is_alive() and time.monotonic() < deadline, "the slow scan never started"
+        r = reserve.run("audit")
+        assert r.code == 2, r.out + r.err
+        assert "another scantxoutset is running" in r.err and "scantxoutset abort" in r.err
+        assert snapshot(db) == before
+    finally:
+        deadline = time.monotonic() + 120
+        while other.is_alive() and time.monotonic() < deadline:  # abort is seen once it scans
+            node.rpc().call("scantxoutset", "abort")
+            other.join(timeout=0.5)
+    code, report = audit(reserve)
+    assert code == 0, report["findings"]
+
+
+def _scan_ignoring_abort(node: RegtestNode, objects: list[dict[str, Any]]) -> None:
+    with contextlib.suppress(CustodyError):  # aborted by the test
+        node.rpc(timeout=600).call("scantxoutset", "start", objects)

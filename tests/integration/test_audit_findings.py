@@ -22,7 +22,7 @@ from custody.keygen import test_key_from_seed as key_from_seed  # not collected 
 from custody.network import Network
 from custody.wallet import vault_wallet_name
 from ledger.audit import audit_of, read_books, read_chain, store_audit
-from ledger.checkpoint import load_signing_key, public_key_pem
+from ledger.checkpoint import create_signing_key, load_signing_key, public_key_pem
 from ledger.db import drop_append_only_ddl, make_engine, read_only
 from ledger.entry import EntryDraft, Posting
 from ledger.errors import Conflict
@@ -323,3 +323,21 @@ def test_a_utxo_scan_already_running_stops_the_audit_with_a_clear_error(
 def _scan_ignoring_abort(node: RegtestNode, objects: list[dict[str, Any]]) -> None:
     with contextlib.suppress(CustodyError):  # aborted by the test
         node.rpc(timeout=600).call("scantxoutset", "start", objects)
+
+
+def test_a_replaced_signing_key_is_a_finding_and_signs_nothing(
+    reserve: Reserve, node: RegtestNode, db: Engine
+) -> None:
+    vault = reserve.add_vault("keyswap")
+    t = node.fund(vault.address(), 1_000_000)
+    reserve.ok("record", "deposit", "--vault", vault.name, "--txid", t)
+    assert audit(reserve)[0] == 0  # signs a checkpoint with the key made by `init`
+    reserve.key_path.unlink()
+    create_signing_key(reserve.key_path)  # another key in its place
+    with db.connect() as c:
+        checkpoints = c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
+    code, report = audit(reserve)
+    assert code == 1 and report["checkpoint_id"] is None
+    assert "ledger-verification" in codes(report)
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() == checkpoints

@@ -55,6 +55,7 @@ from ledger.balances import balance, is_reserve
 from ledger.entry import RESERVE_ACCOUNT_TYPE
 from ledger.errors import Conflict, LedgerError
 from ledger.journal import last_seq
+from ledger.keychain import key_findings, trusted_public_keys
 from ledger.models import AccountRow, CheckpointRow, EntryRow, PostingRow
 from ledger.proofs import make_checkpoint
 from ledger.recording import VaultScripts
@@ -118,7 +119,9 @@ def read_books(session: Session, public_key_pem: bytes) -> Gathered:
     """Everything the audit needs from the database; only reads."""
     from ledger.issuance import issued_ranges  # owned by address issuance; read when auditing
 
-    verification = verify_ledger(session, public_key_pem)
+    keys = trusted_public_keys(session, public_key_pem)  # the key file's, and keys rotated from
+    verification = verify_ledger(session, keys)
+    key_problems = key_findings(session, public_key_pem)
     live = _live_seqs(session)
     postings = _vault_postings(session)
     figures = balance(session)
@@ -157,6 +160,7 @@ def read_books(session: Session, public_key_pem: bytes) -> Gathered:
         tree_size=verification.entries,
         root=verification.root.hex(),
         verification=tuple((text, verification.first_bad_seq) for text in verification.findings),
+        key_problems=tuple(key_problems),
         reserve=figures.reserve,
         vaults=vaults,
         vault_accounts=vault_accounts,
@@ -252,7 +256,8 @@ def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -
 
     Refuses (:class:`Conflict`) when the journal changed since it was read for the audit.
     Returns (audit id, checkpoint id); no checkpoint for an empty journal, nor for one that failed
-    its own verification (a checkpoint never signs a tampered journal).
+    its own verification or whose signing key may not sign (a checkpoint never signs a tampered
+    journal, nor with a replaced key).
     """
     from ledger.records import RecordKind, append_record, audit_body
 
@@ -263,8 +268,10 @@ def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -
             "the audit ran; run `reserve audit` again"
         )
     checkpoint_id = None
-    # a journal that fails its own verification is never signed over: the audit is kept alone
-    verified = not any(f.code is FindingCode.LEDGER_VERIFICATION for f in report.findings)
+    # a journal that fails its own verification, or a key that may not sign, signs nothing: the
+    # audit is kept alone
+    unsigned = (FindingCode.LEDGER_VERIFICATION, FindingCode.SIGNING_KEY)
+    verified = not any(f.code in unsigned for f in report.findings)
     if report.tree_size and verified:
         cp = make_checkpoint(session, key)
         if cp.root.hex() != report.root:

@@ -63,6 +63,15 @@ def judge(books: Books, chain: ChainFacts, *, min_conf: int, audited_at: str) ->
         )
         for text, seq in books.verification
     ]
+    findings += [
+        Finding(
+            FindingCode.SIGNING_KEY,
+            text,
+            "restore the original signing key file (change keys only with `reserve ledger "
+            "rotate-key --new-key FILE`, which the current key signs); until then nothing is signed",
+        )
+        for text in books.key_problems
+    ]
     undefined, account_findings = judge_accounts(books)
     conflicts = conflicted_txids(chain.wallets, chain.entry_states)
     booked = {e.txid for e in books.entries}

@@ -24,6 +24,7 @@ SCHEMA = "reserve-ledger-audit/v2"
 
 class FindingCode(StrEnum):
     LEDGER_VERIFICATION = "ledger-verification"
+    SIGNING_KEY = "signing-key"
     UNDEFINED_VAULT_ACCOUNT = "undefined-vault-account"
     VAULT_NOT_WATCHED = "vault-not-watched"
     BALANCE_MISMATCH = "balance-mismatch"
@@ -95,6 +96,7 @@ class Books:
     tree_size: int
     root: str
     verification: tuple[tuple[str, int | None], ...]  # (finding text, first bad seq)
+    key_problems: tuple[str, ...]  # the signing key against the checkpoints and key rotations
     reserve: int  # ledger.balances.balance(...).reserve: the reserve figure of `reserve balance`
     vaults: tuple[VaultFacts, ...]
     vault_accounts: tuple[VaultAccount, ...]

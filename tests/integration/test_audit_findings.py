@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -338,6 +340,20 @@ def test_a_replaced_signing_key_is_a_finding_and_signs_nothing(
         checkpoints = c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
     code, report = audit(reserve)
     assert code == 1 and report["checkpoint_id"] is None
-    assert "ledger-verification" in codes(report)
+    [f] = [f for f in report["findings"] if f["code"] == "signing-key"]
+    assert "key mismatch" in f["message"] and "restore the original signing key file" in f["advice"]
     with db.connect() as c:
         assert c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() == checkpoints
+
+
+def test_after_a_key_rotation_the_audit_is_clean(reserve: Reserve, node: RegtestNode, tmp_path: Path) -> None:
+    vault = reserve.add_vault("rotated")
+    t = node.fund(vault.address(), 1_000_000)
+    reserve.ok("record", "deposit", "--vault", vault.name, "--txid", t)
+    assert audit(reserve)[0] == 0  # a checkpoint signed by the first key
+    new_key = tmp_path / "new.key"
+    reserve.ok("ledger", "rotate-key", "--new-key", str(new_key))
+    shutil.copy(new_key, reserve.key_path)  # the operator now signs with the new key
+    code, report = audit(reserve)
+    assert code == 0, report["findings"]
+    assert report["checkpoint_id"] is not None

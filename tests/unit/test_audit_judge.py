@@ -95,12 +95,14 @@ def books(
     extra_accounts: Sequence[VaultAccount] = (),
     vaults: Sequence[VaultFacts] = (VaultFacts(VAULT, VAULT, WALLET, False),),
     verification: tuple[tuple[str, int | None], ...] = (),
+    key_problems: tuple[str, ...] = (),
 ) -> Books:
     accounts = (VaultAccount(VAULT, balance, tuple(e.seq for e in entries)), *extra_accounts)
     return Books(
         tree_size=len(entries),
         root="00" * 32,
         verification=verification,
+        key_problems=key_problems,
         reserve=sum(a.balance for a in accounts),
         vaults=tuple(vaults),
         vault_accounts=accounts,
@@ -300,6 +302,7 @@ def test_every_finding_code_has_advice_that_fixes_it() -> None:
             VaultFacts("cold", "cold", "reserve-vault-cold", False),
         ),
         verification=(("entry 3 no longer matches its leaf hash", 3),),
+        key_problems=("key mismatch: 2 checkpoint(s) were signed by key abc",),
     )
     wallet = view(
         [state(unrecorded), state(replace(conflicted, block=None), -2), state(odd)],
@@ -313,6 +316,7 @@ def test_every_finding_code_has_advice_that_fixes_it() -> None:
     report = audit(b, c, min_conf=2)
     expected_advice = {
         FindingCode.LEDGER_VERIFICATION: "restore the database from a backup",
+        FindingCode.SIGNING_KEY: "restore the original signing key file",
         FindingCode.UNDEFINED_VAULT_ACCOUNT: 'reserve reverse 20 --memo "ghost is not a vault"',
         FindingCode.VAULT_NOT_WATCHED: "`reserve vault watch cold`",
         FindingCode.BALANCE_MISMATCH: "reserve reverse SEQ",

@@ -58,7 +58,8 @@ def judge(books: Books, chain: ChainFacts, *, min_conf: int, audited_at: str) ->
             text,
             "the journal no longer matches its own hashes or signed checkpoints: restore the "
             "database from a backup taken before the change (`reserve ledger verify` shows what "
-            "changed)",
+            "changed); when only checkpoint signatures fail and a signing-key finding is also "
+            "reported, restore the original signing key file instead",
             seq=seq,
         )
         for text, seq in books.verification

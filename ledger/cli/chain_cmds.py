@@ -267,6 +267,11 @@ def render_audit(app: App, report: AuditReport) -> None:
 def audit(ctx: click.Context, app: App, min_conf: int, as_json: bool) -> None:
     """Reconcile every vault's ledger balance with the chain.
 
+    Every vault-type account is compared (the ledger total is `reserve balance`'s reserve);
+    immature coinbase counts in the reserve; unconfirmed movements are shown as pending and are
+    not findings. Each finding says how to fix it. The audit is stored, with a signed checkpoint,
+    in the tamper-evident log. JSON: docs/audit.md (reserve-ledger-audit/v2).
+
     Exit 0 when everything reconciles, 1 when there are findings, 2 when the audit could not run.
     """
     rpc = app.rpc()

@@ -54,6 +54,7 @@ from ledger.audit_report import (
 from ledger.balances import balance, is_reserve
 from ledger.entry import RESERVE_ACCOUNT_TYPE
 from ledger.errors import Conflict, LedgerError
+from ledger.issuance import issued_ranges
 from ledger.journal import last_seq
 from ledger.keychain import key_findings, trusted_public_keys
 from ledger.models import AccountRow, CheckpointRow, EntryRow, PostingRow
@@ -117,8 +118,6 @@ class Gathered:
 
 def read_books(session: Session, public_key_pem: bytes) -> Gathered:
     """Everything the audit needs from the database; only reads."""
-    from ledger.issuance import issued_ranges  # owned by address issuance; read when auditing
-
     keys = trusted_public_keys(session, public_key_pem)  # the key file's, and keys rotated from
     verification = verify_ledger(session, keys)
     key_problems = key_findings(session, public_key_pem)

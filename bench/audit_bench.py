@@ -33,7 +33,7 @@ from ledger.audit import run_audit
 from ledger.checkpoint import create_signing_key, public_key_pem
 from ledger.db import make_engine
 from ledger.migrate import upgrade
-from ledger.recording import VaultScripts, wallet_ranges
+from ledger.recording import VaultScripts, session_factories, wallet_ranges
 from ledger.sync import sync
 from ledger.vaults import add_vault, list_vaults, policy_of
 from regtest.node import RegtestNode
@@ -110,8 +110,7 @@ def main() -> None:
         for size in sizes:
             deposit(node, vaults, have, size - have)
             have = size
-            with Session(engine) as s, s.begin():
-                sync(s, node.rpc())
+            sync(*session_factories(engine), node.rpc())
             with Session(engine) as s:
                 seconds, trips, ok = timed_audit(s, node.rpc(), pem)
             assert ok, "the bench audit should reconcile"

@@ -1,270 +1,31 @@
 """Output script descriptors of multisig vaults: ``wsh(sortedmulti(m,KEY/<0;1>/*,...))#checksum``.
 
-- BIP-380 checksums: :func:`descriptor_checksum`, :func:`add_checksum`, :func:`split_checksum`.
-- :class:`MultisigDescriptor` parses and prints (``str()`` round-trips, with checksum) the one
-  descriptor shape our vaults use: P2WSH ``sortedmulti`` over BIP-32 account keys, each followed by
-  a receive/change branch and ``/*``; either the BIP-389 multipath ``/<0;1>/*`` or a single branch
-  (``/0/*``). ``receive()``/``change()`` give the single-branch descriptors that ``importdescriptors``
-  takes, and addresses are derived locally so they can be compared one-for-one with bitcoind's
-  ``deriveaddresses``.
-- Local derivation is BIP-32 ``CKDpub`` (:func:`ckd_pub`) on libsecp256k1 through ``coincurve``,
-  with each key's branch node cached, and a table-driven BIP-173 encoder
-  (:func:`segwit_v0_address`): 10,000 addresses of a 2-of-3 take about half the time bitcoind's
-  ``deriveaddresses`` takes (``python -m bench.derive_bench``). bip-utils still parses and
-  validates the xpubs (:class:`~custody.keys.ExtendedKey`).
+:class:`MultisigDescriptor` parses and prints (``str()`` round-trips, with checksum) the one
+descriptor shape our vaults use: P2WSH ``sortedmulti`` over BIP-32 account keys, each followed by a
+receive/change branch and ``/*``; either the BIP-389 multipath ``/<0;1>/*`` or a single branch
+(``/0/*``). ``receive()``/``change()`` give the single-branch descriptors that ``importdescriptors``
+takes, and addresses are derived locally so they can be compared one-for-one with bitcoind's
+``deriveaddresses``: 10,000 addresses of a 2-of-3 take about half the time bitcoind's takes
+(``python -m bench.derive_bench``).
+
+The pieces live by idea: the BIP-380 checksum in :mod:`custody.checksum`, keys and origins in
+:mod:`custody.keys`, ``CKDpub`` in :mod:`custody.bip32`, the scripts in :mod:`custody.script`, bech32
+in :mod:`custody.bech32`, and the BIP-129 record in :mod:`custody.bsms`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bitcoin.core.script import OP_0, OP_CHECKMULTISIG, CScript
-from coincurve import PublicKey
-
+from custody.bech32 import segwit_v0_address
+from custody.bip32 import PublicNode
+from custody.checksum import add_checksum, split_checksum
 from custody.errors import InvalidInput
 from custody.keys import HARDENED, ExtendedKey, shorten
 from custody.network import Network, NetworkKind
-
-# --- BIP-380 checksum -----------------------------------------------------------------------------
-
-INPUT_CHARSET = (
-    "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
-)
-CHECKSUM_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_GENERATOR = (0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD)
-_CHECKSUM_LENGTH = 8
-
-
-def _polymod(symbols: Iterable[int]) -> int:
-    chk = 1
-    for value in symbols:
-        top = chk >> 35
-        chk = ((chk & 0x7_FFFF_FFFF) << 5) ^ value
-        for i, generator in enumerate(_GENERATOR):
-            if (top >> i) & 1:
-                chk ^= generator
-    return chk
-
-
-def _expand(desc: str) -> list[int]:
-    """Each character's position in its group of 32, plus one symbol per 3 characters' groups."""
-    symbols: list[int] = []
-    groups: list[int] = []
-    for position, char in enumerate(desc):
-        v = INPUT_CHARSET.find(char)
-        if v < 0:
-            raise InvalidInput(
-                f"descriptor has character {char!r} at position {position}, outside the BIP-380 "
-                "character set; retype the descriptor in plain ASCII"
-            )
-        symbols.append(v & 31)
-        groups.append(v >> 5)
-        if len(groups) == 3:
-            symbols.append(groups[0] * 9 + groups[1] * 3 + groups[2])
-            groups = []
-    if len(groups) == 1:
-        symbols.append(groups[0])
-    elif len(groups) == 2:
-        symbols.append(groups[0] * 3 + groups[1])
-    return symbols
-
-
-def descriptor_checksum(desc: str) -> str:
-    """The 8-character BIP-380 checksum of ``desc`` (given without ``#checksum``)."""
-    chk = _polymod([*_expand(desc), *([0] * _CHECKSUM_LENGTH)]) ^ 1
-    return "".join(CHECKSUM_CHARSET[(chk >> (5 * (7 - i))) & 31] for i in range(_CHECKSUM_LENGTH))
-
-
-def add_checksum(desc: str) -> str:
-    """``desc#checksum``."""
-    return f"{desc}#{descriptor_checksum(desc)}"
-
-
-def split_checksum(text: str, *, require: bool = False) -> tuple[str, str | None]:
-    """Split ``desc#checksum`` into ``(desc, checksum)``, verifying the checksum if present.
-
-    Returns ``(desc, None)`` when there is no checksum, unless ``require`` is set.
-    """
-    body, sep, given = text.partition("#")
-    if not sep:
-        if require:
-            raise InvalidInput(
-                f"descriptor {shorten(text, 40)!r} has no #checksum; append the 8-character "
-                "checksum (bitcoind getdescriptorinfo prints it)"
-            )
-        return body, None
-    if "#" in given:
-        raise InvalidInput(f"descriptor {shorten(text, 40)!r} has more than one '#'")
-    if len(given) != _CHECKSUM_LENGTH:
-        raise InvalidInput(
-            f"descriptor checksum {given!r} has {len(given)} characters, not 8; "
-            "copy the whole descriptor again"
-        )
-    expected = descriptor_checksum(body)
-    if given != expected:
-        raise InvalidInput(
-            f"bad descriptor checksum: got {given}, expected {expected}; the descriptor was "
-            "altered or mistyped, copy it again from its source rather than fixing the checksum"
-        )
-    return body, given
-
-
-# --- scripts and addresses ------------------------------------------------------------------------
-
-MAX_MULTISIG_KEYS = 20  # OP_CHECKMULTISIG's limit; the vault policy is stricter
-
-
-def sortedmulti_witness_script(threshold: int, pubkeys: Sequence[bytes]) -> bytes:
-    """``OP_m <keys sorted by bytes> OP_n OP_CHECKMULTISIG`` (BIP-67 order, as ``sortedmulti``)."""
-    if not 1 <= threshold <= len(pubkeys) <= MAX_MULTISIG_KEYS:
-        raise InvalidInput(f"multisig {threshold}-of-{len(pubkeys)} is impossible; need 1 <= m <= n <= 20")
-    if len(pubkeys) <= 16 and all(len(k) == 33 for k in pubkeys):  # OP_1..OP_16, 33-byte pushes
-        keys = b"".join(b"\x21" + k for k in sorted(pubkeys))
-        return bytes((0x50 + threshold,)) + keys + bytes((0x50 + len(pubkeys), OP_CHECKMULTISIG))
-    return bytes(CScript([threshold, *sorted(pubkeys), len(pubkeys), OP_CHECKMULTISIG]))
-
-
-def p2wsh_script_pubkey(witness_script: bytes) -> bytes:
-    """``OP_0 <sha256(witness script)>``."""
-    return bytes(CScript([OP_0, hashlib.sha256(witness_script).digest()]))
-
-
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-
-
-def _bech32_table() -> tuple[int, ...]:
-    """For each 5-bit value shifted out of the checksum, the XOR of the generators it selects."""
-    table = []
-    for top in range(32):
-        value = 0
-        for i, generator in enumerate(_BECH32_GENERATOR):
-            if (top >> i) & 1:
-                value ^= generator
-        table.append(value)
-    return tuple(table)
-
-
-_BECH32_TABLE = _bech32_table()
-
-
-def _bech32_polymod(symbols: Iterable[int], chk: int = 1) -> int:
-    table = _BECH32_TABLE
-    for value in symbols:
-        chk = ((chk & 0x1FF_FFFF) << 5) ^ value ^ table[chk >> 25]
-    return chk
-
-
-def _hrp_state(hrp: str) -> int:
-    return _bech32_polymod([*(ord(c) >> 5 for c in hrp), 0, *(ord(c) & 31 for c in hrp)])
-
-
-# RFC 4648 base32 splits bytes into 5-bit groups exactly as BIP-173's convertbits(8, 5, pad=True);
-# only the alphabet differs. These tables turn its output into symbol values and bech32 letters.
-_B32_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_B32_TO_VALUE = bytes.maketrans(_B32_ALPHABET, bytes(range(32)))
-_B32_TO_BECH32 = bytes.maketrans(_B32_ALPHABET, _BECH32_CHARSET.encode())
-
-
-def segwit_v0_address(script_pubkey: bytes, network: Network) -> str:
-    """The bech32 (BIP-173) address of a version-0 witness output script on ``network``."""
-    program = script_pubkey[2:]
-    if len(script_pubkey) not in (22, 34) or script_pubkey[0] != 0 or script_pubkey[1] != len(program):
-        raise InvalidInput(
-            f"output script {script_pubkey.hex()} is not a version-0 witness program "
-            "(P2WPKH or P2WSH); only those have a bech32 address"
-        )
-    groups = base64.b32encode(program).rstrip(b"=")
-    hrp = network.hrp
-    chk = (
-        _bech32_polymod(groups.translate(_B32_TO_VALUE) + bytes(6), _bech32_polymod((0,), _hrp_state(hrp)))
-        ^ 1
-    )
-    checksum = "".join(_BECH32_CHARSET[(chk >> (5 * (5 - i))) & 31] for i in range(6))
-    return f"{hrp}1q{groups.translate(_B32_TO_BECH32).decode()}{checksum}"
-
-
-# --- BIP-32 public derivation ---------------------------------------------------------------------
-
-SECP256K1_ORDER = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B_BFD25E8C_D0364141
-
-
-@dataclass(frozen=True, slots=True)
-class PublicNode:
-    """A BIP-32 public node: compressed public key and chain code (no depth, no fingerprint).
-
-    The parsed curve point is kept alongside (libsecp256k1's 64-byte form) so that deriving many
-    children of one node parses its key once.
-    """
-
-    pubkey: bytes
-    chain_code: bytes
-    _point: PublicKey = field(init=False, repr=False, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        if len(self.chain_code) != 32:
-            raise InvalidInput(f"BIP-32 chain code must be 32 bytes, got {len(self.chain_code)}")
-        try:
-            point = PublicKey(self.pubkey)
-        except ValueError as exc:
-            raise InvalidInput(f"public key {self.pubkey.hex()} is not a point on secp256k1 ({exc})") from exc
-        object.__setattr__(self, "_point", point)
-
-    @classmethod
-    def of(cls, key: ExtendedKey) -> PublicNode:
-        """The node of a parsed (hence validated) extended public key."""
-        node = key.node()
-        return cls(bytes(node.PublicKey().RawCompressed().ToBytes()), bytes(node.ChainCode().ToBytes()))
-
-    def child(self, index: int) -> PublicNode:
-        """``CKDpub(self, index)``."""
-        return PublicNode(*self._derive(index))
-
-    def child_pubkey(self, index: int) -> bytes:
-        """The compressed public key of ``CKDpub(self, index)`` (the chain code is dropped)."""
-        return self._derive(index)[0]
-
-    def _derive(self, index: int) -> tuple[bytes, bytes]:
-        if isinstance(index, bool) or not 0 <= index < HARDENED:
-            raise InvalidInput(
-                f"cannot derive child {index} from a public key: only non-hardened indices "
-                "0..2^31-1 can be; hardened steps belong in the key origin"
-            )
-        digest = hmac.digest(self.chain_code, self.pubkey + index.to_bytes(4, "big"), "sha512")
-        tweak = digest[:32]
-        if int.from_bytes(tweak, "big") >= SECP256K1_ORDER:
-            raise InvalidInput(
-                f"BIP-32 child {index} of public key {self.pubkey.hex()} is invalid (IL >= n); "
-                "use the next index"
-            )
-        try:
-            child = PublicKey.combine_keys([self._point, PublicKey.from_secret(tweak)])
-        except ValueError as exc:  # IL = 0, or point(IL) + K is the point at infinity
-            raise InvalidInput(
-                f"BIP-32 child {index} of public key {self.pubkey.hex()} is invalid ({exc}); "
-                "use the next index"
-            ) from exc
-        return child.format(compressed=True), digest[32:]
-
-
-def ckd_pub(pubkey: bytes, chain_code: bytes, index: int) -> tuple[bytes, bytes]:
-    """BIP-32 ``CKDpub``: the (compressed public key, chain code) of non-hardened child ``index``.
-
-    ``I = HMAC-SHA512(chain_code, serP(K) || ser32(i))``; the child key is ``point(IL) + K`` and its
-    chain code ``IR``. BIP-32 makes ``IL >= n`` or a child at infinity invalid (probability below
-    2^-127); we raise :class:`InvalidInput` rather than skip to the next index, as bitcoind fails
-    to derive such a child too.
-    """
-    child = PublicNode(pubkey, chain_code).child(index)
-    return child.pubkey, child.chain_code
-
-
-# --- multisig descriptors -------------------------------------------------------------------------
+from custody.script import MAX_MULTISIG_KEYS, p2wsh_script_pubkey, sortedmulti_witness_script
 
 _WSH_RE = re.compile(r"^wsh\(sortedmulti\((?P<args>[^()]*)\)\)$")
 _SUFFIX_RE = re.compile(r"^(?P<key>[^/]+)/(?:<(?P<a>[0-9]+);(?P<b>[0-9]+)>|(?P<one>[0-9]+))/\*$")
@@ -463,16 +224,31 @@ class MultisigDescriptor:
         ]
 
 
-def bsms_descriptor_record(descriptor: MultisigDescriptor, network: Network) -> str:
-    """The BIP-129 (BSMS 1.0) descriptor record a coordinator hands to each signer.
+# --- interim re-exports while ledger/ moves (dropped once importers use the new modules) ---------
 
-    Four lines: the version, the descriptor template (each key followed by ``/**``, meaning the
-    receive and change branches given on the next line, with its own checksum), the path
-    restrictions (``/0/*,/1/*``) and the first receive address, for the signer to check.
-    """
-    if not descriptor.is_multipath:
-        raise InvalidInput("a BSMS record describes receive and change: give the /<0;1>/* form")
-    keys = ",".join(f"{key}/**" for key in descriptor.keys)
-    template = add_checksum(f"{descriptor.kind}(sortedmulti({descriptor.threshold},{keys}))")
-    restrictions = ",".join(f"/{branch}/*" for branch in descriptor.branches)
-    return "\n".join(("BSMS 1.0", template, restrictions, descriptor.address(0, False, network)))
+from custody.bip32 import SECP256K1_ORDER, ckd_pub  # noqa: E402
+from custody.checksum import CHECKSUM_CHARSET, INPUT_CHARSET, descriptor_checksum  # noqa: E402
+
+__all__ = [
+    "CHECKSUM_CHARSET",
+    "INPUT_CHARSET",
+    "MAX_MULTISIG_KEYS",
+    "SECP256K1_ORDER",
+    "MultisigDescriptor",
+    "PublicNode",
+    "add_checksum",
+    "bsms_descriptor_record",
+    "ckd_pub",
+    "descriptor_checksum",
+    "p2wsh_script_pubkey",
+    "segwit_v0_address",
+    "sortedmulti_witness_script",
+    "split_checksum",
+]
+
+
+def bsms_descriptor_record(descriptor: MultisigDescriptor, network: Network) -> str:
+    """Moved to :func:`custody.bsms.bsms_descriptor_record`."""
+    from custody.bsms import bsms_descriptor_record as record
+
+    return record(descriptor, network)

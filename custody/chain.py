@@ -20,8 +20,6 @@ from custody.errors import InvalidAddressOrKey, InvalidInput, RpcError
 from custody.rpc import RpcClient
 from custody.wallet_txs import wallet_transactions
 
-COINBASE_MATURITY = 100
-
 
 @dataclass(frozen=True, slots=True)
 class TxOutput:

@@ -28,8 +28,13 @@ from urllib.parse import quote, urlsplit
 from custody.errors import InvalidInput, NodeUnreachable, RpcError, rpc_error
 
 DEFAULT_MAX_BATCH = 1000
+LONG_CALL_TIMEOUT_S = 24 * 3600.0
+"""The timeout of one call that may read the whole chain or UTXO set (``scantxoutset``, an
+``importdescriptors`` that rescans, a large ``keypoolrefill``): on mainnet such a call takes
+minutes to hours, so it goes out on its own connection (:meth:`RpcClient.long_call_client`)."""
 
 Call = tuple[str, Sequence[Any]]
+_SAME: Any = object()  # "keep the current value" for RpcClient.clone
 
 
 def _encode_default(o: object) -> Any:
@@ -105,17 +110,27 @@ class RpcClient:
         """HTTP requests sent so far (benchmarks and tests count batching with it)."""
 
     # ---- construction --------------------------------------------------------------------------
-    def wallet(self, name: str) -> RpcClient:
-        """A client for ``/wallet/<name>`` on the same node with the same credentials."""
+    def clone(self, *, wallet: str | None = _SAME, timeout: float = _SAME) -> RpcClient:
+        """A new client (its own connection) on the same node with the same credentials; the
+        wallet (``None``: the node's endpoint) and the timeout as given, else as this one's."""
         return RpcClient(
             self.url,
             cookie_path=self._cookie_path,
             user=self._user,
             password=self._password,
-            timeout=self.timeout,
-            wallet=name,
+            timeout=self.timeout if timeout is _SAME else timeout,
+            wallet=self.wallet_name if wallet is _SAME else wallet,
             max_batch=self.max_batch,
         )
+
+    def wallet(self, name: str) -> RpcClient:
+        """A client for ``/wallet/<name>`` on the same node with the same credentials."""
+        return self.clone(wallet=name)
+
+    def long_call_client(self) -> RpcClient:
+        """A client of the same endpoint for one call that may run as long as a chain rescan
+        (:data:`LONG_CALL_TIMEOUT_S`), on its own connection: close it after the call."""
+        return self.clone(timeout=LONG_CALL_TIMEOUT_S)
 
     @property
     def endpoint(self) -> str:
@@ -143,6 +158,16 @@ class RpcClient:
     def call(self, method: str, *params: Any) -> Any:
         """One call; returns Core's ``result`` or raises the mapped :class:`RpcError`."""
         reply = self._post({"jsonrpc": "2.0", "id": self._id(), "method": method, "params": params})
+        if not isinstance(reply, dict):
+            raise NodeUnreachable(f"bitcoind at {self.endpoint} sent a non-object reply ({method})")
+        return self._result(method, reply)
+
+    def call_named(self, method: str, **params: Any) -> Any:
+        """One call with named parameters (a JSON object as ``params``; ``None`` values are left
+        out so that Core applies its defaults). Multi-argument calls go out this way: no caller
+        has to remember the position of a seventh argument."""
+        named = {k: v for k, v in params.items() if v is not None}
+        reply = self._post({"jsonrpc": "2.0", "id": self._id(), "method": method, "params": named})
         if not isinstance(reply, dict):
             raise NodeUnreachable(f"bitcoind at {self.endpoint} sent a non-object reply ({method})")
         return self._result(method, reply)
@@ -205,6 +230,66 @@ class RpcClient:
 
     def get_block_hashes(self, heights: Sequence[int]) -> list[str]:
         return [str(h) for h in self.batch([("getblockhash", (h,)) for h in heights])]
+
+    # ---- wallets: calls with several parameters, named ----------------------------------------
+    def list_wallets(self) -> tuple[str, ...]:
+        """The wallets loaded now (``listwallets``)."""
+        return tuple(str(w) for w in self.call("listwallets"))
+
+    def list_wallet_dir(self) -> tuple[str, ...]:
+        """The wallets on disk, loaded or not (``listwalletdir``)."""
+        return tuple(str(w["name"]) for w in self.call("listwalletdir")["wallets"])
+
+    def createwallet(
+        self,
+        name: str,
+        *,
+        disable_private_keys: bool = True,
+        blank: bool = True,
+        descriptors: bool = True,
+        load_on_startup: bool = False,
+        avoid_reuse: bool = False,
+    ) -> None:
+        """Create and load a wallet; by default a blank watch-only descriptor wallet that is not
+        loaded again when the node restarts (no passphrase: it holds no private key)."""
+        self.call_named(
+            "createwallet",
+            wallet_name=name,
+            disable_private_keys=disable_private_keys,
+            blank=blank,
+            avoid_reuse=avoid_reuse,
+            descriptors=descriptors,
+            load_on_startup=load_on_startup,
+        )
+
+    def loadwallet(self, name: str, *, load_on_startup: bool | None = None) -> None:
+        """Load a wallet from disk (``load_on_startup``: ``None`` leaves the node's setting)."""
+        self.call_named("loadwallet", filename=name, load_on_startup=load_on_startup)
+
+    def listtransactions(
+        self,
+        *,
+        label: str = "*",
+        count: int = 1_000_000,
+        skip: int = 0,
+        include_watchonly: bool = True,
+    ) -> list[dict[str, Any]]:
+        """This wallet's ``listtransactions`` lines (one per address and category, oldest
+        first); :func:`custody.wallet_txs.list_wallet_txs` reads them as typed values."""
+        lines: list[dict[str, Any]] = self.call_named(
+            "listtransactions",
+            label=label,
+            count=count,
+            skip=skip,
+            include_watchonly=include_watchonly,
+        )
+        return lines
+
+    def importdescriptors(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """This wallet's ``importdescriptors``: one result (``success``, ``error``) per request.
+        May rescan: call it on a :meth:`long_call_client` when a timestamp is in the past."""
+        results: list[dict[str, Any]] = self.call_named("importdescriptors", requests=list(requests))
+        return results
 
     # ---- transport -----------------------------------------------------------------------------
     def _id(self) -> int:

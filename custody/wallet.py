@@ -16,7 +16,7 @@ What bitcoind (v28 to v31) does, and what :func:`ensure_watch_wallet` relies on:
 - ``getaddressinfo`` reports vault addresses ``ismine: true``, ``solvable: true`` and
   ``iswatchonly: false`` (descriptor wallets have no separate watch-only class of scripts).
 - A coinbase output counts as ``immature`` in ``getbalances`` until it has 101 confirmations
-  (the wallet's ``GetBlocksToMaturity``: ``COINBASE_MATURITY + 1 - depth``).
+  (the wallet's ``GetBlocksToMaturity``; the rule is :mod:`custody.maturity`).
 
 - ``keypoolrefill N`` tops every active ranged descriptor of a wallet up to
   ``next_index + N - 1`` (also in a wallet without private keys, as xpubs derive unhardened
@@ -41,14 +41,19 @@ from typing import Any, Literal
 from custody.amount import sat_from_rpc
 from custody.descriptor import MultisigDescriptor
 from custody.errors import CustodyError, InvalidInput, RpcError, rpc_error
+from custody.maturity import COINBASE_MATURITY as COINBASE_MATURITY
+from custody.maturity import is_immature
 from custody.rpc import RpcClient
 
 WALLET_PREFIX = "reserve-vault-"
 DEFAULT_GAP = 1000  # bitcoind's default keypool: the range it keeps ahead of the last used index
 MAX_INDEX = 2**31 - 1  # the last non-hardened BIP-32 index
-COINBASE_MATURITY = 100
-RESCAN_TIMEOUT_S = 24 * 3600.0  # one import or scan call may rescan a whole chain
 PROGRESS_POLL_S = 0.5
+
+SCAN_IN_PROGRESS = (
+    "another scantxoutset is running on this node (only one at a time); try again when it ends, "
+    "or abort it with `bitcoin-cli scantxoutset abort`"
+)
 
 ProgressCallback = Callable[[float], None]
 Branch = Literal["receive", "change"]
@@ -62,6 +67,10 @@ def vault_wallet_name(vault_name: str) -> str:
             "surrounding spaces or '/'"
         )
     return WALLET_PREFIX + vault_name
+
+
+class ScanInProgress(RpcError):
+    """``scantxoutset`` refused to start: another scan is running on the node (one at a time)."""
 
 
 # --- values ---------------------------------------------------------------------------------------
@@ -155,7 +164,7 @@ class ScannedOutput:
     @property
     def immature(self) -> bool:
         """A coinbase output the wallet does not yet count as spendable (< 101 confirmations)."""
-        return self.coinbase and self.confirmations < COINBASE_MATURITY + 1
+        return is_immature(coinbase=self.coinbase, confirmations=self.confirmations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,14 +297,14 @@ def plan_imports(
 
 def _open_wallet(rpc: RpcClient, wallet_name: str) -> tuple[bool, bool]:
     """Load or create the watch-only wallet; returns ``(created, loaded)``."""
-    if wallet_name in rpc.call("listwallets"):
+    if wallet_name in rpc.list_wallets():
         return False, False
-    on_disk = {w["name"] for w in rpc.call("listwalletdir")["wallets"]}
-    if wallet_name in on_disk:
-        rpc.call("loadwallet", wallet_name, True)
+    if wallet_name in rpc.list_wallet_dir():
+        rpc.loadwallet(wallet_name, load_on_startup=True)
         return False, True
-    # createwallet name disable_private_keys blank passphrase avoid_reuse descriptors load_on_startup
-    rpc.call("createwallet", wallet_name, True, True, "", False, True, True)
+    rpc.createwallet(
+        wallet_name, disable_private_keys=True, blank=True, descriptors=True, load_on_startup=True
+    )
     return True, False
 
 
@@ -321,14 +330,14 @@ def _import(
     """
     rescans = any(r["timestamp"] != "now" for r in requests)
     if not rescans or on_progress is None:
-        _import_now(_long_call_client(rpc, wallet_name), requests)
+        _import_now(rpc.wallet(wallet_name).long_call_client(), requests)
         return
     outcome: list[BaseException] = []
     done = threading.Event()
 
     def work() -> None:
         try:
-            _import_now(_long_call_client(rpc, wallet_name), requests)
+            _import_now(rpc.wallet(wallet_name).long_call_client(), requests)
         except BaseException as exc:  # handed to the caller's thread below
             outcome.append(exc)
         finally:
@@ -353,7 +362,7 @@ def _import(
 
 def _import_now(wallet: RpcClient, requests: list[dict[str, Any]]) -> None:
     try:
-        results = wallet.call("importdescriptors", requests)
+        results = wallet.importdescriptors(requests)
     finally:
         wallet.close()
     for request, result in zip(requests, results, strict=True):
@@ -424,9 +433,7 @@ def ensure_watch_wallet(
             imported += [i.branch for i in todo if i.stored_timestamp is None]
             extended += [i.branch for i in todo if i.stored_timestamp is not None]
             rescanned = rescanned or any(r["timestamp"] != "now" for r in requests)
-            left, present = plan_imports(
-                descriptor, wallet.call("listdescriptors")["descriptors"], gap, cover
-            )
+            left, present = plan_imports(descriptor, _listed(wallet), gap, cover)
             if any(i.stored_timestamp is None for i in left) or any(
                 after.range_end <= before.range_end
                 for after in left
@@ -457,6 +464,22 @@ def _listed(wallet: RpcClient) -> list[dict[str, Any]]:
     return listed
 
 
+def watched_range_end(rpc: RpcClient, wallet_name: str) -> int | None:
+    """One past the highest index any ranged descriptor of the wallet watches (``None`` when it
+    has none). Raises :class:`~custody.errors.WalletNotFound` when the wallet is not loaded."""
+    wallet = rpc.wallet(wallet_name)
+    try:
+        return range_end_of(_listed(wallet))
+    finally:
+        wallet.close()
+
+
+def range_end_of(listed: Sequence[Mapping[str, Any]]) -> int | None:
+    """One past the highest ranged index in ``listdescriptors`` results (``None``: none ranged)."""
+    ends = [int(d["range"][1]) + 1 for d in listed if "range" in d]
+    return max(ends) if ends else None
+
+
 def _check_cover(descriptor: MultisigDescriptor, gap: int, cover: int) -> None:
     if gap < 1:
         raise InvalidInput(f"gap limit {gap} must be at least 1")
@@ -483,10 +506,10 @@ def cover_range(
     ``cover`` then imports that far. A wallet on disk but not loaded is loaded.
     """
     _check_cover(descriptor, gap, cover)
-    if wallet_name not in rpc.call("listwallets"):
-        if wallet_name not in {w["name"] for w in rpc.call("listwalletdir")["wallets"]}:
+    if wallet_name not in rpc.list_wallets():
+        if wallet_name not in rpc.list_wallet_dir():
             return ()
-        rpc.call("loadwallet", wallet_name, True)
+        rpc.loadwallet(wallet_name, load_on_startup=True)
     wallet = rpc.wallet(wallet_name)
     try:
         _check_watch_only(wallet, wallet_name)
@@ -495,14 +518,12 @@ def cover_range(
             return ()
         if todo:
             # keypoolrefill N tops every active branch up to next_index + N - 1 (no rescan).
-            refill = _long_call_client(rpc, wallet_name)  # ~0.15 ms per script: may be long
+            refill = wallet.long_call_client()  # ~0.15 ms per script: may be long
             try:
                 refill.call("keypoolrefill", max(i.range_end + 1 - i.next_index for i in todo))
             finally:
                 refill.close()
-            left, present = plan_imports(
-                descriptor, wallet.call("listdescriptors")["descriptors"], gap, cover
-            )
+            left, present = plan_imports(descriptor, _listed(wallet), gap, cover)
             if left:
                 raise CustodyError(
                     f"wallet {wallet_name!r} did not grow its range to index {left[0].range_end} "
@@ -564,22 +585,18 @@ def scan_vaults(rpc: RpcClient, descriptors_with_ranges: Sequence[tuple[str, int
     if not descriptors_with_ranges:
         raise InvalidInput("nothing to scan: give at least one vault descriptor")
     objects = [{"desc": d, "range": [0, end]} for d, end in descriptors_with_ranges]
-    scanner = _long_call_client(rpc, None)
+    scanner = rpc.clone(wallet=None).long_call_client()
     try:
-        result = scanner.call("scantxoutset", "start", objects)
+        result = scanner.call_named("scantxoutset", action="start", scanobjects=objects)
     except RpcError as exc:
         if "in progress" in exc.rpc_message:
-            raise RpcError(
-                exc.code,
-                "another scantxoutset is running on this node (only one at a time); try again "
-                "when it ends, or abort it with `bitcoin-cli scantxoutset abort`",
-                exc.method,
-            ) from exc
+            raise ScanInProgress(exc.code, SCAN_IN_PROGRESS, exc.method) from exc
         raise
     finally:
         scanner.close()
     if not result.get("success"):
         raise CustodyError("scantxoutset was aborted before it finished; run the scan again")
+    # one consistent read: every confirmation count is taken from the scan's own height
     tip = int(result["height"])
     outputs = tuple(
         sorted(
@@ -599,11 +616,3 @@ def scan_vaults(rpc: RpcClient, descriptors_with_ranges: Sequence[tuple[str, int
         )
     )
     return ScanResult(height=tip, best_block=str(result["bestblock"]), outputs=outputs)
-
-
-def _long_call_client(rpc: RpcClient, wallet_name: str | None) -> RpcClient:
-    """A fresh client with ``rpc``'s credentials for one call that may run as long as a rescan."""
-    client = rpc.wallet(wallet_name or "")
-    client.wallet_name = wallet_name
-    client.timeout = RESCAN_TIMEOUT_S
-    return client

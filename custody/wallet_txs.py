@@ -74,10 +74,13 @@ def _lookup(rpc: RpcClient, wallets: Sequence[str], txids: Iterable[str]) -> dic
     for name in dict.fromkeys(wallets):
         if not todo:
             break
+        client = rpc.wallet(name)
         try:
-            replies = rpc.wallet(name).batch_results([("gettransaction", (t, True)) for t in todo])
+            replies = client.batch_results([("gettransaction", (t, True)) for t in todo])
         except WalletNotFound:
             continue
+        finally:
+            client.close()
         for txid, reply in zip(todo, replies, strict=True):
             if isinstance(reply, InvalidAddressOrKey | WalletNotFound):
                 continue
@@ -113,7 +116,11 @@ def wallet_tx_states(
 def list_wallet_txs(rpc: RpcClient, wallet: str) -> tuple[WalletTxState, ...]:
     """Every transaction ``wallet`` knows, once each (``listtransactions`` lists one line per
     address and category). Raises :class:`WalletNotFound` when the wallet is not loaded."""
-    listed = rpc.wallet(wallet).call("listtransactions", "*", 1_000_000, 0, True)
+    client = rpc.wallet(wallet)
+    try:
+        listed = client.listtransactions(label="*", count=1_000_000, skip=0, include_watchonly=True)
+    finally:
+        client.close()
     by_txid: dict[str, WalletTxState] = {}
     for line in listed:
         s = _state(wallet, line)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from custody.errors import InvalidInput, WalletNotFound
 from custody.rpc import RpcClient
-from custody.wallet import Balances, Utxo, list_unspent, wallet_balances
+from custody.wallet import Balances, Utxo, list_unspent, range_end_of, wallet_balances
 from custody.wallet_txs import WalletTxState, list_wallet_txs
 
 
@@ -79,11 +79,10 @@ def read_wallet_view(rpc: RpcClient, wallet_name: str) -> WalletView | None:
         return None
     finally:
         wallet.close()
-    ends = [int(d["range"][1]) + 1 for d in listed if "range" in d]
     return WalletView(
         wallet_name=wallet_name,
         transactions=transactions,
         unspent=unspent,
         balances=balances,
-        range_end=max(ends) if ends else None,
+        range_end=range_end_of(listed),
     )

@@ -29,13 +29,13 @@ from custody.keygen import test_key_from_seed
 from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import ensure_watch_wallet
-from ledger.audit import run_audit
-from ledger.checkpoint import create_signing_key, public_key_pem
-from ledger.db import make_engine
-from ledger.migrate import upgrade
-from ledger.recording import VaultScripts, session_factories, wallet_ranges
-from ledger.sync import sync
-from ledger.vaults import add_vault, list_vaults, policy_of
+from ledger.chain.audit import run_audit
+from ledger.chain.recording import VaultScripts, session_factories, wallet_ranges
+from ledger.chain.sync import sync
+from ledger.chain.vaults import add_vault, list_vaults, policy_of
+from ledger.journal.checkpoint import create_signing_key, public_key_pem
+from ledger.store.db import make_engine
+from ledger.store.migrate import upgrade
 from regtest.node import RegtestNode
 
 PER_BLOCK = 20

@@ -28,14 +28,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 
-from ledger.accounts import add_account
-from ledger.checkpoint import public_key_pem
-from ledger.db import make_engine
-from ledger.entry import EntryDraft, Posting
-from ledger.journal import append_many
-from ledger.migrate import upgrade
+from ledger.journal.accounts import add_account
+from ledger.journal.book import append_many
+from ledger.journal.checkpoint import public_key_pem
+from ledger.journal.entry import EntryDraft, Posting
+from ledger.journal.verify import verify_ledger
 from ledger.settings import normalise_db_url
-from ledger.verify import verify_ledger
+from ledger.store.db import make_engine
+from ledger.store.migrate import upgrade
 
 COLUMNS_E = (
     "seq, kind, date, memo, ref, content_hash, reverses_seq, txid, outputs, "
@@ -120,7 +120,7 @@ def bare_hashes(n: int, size: int) -> float:
 
 
 def entry_size(engine: Engine) -> int:
-    from ledger.journal import iter_stored
+    from ledger.journal.book import iter_stored
 
     with Session(engine) as s, s.begin():
         return len(next(iter_stored(s, page=1)).encode())

@@ -1,7 +1,7 @@
 """Alembic environment: migrates the database named by ``sqlalchemy.url`` or ``RESERVE_DB``.
 
 A caller may hand over an open connection in ``config.attributes["connection"]``
-(:func:`ledger.migrate.upgrade` does: it serialises concurrent upgrades and grants the runtime
+(:func:`ledger.store.migrate.upgrade` does: it serialises concurrent upgrades and grants the runtime
 role its rights); otherwise an engine is made with the project's settings and, on PostgreSQL,
 the role named by ``RESERVE_DB_RUNTIME_ROLE`` (if set) is granted SELECT and INSERT the same way,
 so a plain ``alembic upgrade head`` as the owner leaves the same rights as ``reserve init``.
@@ -15,18 +15,18 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import ledger.audit_models  # registers the audits table on Base.metadata
-import ledger.models
-import ledger.vault_models  # registers the vault tables on Base.metadata
-from ledger.db import make_engine
-from ledger.migrate import grant_runtime_rights
+import ledger.store.audit_models  # registers the audits table on Base.metadata
+import ledger.store.models
+import ledger.store.vault_models  # registers the vault tables on Base.metadata
 from ledger.settings import normalise_db_url
+from ledger.store.db import make_engine
+from ledger.store.migrate import grant_runtime_rights
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = ledger.models.Base.metadata
+target_metadata = ledger.store.models.Base.metadata
 
 
 def _url() -> str:

@@ -8,7 +8,9 @@ public half only) and keeps the private half in a bitcoind descriptor wallet of 
 watch-only wallet builds the PSBT, the signers sign one after the other, the node combines,
 finalizes and broadcasts it.
 
-Dev tooling only: ``custody/`` and ``ledger/`` never import this module.
+Dev tooling only: ``custody/`` never imports this module; in ``ledger/`` only the regtest demo
+(:mod:`ledger.cli.demo`) does, and that module is loaded only when ``reserve demo`` runs
+(:mod:`ledger.cli.demo_cmds`). The integration tests import it to spend from vaults.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ Three steps, so no database transaction is ever held across a call to the node:
    address index issued per vault) and :func:`read_chain` (RPC: each vault wallet's view, one
    ``scantxoutset`` pass over every vault descriptor as far as the wallets watch and addresses
    were issued, the raw transactions, where recorded blocks stand);
-2. **judge** — :func:`ledger.audit_judge.judge`, pure: findings, pending movements, totals
-   (the values in and out: :mod:`ledger.audit_report`);
+2. **judge** — :func:`ledger.chain.audit_judge.judge`, pure: findings, pending movements, totals
+   (the values in and out: :mod:`ledger.chain.audit_report`);
 3. **write** — :func:`store_audit` (one short transaction): checks the journal is still the one
    audited, signs a checkpoint of it, keeps the audit row and appends an ``audit`` record to the
    tamper-evident log (so a changed audit row is caught by ``ledger verify``).
@@ -35,9 +35,8 @@ from custody.rpc import RpcClient
 from custody.wallet import ScanResult, scan_vaults
 from custody.wallet_txs import wallet_tx_states
 from custody.wallet_view import WalletView, read_wallet_view
-from ledger.audit_judge import judge
-from ledger.audit_models import AuditRow
-from ledger.audit_report import (
+from ledger.chain.audit_judge import judge
+from ledger.chain.audit_report import (
     SCHEMA,
     AuditReport,
     BookedEntry,
@@ -51,17 +50,18 @@ from ledger.audit_report import (
     VaultBalances,
     VaultFacts,
 )
-from ledger.balances import balance, is_reserve
-from ledger.entry import RESERVE_ACCOUNT_TYPE
+from ledger.chain.issuance import issued_ranges
+from ledger.chain.recording import VaultScripts
+from ledger.chain.vaults import Vault, list_vaults
 from ledger.errors import Conflict, LedgerError
-from ledger.issuance import issued_ranges
-from ledger.journal import last_seq
-from ledger.keychain import key_findings, trusted_public_keys
-from ledger.models import AccountRow, CheckpointRow, EntryRow, PostingRow
-from ledger.proofs import make_checkpoint
-from ledger.recording import VaultScripts
-from ledger.vaults import Vault, list_vaults
-from ledger.verify import verify_ledger
+from ledger.journal.balances import balance, is_reserve
+from ledger.journal.book import last_seq
+from ledger.journal.entry import RESERVE_ACCOUNT_TYPE
+from ledger.journal.keychain import key_findings, trusted_public_keys
+from ledger.journal.proofs import make_checkpoint
+from ledger.journal.verify import verify_ledger
+from ledger.store.audit_models import AuditRow
+from ledger.store.models import AccountRow, CheckpointRow, EntryRow, PostingRow
 
 __all__ = [
     "SCHEMA",
@@ -109,7 +109,7 @@ def _vault_postings(session: Session) -> list[tuple[int, str, int]]:
 @dataclass(frozen=True, slots=True)
 class Gathered:
     """What the database says: the books as the judge sees them, the vaults (descriptors) and
-    the highest address index issued per vault (``ledger.issuance.issued_ranges``)."""
+    the highest address index issued per vault (``ledger.chain.issuance.issued_ranges``)."""
 
     books: Books
     vaults: tuple[Vault, ...]
@@ -258,7 +258,7 @@ def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -
     its own verification or whose signing key may not sign (a checkpoint never signs a tampered
     journal, nor with a replaced key).
     """
-    from ledger.records import RecordKind, append_record, audit_body
+    from ledger.journal.records import RecordKind, append_record, audit_body
 
     now = last_seq(session)
     if now != report.tree_size:

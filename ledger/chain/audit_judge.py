@@ -1,6 +1,6 @@
 """The audit's judgement, pure: plain facts about the books and the chain in, a report out.
 
-:mod:`ledger.audit` gathers :class:`Books` (from a read-only session) and :class:`ChainFacts`
+:mod:`ledger.chain.audit` gathers :class:`Books` (from a read-only session) and :class:`ChainFacts`
 (RPC: one UTXO scan, each vault wallet's view, the raw transactions); :func:`judge` compares them:
 
 - every **vault-type account**, defined or not: an account of type ``vault`` without a vault
@@ -15,7 +15,7 @@
 - movements the books lack (``unrecorded``), and **pending** (unconfirmed) movements, which are
   shown but are not findings.
 
-The values in and out are in :mod:`ledger.audit_report`. Every finding carries ``advice``: the
+The values in and out are in :mod:`ledger.chain.audit_report`. Every finding carries ``advice``: the
 command or step that makes it go away. A transaction that cannot be classified is a finding of
 its own; the rest of the audit goes on.
 """
@@ -30,7 +30,7 @@ from custody.chain import ChainTx
 from custody.wallet import ScannedOutput
 from custody.wallet_txs import WalletTxState
 from custody.wallet_view import Outpoint, WalletView
-from ledger.audit_report import (
+from ledger.chain.audit_report import (
     SCHEMA,
     AuditReport,
     BookedEntry,
@@ -45,7 +45,7 @@ from ledger.audit_report import (
     VaultBalances,
     VaultFacts,
 )
-from ledger.movement import Movement, classify, describe
+from ledger.chain.movement import Movement, classify, describe
 
 # --- judging ----------------------------------------------------------------------------------
 

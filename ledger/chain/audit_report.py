@@ -1,7 +1,7 @@
 """The audit's values: the facts it judges and the report it returns (``reserve-ledger-audit/v2``).
 
 Facts in: :class:`Books` (what the database says) and :class:`ChainFacts` (what the node says),
-gathered by :mod:`ledger.audit`. Report out: :class:`AuditReport` with per-vault balances,
+gathered by :mod:`ledger.chain.audit`. Report out: :class:`AuditReport` with per-vault balances,
 vault accounts without a definition, checked entries, pending movements and findings, each
 :class:`Finding` with a :class:`FindingCode` and the ``advice`` that fixes it. The JSON form is
 documented in ``docs/audit.md``. Pure values, no I/O.
@@ -97,7 +97,7 @@ class Books:
     root: str
     verification: tuple[tuple[str, int | None], ...]  # (finding text, first bad seq)
     key_problems: tuple[str, ...]  # the signing key against the checkpoints and key rotations
-    reserve: int  # ledger.balances.balance(...).reserve: the reserve figure of `reserve balance`
+    reserve: int  # ledger.journal.balances.balance(...).reserve: the reserve figure of `reserve balance`
     vaults: tuple[VaultFacts, ...]
     vault_accounts: tuple[VaultAccount, ...]
     entries: tuple[BookedEntry, ...]

@@ -33,10 +33,10 @@ from custody.errors import CustodyError
 from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchedBranch, cover_range
-from ledger.db import lock_journal
+from ledger.chain.vaults import Vault, get_vault
 from ledger.errors import Conflict, InvalidInput, LedgerError
-from ledger.records import RecordKind, append_record, records
-from ledger.vaults import Vault, get_vault
+from ledger.journal.records import RecordKind, append_record, records
+from ledger.store.db import lock_journal
 
 MAX_COUNT = 1_000
 """At most this many addresses per request: a deposit needs one, a batch of invoices a few hundred."""

@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from custody.amount import format_btc
 from custody.chain import ChainTx
-from ledger.entry import Posting
+from ledger.journal.entry import Posting
 
 MINING_INCOME = "mining-income"
 NETWORK_FEES = "network-fees"

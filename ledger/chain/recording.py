@@ -8,7 +8,7 @@
    without ``-txindex`` through the vaults' watch-only wallets) and the wallets' view of it
    (confirmations, conflicts, replacement). The result is a plain :class:`RecordPlan`;
 2. **judge** (:func:`judge_record`, pure): the transaction must be confirmed in the best chain,
-   move the claimed vault in the claimed direction (:mod:`ledger.movement`), match ``--amount``,
+   move the claimed vault in the claimed direction (:mod:`ledger.chain.movement`), match ``--amount``,
    name no vault as the counterparty, and not be booked yet. The draft books the **whole**
    transaction output by output: every vault it touches gets its own net flow;
 3. **write** (:func:`write_record`): one short transaction that re-checks the txid is still
@@ -32,14 +32,14 @@ from custody.chain import ChainTx, check_txid, fetch_transactions, has_txindex
 from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
 from custody.wallet_txs import WalletTxState, wallet_tx_states
-from ledger import accounts, journal
-from ledger.db import read_only
-from ledger.entry import RESERVE_ACCOUNT_TYPE, Entry, EntryDraft
+from ledger.chain.issuance import issued_ranges
+from ledger.chain.movement import SYSTEM_ACCOUNTS, Movement, MovementKind, classify, describe, postings_for
+from ledger.chain.vaults import Vault, list_vaults
 from ledger.errors import ChainMismatch, Conflict, InvalidInput, NotFound
-from ledger.issuance import issued_ranges
-from ledger.models import AccountRow, EntryRow
-from ledger.movement import SYSTEM_ACCOUNTS, Movement, MovementKind, classify, describe, postings_for
-from ledger.vaults import Vault, list_vaults
+from ledger.journal import accounts, book
+from ledger.journal.entry import RESERVE_ACCOUNT_TYPE, Entry, EntryDraft
+from ledger.store.db import read_only
+from ledger.store.models import AccountRow, EntryRow
 
 SCRIPT_RANGE = 1000
 """At least receive and change indexes 0..SCRIPT_RANGE-1 of every vault are matched against the
@@ -52,7 +52,7 @@ SessionFactory = Callable[[], AbstractContextManager[Session]]
 def session_factories(engine: Engine) -> tuple[SessionFactory, SessionFactory]:
     """``(read, write)`` session factories over ``engine`` for callers without the CLI's
     :class:`~ledger.cli.app.App` (benches, scripts): each opens one transaction, the read one
-    without a write lock (:func:`ledger.db.read_only`)."""
+    without a write lock (:func:`ledger.store.db.read_only`)."""
 
     @contextmanager
     def read() -> Iterator[Session]:
@@ -402,7 +402,7 @@ def write_record(session: Session, draft: EntryDraft) -> Entry:
         )
     ensure_system_accounts(session)
     draft = dataclasses.replace(draft, ref=chain_ref(session, draft.txid))
-    return journal.append(session, draft, chain_verified=True)
+    return book.append(session, draft, chain_verified=True)
 
 
 def record_movement(read: SessionFactory, write: SessionFactory, rpc: RpcClient, claim: Claim) -> Entry:

@@ -1,6 +1,6 @@
 """``reserve sync``: book the on-chain movements of watched vaults that are not in the ledger.
 
-Gather, judge, write, like :mod:`ledger.recording`:
+Gather, judge, write, like :mod:`ledger.chain.recording`:
 
 1. **gather**: a short read of the books (vaults, issued ranges, booked txids); then, with no
    database transaction open, the vaults' watch-only wallets say which transactions touch them
@@ -29,11 +29,8 @@ from custody.chain import ChainTx, fetch_transactions
 from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
 from custody.wallet_txs import list_wallet_txs
-from ledger import journal
-from ledger.entry import EntryDraft
-from ledger.errors import NotFound
-from ledger.movement import Movement, classify
-from ledger.recording import (
+from ledger.chain.movement import Movement, classify
+from ledger.chain.recording import (
     Books,
     SessionFactory,
     VaultScripts,
@@ -45,7 +42,10 @@ from ledger.recording import (
     recorded_txids,
     scripts_of,
 )
-from ledger.vaults import Vault
+from ledger.chain.vaults import Vault
+from ledger.errors import NotFound
+from ledger.journal import book
+from ledger.journal.entry import EntryDraft
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +226,7 @@ def write_sync(
         return [], skipped
     ensure_system_accounts(session)
     drafts = [dataclasses.replace(d, ref=chain_ref(session, str(d.txid))) for _, d, _ in todo]
-    entries = journal.append_many(session, drafts, chain_verified=True)
+    entries = book.append_many(session, drafts, chain_verified=True)
     items = [SyncItem(m, h, e.seq) for (h, _, m), e in zip(todo, entries, strict=True)]
     return items, skipped
 

@@ -8,7 +8,7 @@ stores the vault, its keys in descriptor order with their holders, and opens the
 retirement row, it is never edited or deleted.
 
 Vaults are tamper-evident: adding or retiring one also appends a ``vault-added`` /
-``vault-retired`` record to the Merkle log (:mod:`ledger.records`) in the same transaction, and
+``vault-retired`` record to the Merkle log (:mod:`ledger.journal.records`) in the same transaction, and
 every read (:func:`get_vault`, :func:`list_vaults`) cross-checks the rows against those records
 (:func:`vault_findings`), raising :class:`~ledger.errors.TamperDetected` when a row was changed,
 deleted or inserted behind the application's back, so no attacker's descriptor is ever used.
@@ -29,11 +29,10 @@ from custody.keys import HeldKey
 from custody.network import Network
 from custody.policy import Policy, check_vault_policy
 from custody.wallet import vault_wallet_name
-from ledger.accounts import add_account
-from ledger.entry import check_account_name, check_text
 from ledger.errors import Conflict, InvalidInput, NotFound, TamperDetected
-from ledger.models import AccountRow
-from ledger.records import (
+from ledger.journal.accounts import add_account
+from ledger.journal.entry import check_account_name, check_text
+from ledger.journal.records import (
     KeyFields,
     Record,
     RecordKind,
@@ -42,7 +41,8 @@ from ledger.records import (
     vault_added_body,
     vault_retired_body,
 )
-from ledger.vault_models import VaultKeyRow, VaultRetirementRow, VaultRow
+from ledger.store.models import AccountRow
+from ledger.store.vault_models import VaultKeyRow, VaultRetirementRow, VaultRow
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from custody.rpc import RpcClient
-from ledger.db import RUNTIME_ROLE, make_engine, read_only, shown_url, sqlite_path
 from ledger.errors import InvalidInput, LedgerError, NotInitialised
 from ledger.settings import Settings
+from ledger.store.db import RUNTIME_ROLE, make_engine, read_only, shown_url, sqlite_path
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+CLI_ENTRY = "reserve.entry"  # ctx.meta key: the CLI entry point (main), handed to the demo
 
 
 @dataclass(slots=True)
@@ -57,8 +59,8 @@ class App:
         if not self._ready:
             from sqlalchemy.exc import DBAPIError
 
-            from ledger.db import describe_database_error
-            from ledger.migrate import check_ready
+            from ledger.store.db import describe_database_error
+            from ledger.store.migrate import check_ready
 
             check_database_file(self.settings.db_url)
             try:

@@ -7,14 +7,14 @@ import click
 from rich.table import Table
 
 from custody.amount import format_btc, parse_btc
-from ledger.audit import AuditReport, audit_of, read_books, read_chain, store_audit
-from ledger.checkpoint import load_signing_key, public_key_pem
+from ledger.chain.audit import AuditReport, audit_of, read_books, read_chain, store_audit
+from ledger.chain.movement import describe, headline_amount
+from ledger.chain.recording import Claim, record_movement
+from ledger.chain.sync import SyncReport
+from ledger.chain.sync import sync as run_sync
 from ledger.cli.app import App, json_option, pass_app
-from ledger.entry import Entry
-from ledger.movement import describe, headline_amount
-from ledger.recording import Claim, record_movement
-from ledger.sync import SyncReport
-from ledger.sync import sync as run_sync
+from ledger.journal.checkpoint import load_signing_key, public_key_pem
+from ledger.journal.entry import Entry
 
 EXIT_FINDINGS = 1
 

@@ -29,6 +29,7 @@ from ledger.errors import LedgerError
 from regtest.signers import DemoSigner, spend_from_vault
 
 Say = Callable[[str], None]
+Cli = Callable[[list[str]], int]  # the `reserve` entry point: argv in, exit code out
 
 HOLDERS = ("ministry", "central-bank", "regulator")
 THRESHOLD = 2
@@ -55,8 +56,9 @@ def default_workdir(now: str) -> Path:
 class Demo:
     """The state of one demo run: node, miner, signers, the books' files and the transcript."""
 
-    def __init__(self, rpc: RpcClient, workdir: Path, say: Say, node_args: Sequence[str]) -> None:
+    def __init__(self, rpc: RpcClient, workdir: Path, say: Say, cli: Cli, node_args: Sequence[str]) -> None:
         self.rpc = rpc
+        self.cli = cli
         self.workdir = workdir
         self.say = say
         self.db_path = workdir / "reserve.db"
@@ -79,13 +81,11 @@ class Demo:
     # ---- plumbing ------------------------------------------------------------------------------
     def reserve(self, *args: str, expect: int = 0) -> str:
         """Run ``reserve ARGS`` like a user would, show its output, check its exit code."""
-        from ledger.cli.main import main  # the CLI imports this module through its commands
-
         self.say(f"$ reserve {shlex.join(args)}")
         out, err = io.StringIO(), io.StringIO()
         try:
             with redirect_stdout(out), redirect_stderr(err):
-                code = main([*self.global_args, *args])
+                code = self.cli([*self.global_args, *args])
         except Exception as e:  # a crash of the command is a failed step, said as such
             self._show(out, err)
             raise DemoFailed(f"`reserve {shlex.join(args)}` crashed: {type(e).__name__}: {e}") from e
@@ -315,8 +315,11 @@ STEPS: tuple[tuple[str, Callable[[Demo], None]], ...] = (
 )
 
 
-def run_demo(rpc: RpcClient, workdir: Path, say: Say, *, node_args: Sequence[str] = ()) -> int:
+def run_demo(rpc: RpcClient, workdir: Path, say: Say, *, cli: Cli, node_args: Sequence[str] = ()) -> int:
     """Run the demo in ``workdir`` (created; must not hold a previous run); 0 when all went as expected.
+
+    ``cli`` runs one ``reserve`` command in this process (:func:`ledger.cli.main.main`, handed over
+    by the ``demo`` command so that this module never imports the CLI that loads it).
 
     ``node_args`` are the global ``reserve`` options that reach the node (``--rpc-url``,
     ``--rpc-cookie``) when they are not in the environment.
@@ -325,7 +328,7 @@ def run_demo(rpc: RpcClient, workdir: Path, say: Say, *, node_args: Sequence[str
         say(f"error: {workdir} already holds a demo run; give a new --workdir")
         return 1
     workdir.mkdir(parents=True, exist_ok=True)
-    demo = Demo(rpc, workdir, say, node_args)
+    demo = Demo(rpc, workdir, say, cli, node_args)
     say(f"reserve demo in {workdir}")
     say(f"Every `reserve` command below runs with --db {demo.db_path} --signing-key {demo.key_path}.")
     try:

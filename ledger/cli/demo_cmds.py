@@ -1,4 +1,8 @@
-"""``reserve demo``: the end-to-end regtest demo (see :mod:`ledger.demo`)."""
+"""``reserve demo``: the end-to-end regtest demo (see :mod:`ledger.cli.demo`).
+
+The demo and the regtest signers it plays (:mod:`regtest.signers`) load only when the command
+runs: no other command, and not ``--help``, imports them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.app import App, pass_app
-from ledger.demo import default_workdir, run_demo
+from ledger.cli.app import CLI_ENTRY, App, pass_app
 
 
 @click.command("demo")
@@ -23,6 +26,9 @@ def demo(app: App, workdir: Path | None) -> int:
 
     Needs a regtest node (`scripts/demo` starts one). Exit 0 when every step behaved as expected.
     """
+    from ledger.cli.demo import Cli, default_workdir, run_demo
+
+    cli: Cli = click.get_current_context().meta[CLI_ENTRY]
     rpc = app.rpc()
     node_args: list[str] = []
     if app.settings.rpc is not None:
@@ -30,7 +36,7 @@ def demo(app: App, workdir: Path | None) -> int:
         if app.settings.rpc.cookie_path is not None:
             node_args += ["--rpc-cookie", str(app.settings.rpc.cookie_path)]
     now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return run_demo(rpc, workdir or default_workdir(now), click.echo, node_args=node_args)
+    return run_demo(rpc, workdir or default_workdir(now), click.echo, cli=cli, node_args=node_args)
 
 
 COMMANDS: tuple[click.Command, ...] = (demo,)

@@ -28,26 +28,26 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from custody.amount import format_btc, parse_btc
-from ledger.accounts import add_account, list_accounts
-from ledger.balances import balance
-from ledger.checkpoint import (
+from ledger.cli.app import App, json_option, pass_app
+from ledger.cli.app import escape_controls as printable  # shown stored text
+from ledger.errors import InvalidInput, NotFound, NotInitialised
+from ledger.journal.accounts import add_account, list_accounts
+from ledger.journal.balances import balance
+from ledger.journal.book import append, iter_entries, last_seq, reverse
+from ledger.journal.checkpoint import (
     Checkpoint,
     create_signing_key,
     load_signing_key,
     parse_exported,
     public_key_pem,
 )
-from ledger.cli.app import App, json_option, pass_app
-from ledger.cli.app import escape_controls as printable  # shown stored text
-from ledger.entry import ACCOUNT_TYPES, ENTRY_KINDS, Entry, EntryDraft, Posting
-from ledger.errors import InvalidInput, NotFound, NotInitialised
-from ledger.journal import append, iter_entries, last_seq, reverse
-from ledger.keychain import check_signing_key, key_findings, trusted_public_keys
-from ledger.migrate import upgrade
-from ledger.proofs import consistency_document, inclusion_document, make_checkpoint, rotate_key
-from ledger.records import RecordKind, records
+from ledger.journal.entry import ACCOUNT_TYPES, ENTRY_KINDS, Entry, EntryDraft, Posting
+from ledger.journal.keychain import check_signing_key, key_findings, trusted_public_keys
+from ledger.journal.proofs import consistency_document, inclusion_document, make_checkpoint, rotate_key
+from ledger.journal.records import RecordKind, records
+from ledger.journal.verify import VerifyReport, verify_ledger
 from ledger.settings import normalise_db_url
-from ledger.verify import VerifyReport, verify_ledger
+from ledger.store.migrate import upgrade
 from ledger.verify_proof import ProofError, key_id
 
 DB_INT_MAX = 2**63 - 1  # BIGINT: the largest entry number or tree size the database can hold

@@ -23,7 +23,7 @@ import click
 
 from custody.errors import CustodyError
 from ledger import __version__
-from ledger.cli.app import App, SafeConsole, escaping_streams
+from ledger.cli.app import CLI_ENTRY, App, SafeConsole, escaping_streams
 from ledger.cli.commands import register
 from ledger.errors import Conflict, InvalidInput, LedgerError
 from ledger.settings import Settings, build_settings, normalise_db_url
@@ -66,6 +66,7 @@ def cli(
     # Piped output (logs, the demo's transcript) gets room for full 8-decimal amounts.
     console = SafeConsole() if sys.stdout.isatty() else SafeConsole(width=160)
     ctx.obj = App(settings=settings, console=console)
+    ctx.meta[CLI_ENTRY] = main  # `reserve demo` runs commands through it (no import back)
 
 
 register(cli)
@@ -140,7 +141,7 @@ def _show_runtime_role(settings: Settings) -> None:
 def _await_concurrent_key(path: Path) -> bool:
     """After this ``init`` lost the race to create the signing key: wait for the winner to finish
     writing it, load it and say so. False when there is no such key (a real error)."""
-    from ledger.checkpoint import load_signing_key, public_key_pem
+    from ledger.journal.checkpoint import load_signing_key, public_key_pem
     from ledger.verify_proof import key_id
 
     deadline = time.monotonic() + KEY_WAIT_S
@@ -218,7 +219,7 @@ def _error(message: str, ctx: click.Context | None) -> None:
 
 
 def _mask(text: str, settings: tuple[Settings, ...]) -> str:
-    from ledger.db import mask_secrets
+    from ledger.store.db import mask_secrets
 
     for s in settings:
         text = mask_secrets(text, s.db_url, s.owner_db_url)
@@ -227,7 +228,7 @@ def _mask(text: str, settings: tuple[Settings, ...]) -> str:
 
 def _explain(e: Exception, ctx: click.Context | None) -> str:
     """What went wrong and what to do, for errors that are not the ledger's own."""
-    from ledger.db import describe_database_error
+    from ledger.store.db import describe_database_error
 
     settings = _settings(ctx)
     described = describe_database_error(e, settings[0].db_url if settings else None)

@@ -43,12 +43,8 @@ from custody.errors import CustodyError, NodeUnreachable
 from custody.keys import parse_held_key, shorten
 from custody.network import Network
 from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchResult, ensure_watch_wallet
-from ledger.cli.app import App, json_option, pass_app
-from ledger.cli.journal_cmds import journal_session
-from ledger.entry import check_text
-from ledger.errors import InvalidInput, LedgerError, NotInitialised
-from ledger.issuance import MAX_COUNT, issue_addresses, issued_ranges
-from ledger.vaults import (
+from ledger.chain.issuance import MAX_COUNT, issue_addresses, issued_ranges
+from ledger.chain.vaults import (
     Vault,
     add_vault,
     check_vaults,
@@ -57,6 +53,10 @@ from ledger.vaults import (
     policy_of,
     retire_vault,
 )
+from ledger.cli.app import App, json_option, pass_app
+from ledger.cli.journal_cmds import journal_session
+from ledger.errors import InvalidInput, LedgerError, NotInitialised
+from ledger.journal.entry import check_text
 
 EXIT_FINDINGS = 1
 MAX_GAP = 10_000  # each watched index is derived by the wallet and by every audit
@@ -94,7 +94,7 @@ class WholeNumber(click.ParamType):  # type: ignore[type-arg]
 
 BIRTHDAY = WholeNumber("--birthday", 0, MAX_INDEX, " (a block height at or before the first deposit)")
 GAP = WholeNumber("--gap", 1, MAX_GAP, " (addresses watched past the last one used or handed out)")
-# Indexes and counts are judged by ledger.issuance, whose messages say why a limit is there.
+# Indexes and counts are judged by ledger.chain.issuance, whose messages say why a limit is there.
 INDEX = WholeNumber("--index", -(2**63), 2**63 - 1)
 COUNT = WholeNumber("--count", -(2**63), 2**63 - 1)
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.entry import RESERVE_ACCOUNT_TYPE, check_account_name, check_account_type
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.models import AccountRow
+from ledger.journal.entry import RESERVE_ACCOUNT_TYPE, check_account_name, check_account_type
+from ledger.store.models import AccountRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ def add_account(session: Session, name: str, account_type: str, *, vault_definit
     """Open an account. A taken name is a :class:`Conflict` (accounts are never renamed).
 
     Vault accounts are the reserve: one is opened only together with its vault definition
-    (:func:`ledger.vaults.add_vault` passes ``vault_definition=True``), never on its own.
+    (:func:`ledger.chain.vaults.add_vault` passes ``vault_definition=True``), never on its own.
     """
     check_account_name(name)
     check_account_type(account_type)

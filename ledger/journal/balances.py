@@ -3,7 +3,7 @@
 The reserve is the sum of every vault-type account (:func:`is_reserve`), defined here once:
 ``reserve balance`` prints it and the audit compares it with the chain (:func:`reserve_total`),
 so the two cannot disagree. Vault accounts are opened only with a vault definition and move only
-through chain-verified entries (:mod:`ledger.accounts`, :mod:`ledger.journal`). ``as_of=N``
+through chain-verified entries (:mod:`ledger.journal.accounts`, :mod:`ledger.journal.book`). ``as_of=N``
 counts entries 1..N only, so a balance can be asked for at any point of the journal's history.
 """
 
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from ledger.accounts import get_account
-from ledger.entry import RESERVE_ACCOUNT_TYPE
 from ledger.errors import InvalidInput, NotFound
-from ledger.journal import last_seq
-from ledger.models import AccountRow, PostingRow
+from ledger.journal.accounts import get_account
+from ledger.journal.book import last_seq
+from ledger.journal.entry import RESERVE_ACCOUNT_TYPE
+from ledger.store.models import AccountRow, PostingRow
 
 
 def is_reserve(account_type: str) -> bool:

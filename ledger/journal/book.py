@@ -3,22 +3,22 @@
 Service functions take the caller's :class:`~sqlalchemy.orm.Session` and never open, commit or
 roll back one; every check runs before anything is written, so an error writes nothing.
 
-Rules beyond those of :mod:`ledger.entry`:
+Rules beyond those of :mod:`ledger.journal.entry`:
 
 - Every account a posting names must exist (``reserve account add``).
 - ``ref`` is an idempotency key. Recording a draft whose ref is already stored returns the stored
-  entry and writes nothing when the request is the same (same :func:`~ledger.canonical.content_hash`);
+  entry and writes nothing when the request is the same (same :func:`~ledger.journal.canonical.content_hash`);
   it is a :class:`~ledger.errors.Conflict` when the request differs.
 - An entry is reversed at most once, by an entry of kind ``reversal`` with the same accounts in
   the same order and every amount negated. A reversal itself cannot be reversed: to undo a
   mistaken reversal, record the original movement again as a new entry (the history then shows
   all three). This keeps "what is the state of entry N" a single lookup.
-- Log records (:mod:`ledger.records`: vault definitions, retirements, audits, issued addresses,
+- Log records (:mod:`ledger.journal.records`: vault definitions, retirements, audits, issued addresses,
   key rotations) are entries with no postings, appended only through :func:`append_records` by
   the code that owns each kind; :func:`append_many` refuses their kinds and they are never
   reversed.
 - Entry numbers (``seq``) are 1, 2, 3, ... with no gaps: each writer takes the journal lock
-  (:func:`ledger.db.lock_journal`) before reading the last number. Only the leaf hash of each
+  (:func:`ledger.store.db.lock_journal`) before reading the last number. Only the leaf hash of each
   entry is computed on append; roots are computed when checkpointing or verifying.
 """
 
@@ -32,12 +32,12 @@ from typing import TypeVar
 from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.orm import Session
 
-from ledger.canonical import content_hash, encode_entry_fields
-from ledger.db import lock_journal
-from ledger.entry import ENTRY_KINDS, RECORD_KINDS, RESERVE_ACCOUNT_TYPE, Entry, EntryDraft, Posting
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.merkle import leaf_hash
-from ledger.models import AccountRow, Base, EntryRow, PostingRow
+from ledger.journal.canonical import content_hash, encode_entry_fields
+from ledger.journal.entry import ENTRY_KINDS, RECORD_KINDS, RESERVE_ACCOUNT_TYPE, Entry, EntryDraft, Posting
+from ledger.journal.merkle import leaf_hash
+from ledger.store.db import lock_journal
+from ledger.store.models import AccountRow, Base, EntryRow, PostingRow
 
 PAGE = 1000
 T = TypeVar("T")
@@ -48,7 +48,7 @@ _IN_CHUNK = 500
 class StoredEntry:
     """An entry row exactly as stored, postings as (account, account type, amount) in order.
 
-    Unlike :class:`~ledger.entry.Entry` it is not validated: the verifier reads tampered rows
+    Unlike :class:`~ledger.journal.entry.Entry` it is not validated: the verifier reads tampered rows
     through it.
     """
 
@@ -66,7 +66,7 @@ class StoredEntry:
     postings: tuple[tuple[str, str, int], ...]
 
     def encode(self) -> bytes:
-        """The canonical bytes of what is stored (:func:`ledger.canonical.encode_entry_fields`)."""
+        """The canonical bytes of what is stored (:func:`ledger.journal.canonical.encode_entry_fields`)."""
         return encode_entry_fields(
             seq=self.seq,
             kind=self.kind,
@@ -126,10 +126,10 @@ def append_many(
     Checks everything before writing anything, then writes with two bulk inserts.
 
     Vault accounts (the reserve) move only through entries whose postings a chain transaction
-    determined: only :mod:`ledger.recording` passes ``chain_verified=True``, and reversals of
+    determined: only :mod:`ledger.chain.recording` passes ``chain_verified=True``, and reversals of
     such entries are the one other way. Any other draft posting to a vault account, or naming
     a txid that a live entry already books, is refused. Records (kinds of
-    :data:`~ledger.entry.RECORD_KINDS`) are written only by :func:`append_records`.
+    :data:`~ledger.journal.entry.RECORD_KINDS`) are written only by :func:`append_records`.
     """
     drafts = _drafts(drafts)
     for d in drafts:
@@ -143,7 +143,7 @@ def append_many(
 
 
 def append_records(session: Session, drafts: Sequence[EntryDraft]) -> tuple[Entry, ...]:
-    """Append log records (:mod:`ledger.records`): drafts of record kinds only."""
+    """Append log records (:mod:`ledger.journal.records`): drafts of record kinds only."""
     drafts = _drafts(drafts)
     for d in drafts:
         if d.kind not in RECORD_KINDS:

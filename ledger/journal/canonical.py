@@ -2,7 +2,7 @@
 
 An auditor can rebuild these bytes from the entry's fields with nothing but this description,
 and hash them with ``hashlib.sha256(b"\\x00" + entry_bytes)`` to get the entry's leaf hash
-(RFC 6962 leaf hash, :func:`ledger.merkle.leaf_hash`). ``docs/ledger-format.md`` repeats this
+(RFC 6962 leaf hash, :func:`ledger.journal.merkle.leaf_hash`). ``docs/ledger-format.md`` repeats this
 with a worked example (checked by ``tests/unit/test_canonical.py``).
 
 Building blocks (all integers big-endian, unsigned unless said):
@@ -51,9 +51,9 @@ import hashlib
 import struct
 from collections.abc import Sequence
 
-from ledger.entry import Entry, EntryDraft
 from ledger.errors import InvalidInput
-from ledger.merkle import leaf_hash
+from ledger.journal.entry import Entry, EntryDraft
+from ledger.journal.merkle import leaf_hash
 
 ENTRY_MAGIC = b"RLE\x01"
 DRAFT_MAGIC = b"RLD\x01"

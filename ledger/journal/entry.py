@@ -5,7 +5,7 @@ value that exists is a valid one:
 
 - a money entry (``ENTRY_KINDS``) has at least two postings, none of them zero, each at most
   21,000,000 BTC in size, summing to zero;
-- a record (``RECORD_KINDS``, :mod:`ledger.records`) has no postings, no txid or block fields, no
+- a record (``RECORD_KINDS``, :mod:`ledger.journal.records`) has no postings, no txid or block fields, no
   ref and is never reversed; its memo is a canonical JSON object;
 - a known ``kind``; a reversal names the entry it reverses and nothing else does;
 - optional fields are well formed (txid and block hash: 64 hex digits; outputs: "0" or "0,2");
@@ -39,7 +39,7 @@ ENTRY_KINDS = (
     "reversal",
 )
 RECORD_KINDS = ("vault-added", "vault-retired", "audit", "addresses-issued", "key-rotated")
-"""Kinds of log records (:class:`ledger.records.RecordKind`): entries with no postings."""
+"""Kinds of log records (:class:`ledger.journal.records.RecordKind`): entries with no postings."""
 ALL_KINDS = ENTRY_KINDS + RECORD_KINDS
 RESERVE_ACCOUNT_TYPE = "vault"  # the reserve is the total of every vault-type account
 
@@ -265,7 +265,7 @@ class EntryDraft:
 @dataclass(frozen=True, slots=True)
 class Entry:
     """An entry as the journal holds it: numbered from 1 (``seq`` = leaf index + 1), with every
-    posting's account type and the leaf hash of its canonical bytes (:mod:`ledger.canonical`)."""
+    posting's account type and the leaf hash of its canonical bytes (:mod:`ledger.journal.canonical`)."""
 
     seq: int
     kind: str

@@ -11,7 +11,7 @@ an explicit handover, never a silent swap of the key file:
 - :func:`trusted_public_keys` follows those records from a key one trusts (the key file, or the
   auditor's ``--pubkey``) to every key linked to it, each link checked with the older key's
   signature; checkpoints by any of them verify.
-- :func:`check_signing_key` is what :func:`ledger.proofs.make_checkpoint` asks before signing:
+- :func:`check_signing_key` is what :func:`ledger.journal.proofs.make_checkpoint` asks before signing:
   a key that is not linked to the keys of the stored checkpoints, or that was handed over
   already, never signs over the old history (:class:`~ledger.errors.TamperDetected`).
 - :func:`key_findings` says what ``reserve ledger verify`` reports about keys.
@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger.checkpoint import Checkpoint, public_key_pem, verify_checkpoint
 from ledger.errors import InvalidInput, TamperDetected
-from ledger.models import CheckpointRow
-from ledger.records import Record, RecordKind, records
+from ledger.journal.checkpoint import Checkpoint, public_key_pem, verify_checkpoint
+from ledger.journal.records import Record, RecordKind, records
+from ledger.store.models import CheckpointRow
 from ledger.verify_proof import (
     ROTATION_FORMAT,
     ProofError,

@@ -3,7 +3,7 @@
 - :func:`make_checkpoint` signs (tree size, root, time) for the journal as it is and stores it;
   it first checks that the journal still extends the previous checkpoint, that every entry
   recorded since then still matches its leaf hash and that the key is the ledger's
-  (:mod:`ledger.keychain`), so a checkpoint never blesses tampering or a swapped key.
+  (:mod:`ledger.journal.keychain`), so a checkpoint never blesses tampering or a swapped key.
 - :func:`rotate_key` hands the signing key over: the old key signs a ``key-rotated`` record,
   the new key signs a checkpoint covering it.
 - :func:`inclusion_document` proves one entry is in the tree of the latest checkpoint.
@@ -21,15 +21,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.checkpoint import Checkpoint, public_key_pem, sign_checkpoint
-from ledger.db import lock_journal
-from ledger.entry import Entry
 from ledger.errors import Conflict, NotFound, TamperDetected
-from ledger.journal import get_entry, iter_leaf_hashes, iter_stored
-from ledger.keychain import check_signing_key, key_chain, rotation_body
-from ledger.merkle import MerkleAccumulator, consistency_proof, inclusion_proof, leaf_hash, root_of
-from ledger.models import CheckpointRow
-from ledger.records import RecordKind, append_record
+from ledger.journal.book import get_entry, iter_leaf_hashes, iter_stored
+from ledger.journal.checkpoint import Checkpoint, public_key_pem, sign_checkpoint
+from ledger.journal.entry import Entry
+from ledger.journal.keychain import check_signing_key, key_chain, rotation_body
+from ledger.journal.merkle import MerkleAccumulator, consistency_proof, inclusion_proof, leaf_hash, root_of
+from ledger.journal.records import RecordKind, append_record
+from ledger.store.db import lock_journal
+from ledger.store.models import CheckpointRow
 from ledger.verify_proof import CONSISTENCY_FORMAT, INCLUSION_FORMAT, key_id
 
 _RUN_VERIFY = "run `reserve ledger verify` to see what changed"
@@ -86,9 +86,9 @@ def rotate_key(
 ) -> tuple[Entry, Checkpoint]:
     """Hand the ledger over from ``old_key`` to ``new_key``; returns the record and the checkpoint.
 
-    ``old_key`` must be the key allowed to sign now (:func:`~ledger.keychain.check_signing_key`)
+    ``old_key`` must be the key allowed to sign now (:func:`~ledger.journal.keychain.check_signing_key`)
     and the journal must check out as for a checkpoint. The old key signs the handover
-    (:func:`~ledger.keychain.rotation_body`), which is appended as a ``key-rotated`` record; then
+    (:func:`~ledger.journal.keychain.rotation_body`), which is appended as a ``key-rotated`` record; then
     the new key signs a checkpoint covering it. From then on only the new key signs.
     """
     lock_journal(session)

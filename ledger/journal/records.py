@@ -5,7 +5,7 @@ issued and a signing-key rotation are each written as a journal entry of its own
 (:class:`RecordKind`) with **no postings**; the entry's memo is the record's body as canonical
 JSON (keys sorted, compact separators, ASCII only). The entry is a leaf of the same tree as the
 money entries, so signed checkpoints, ``ledger verify`` and inclusion proofs cover it, and a
-table row that disagrees with its record is tampering (:mod:`ledger.verify`).
+table row that disagrees with its record is tampering (:mod:`ledger.journal.verify`).
 
 ``docs/ledger-format.md`` (format 1, record kinds) describes each kind's body.
 """
@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.entry import RECORD_KINDS, Entry, EntryDraft
 from ledger.errors import InvalidInput
-from ledger.journal import append_records
-from ledger.models import EntryRow
+from ledger.journal.book import append_records
+from ledger.journal.entry import RECORD_KINDS, Entry, EntryDraft
+from ledger.store.models import EntryRow
 
 
 class RecordKind(StrEnum):
@@ -36,7 +36,7 @@ class RecordKind(StrEnum):
     KEY_ROTATED = "key-rotated"
 
 
-assert tuple(RecordKind) == RECORD_KINDS, "ledger.entry.RECORD_KINDS and RecordKind must agree"
+assert tuple(RecordKind) == RECORD_KINDS, "ledger.journal.entry.RECORD_KINDS and RecordKind must agree"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class Record:
 
 # --- bodies -----------------------------------------------------------------------------------------
 # One builder per kind, from plain stored values, so the writers (vaults, audit, migration 0004)
-# and the cross-checks of ledger.vaults and ledger.verify agree on every field name.
+# and the cross-checks of ledger.chain.vaults and ledger.journal.verify agree on every field name.
 
 
 @dataclass(frozen=True, slots=True)

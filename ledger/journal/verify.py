@@ -7,7 +7,7 @@ and reports, as findings rather than exceptions:
 - an entry whose canonical bytes no longer hash to its stored leaf hash (an amount, account,
   memo, date or any other field changed after it was recorded);
 - postings that break double entry (fewer than two, a zero amount, not summing to zero), or a
-  log record (:mod:`ledger.records`) with postings or a memo that is not a JSON object;
+  log record (:mod:`ledger.journal.records`) with postings or a memo that is not a JSON object;
 - a checkpoint whose signature does not verify with any of the trusted public keys (a changed
   checkpoint, or one signed by a key outside the chain of key rotations);
 - a checkpoint whose root is not the root of the first ``tree_size`` entries as they are now
@@ -21,7 +21,7 @@ and reports, as findings rather than exceptions:
   round), the tree each covered must still have the root it saw, and the checkpoint it names
   must exist;
 - vaults: each vault's rows must match its ``vault-added`` / ``vault-retired`` records
-  (:func:`ledger.vaults.vault_findings`).
+  (:func:`ledger.chain.vaults.vault_findings`).
 
 The prefix roots for the checkpoints and audits are noted as the streaming Merkle root passes
 each one's size, so there is a single read of the journal.
@@ -38,15 +38,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.audit_models import AuditRow
-from ledger.checkpoint import Checkpoint, verify_checkpoint
-from ledger.entry import RECORD_KINDS
+from ledger.chain.vaults import vault_findings
 from ledger.errors import InvalidInput
-from ledger.journal import PAGE, iter_stored
-from ledger.merkle import EMPTY_ROOT, MerkleAccumulator, ProofError, leaf_hash
-from ledger.models import CheckpointRow, EntryRow
-from ledger.records import RecordKind, audit_body
-from ledger.vaults import vault_findings
+from ledger.journal.book import PAGE, iter_stored
+from ledger.journal.checkpoint import Checkpoint, verify_checkpoint
+from ledger.journal.entry import RECORD_KINDS
+from ledger.journal.merkle import EMPTY_ROOT, MerkleAccumulator, ProofError, leaf_hash
+from ledger.journal.records import RecordKind, audit_body
+from ledger.store.audit_models import AuditRow
+from ledger.store.models import CheckpointRow, EntryRow
 from ledger.verify_proof import key_id
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.models import AppendOnly, Base
+from ledger.store.models import AppendOnly, Base
 
 
 class AuditRow(AppendOnly, Base):

@@ -19,7 +19,7 @@ BUSY_TIMEOUT_S = 60
 JOURNAL_LOCK_ID = 0x5245_5345_5256_4531  # "RESERVE1": the advisory lock serialising appends
 MIGRATION_LOCK_ID = 0x5245_5345_5256_4D31  # "RESERVM1": the advisory lock serialising `init`
 RUNTIME_ROLE = "reserve_runtime_role"
-"""Execution option naming the PostgreSQL role :func:`ledger.migrate.upgrade` grants the runtime
+"""Execution option naming the PostgreSQL role :func:`ledger.store.migrate.upgrade` grants the runtime
 rights to (SELECT and INSERT on every table, USAGE on every sequence)."""
 PG_APPEND_ONLY_FUNCTION = "reserve_append_only"
 MASK_ANYWHERE_LENGTH = 6

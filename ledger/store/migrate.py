@@ -24,8 +24,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
-from ledger.db import MIGRATION_LOCK_ID, RUNTIME_ROLE, make_engine, sqlite_path
 from ledger.errors import InvalidInput, LedgerError, NotInitialised
+from ledger.store.db import MIGRATION_LOCK_ID, RUNTIME_ROLE, make_engine, sqlite_path
 
 HEAD = "head"
 VERSION_TABLE = "alembic_version"
@@ -33,7 +33,7 @@ SQLITE_LOCK_RETRY_S = 120  # two `reserve init` at once: the second waits for th
 
 
 def migrations_dir() -> Path:
-    path = Path(__file__).resolve().parent.parent / "migrations"
+    path = Path(__file__).resolve().parents[2] / "migrations"
     if not (path / "env.py").is_file():
         raise NotInitialised(f"the migrations directory is missing at {path}; reinstall reserve-ledger")
     return path

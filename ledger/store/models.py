@@ -39,8 +39,8 @@ from sqlalchemy.orm import (
     mapped_column,
 )
 
-from ledger.entry import ACCOUNT_TYPES, ALL_KINDS
 from ledger.errors import LedgerError
+from ledger.journal.entry import ACCOUNT_TYPES, ALL_KINDS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -3,7 +3,7 @@
 A vault row and its key rows are written once when the vault is added and never changed; a vault
 is retired by inserting a :class:`VaultRetirementRow` (at most one per vault), never by editing
 or deleting. The database refuses UPDATE and DELETE on these tables with triggers (migration
-``0002_vaults``) and the ORM refuses them first, through the :class:`~ledger.models.AppendOnly`
+``0002_vaults``) and the ORM refuses them first, through the :class:`~ledger.store.models.AppendOnly`
 marker.
 """
 
@@ -14,7 +14,7 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.models import AppendOnly, Base
+from ledger.store.models import AppendOnly, Base
 
 VAULT_KINDS = ("wsh",)
 NETWORKS = ("main", "test", "testnet4", "signet", "regtest")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.db import append_only_ddl, drop_append_only_ddl, pg_append_only_function_ddl
+from ledger.store.db import append_only_ddl, drop_append_only_ddl, pg_append_only_function_ddl
 
 revision: str = "0001_journal"
 down_revision: str | None = None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.db import append_only_ddl, drop_append_only_ddl
+from ledger.store.db import append_only_ddl, drop_append_only_ddl
 
 revision: str = "0002_vaults"
 down_revision: str | None = "0001_journal"

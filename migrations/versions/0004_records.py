@@ -22,10 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.canonical import encode_draft, encode_entry_fields
-from ledger.entry import EntryDraft
-from ledger.merkle import leaf_hash
-from ledger.records import KeyFields, audit_body, canonical_json, vault_added_body, vault_retired_body
+from ledger.journal.canonical import encode_draft, encode_entry_fields
+from ledger.journal.entry import EntryDraft
+from ledger.journal.merkle import leaf_hash
+from ledger.journal.records import KeyFields, audit_body, canonical_json, vault_added_body, vault_retired_body
 
 revision: str = "0004_records"
 down_revision: str | None = "0003_audits"
@@ -114,7 +114,7 @@ def downgrade() -> None:
 
 def _backfill() -> None:
     """Append a record for every vault, retirement and stored audit, in that order (each group by
-    id), after the entries already in the log, exactly as :func:`ledger.journal.append` would."""
+    id), after the entries already in the log, exactly as :func:`ledger.journal.book.append` would."""
     bind = op.get_bind()
     bodies: list[tuple[str, dict[str, Any]]] = []
     keys: dict[int, list[KeyFields]] = {}

@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from custody.network import Network
 from custody.rpc import RpcClient
-from ledger.db import make_engine
-from ledger.issuance import issued_ranges, record_issued
-from ledger.journal import iter_leaf_hashes
-from ledger.merkle import root_of
-from ledger.records import RecordKind, records
+from ledger.chain.issuance import issued_ranges, record_issued
+from ledger.journal.book import iter_leaf_hashes
+from ledger.journal.merkle import root_of
+from ledger.journal.records import RecordKind, records
+from ledger.store.db import make_engine
 from regtest.node import free_port
 from tests.fixtures.reserve import HOLDERS, Reserve
 from tests.fixtures.reserve import TestVault as ReserveVault

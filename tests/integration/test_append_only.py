@@ -7,12 +7,12 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ledger.accounts import add_account
-from ledger.entry import EntryDraft, Posting
 from ledger.errors import LedgerError
-from ledger.journal import append
-from ledger.models import APPEND_ONLY_TABLES, AccountRow, Base, CheckpointRow, EntryRow, PostingRow
-from ledger.proofs import make_checkpoint
+from ledger.journal.accounts import add_account
+from ledger.journal.book import append
+from ledger.journal.entry import EntryDraft, Posting
+from ledger.journal.proofs import make_checkpoint
+from ledger.store.models import APPEND_ONLY_TABLES, AccountRow, Base, CheckpointRow, EntryRow, PostingRow
 from tests.fixtures.db import snapshot
 
 

@@ -23,13 +23,13 @@ from custody.errors import CustodyError
 from custody.keygen import test_key_from_seed as key_from_seed  # not collected as a test
 from custody.network import Network
 from custody.wallet import vault_wallet_name
-from ledger.audit import audit_of, read_books, read_chain, store_audit
-from ledger.checkpoint import create_signing_key, load_signing_key, public_key_pem
-from ledger.db import drop_append_only_ddl, make_engine, read_only
-from ledger.entry import EntryDraft, Posting
+from ledger.chain.audit import audit_of, read_books, read_chain, store_audit
 from ledger.errors import Conflict
-from ledger.journal import append
-from ledger.models import EntryRow
+from ledger.journal.book import append
+from ledger.journal.checkpoint import create_signing_key, load_signing_key, public_key_pem
+from ledger.journal.entry import EntryDraft, Posting
+from ledger.store.db import drop_append_only_ddl, make_engine, read_only
+from ledger.store.models import EntryRow
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner, spend_from_vault
 from tests.fixtures.db import snapshot

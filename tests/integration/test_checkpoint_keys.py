@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger.checkpoint import create_signing_key
-from ledger.db import make_engine
+from ledger.journal.checkpoint import create_signing_key
+from ledger.store.db import make_engine
 from tests.fixtures.db import drop_append_only_triggers, snapshot
 from tests.fixtures.reserve import Reserve
 
@@ -162,7 +162,7 @@ def test_checkpoints_deleted_after_a_rotation_are_found(run: Run, books: Engine,
 def test_replaced_key_with_rewritten_key_ids_never_signs(run: Run, books: Engine, keys: Path) -> None:
     """Rewriting the key id column of the stored checkpoints to the new key's does not help: the
     latest checkpoint's signature is checked before signing."""
-    from ledger.checkpoint import public_key_pem
+    from ledger.journal.checkpoint import public_key_pem
     from ledger.verify_proof import key_id
 
     k2 = create_signing_key(keys / "k2.key")
@@ -221,7 +221,7 @@ def test_replaced_key_never_signs_an_audit(reserve: Reserve, tmp_path: Path) -> 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="ledger/audit.py must verify with keychain.trusted_public_keys(session, pem), not the one key",
+    reason="ledger/chain/audit.py must verify with keychain.trusted_public_keys(session, pem), not one key",
 )
 def test_audit_after_a_rotation_verifies_old_checkpoints(reserve: Reserve, tmp_path: Path) -> None:
     reserve.add_vault("rot")

@@ -29,8 +29,8 @@ from custody.keygen import test_key_from_seed
 from custody.network import Network
 from ledger.cli.app import App, EscapingStream, SafeConsole, escape_controls
 from ledger.cli.main import cli, main
-from ledger.db import make_engine
-from ledger.migrate import upgrade
+from ledger.store.db import make_engine
+from ledger.store.migrate import upgrade
 from regtest.node import RegtestNode
 from tests.fixtures.db import drop_append_only_triggers, pg_admin_url, runtime_role, runtime_url_for
 from tests.fixtures.reserve import Reserve

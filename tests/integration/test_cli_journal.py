@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger.db import make_engine
+from ledger.store.db import make_engine
 from ledger.verify_proof import verify_document
 from tests.fixtures.db import drop_append_only_triggers, snapshot
 from tests.fixtures.reserve import Reserve
@@ -226,11 +226,11 @@ def test_exported_checkpoint_catches_a_cut_tail(run: Run, books: Engine, tmp_pat
 
 
 def test_exported_checkpoint_of_another_key_is_a_finding(run: Run, books: Engine, tmp_path: Path) -> None:
-    from ledger.checkpoint import create_signing_key, sign_checkpoint
+    from ledger.journal.checkpoint import create_signing_key, sign_checkpoint
 
     other = create_signing_key(tmp_path / "other.key")
     forged = sign_checkpoint(other, 1, b"\x00" * 32, 1_700_000_000)
-    from ledger.checkpoint import public_key_pem
+    from ledger.journal.checkpoint import public_key_pem
 
     path = tmp_path / "forged.json"
     path.write_text(json.dumps(forged.to_export(public_key_pem(other))))

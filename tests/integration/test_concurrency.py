@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from ledger.accounts import add_account
-from ledger.checkpoint import public_key_pem
-from ledger.models import EntryRow
-from ledger.verify import verify_ledger
+from ledger.journal.accounts import add_account
+from ledger.journal.checkpoint import public_key_pem
+from ledger.journal.verify import verify_ledger
+from ledger.store.models import EntryRow
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER = """
 import sys
 from sqlalchemy.orm import Session
-from ledger.db import make_engine
-from ledger.entry import EntryDraft, Posting
-from ledger.journal import append_many
+from ledger.store.db import make_engine
+from ledger.journal.entry import EntryDraft, Posting
+from ledger.journal.book import append_many
 
 url, name, total, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 engine = make_engine(url)

@@ -11,7 +11,8 @@ import pytest
 from custody.descriptor import MultisigDescriptor
 from custody.keygen import test_key_from_seed
 from custody.network import Network
-from ledger.demo import run_demo
+from ledger.cli.demo import run_demo
+from ledger.cli.main import main
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner, SigningError, spend_from_vault
 
@@ -61,7 +62,7 @@ def test_demo_runs_clean_then_catches_the_unrecorded_deposit(node: RegtestNode, 
     transcript: list[str] = []
     node_args = ["--rpc-url", node.rpc_url, "--rpc-cookie", str(node.cookie_path)]
 
-    code = run_demo(node.rpc(), tmp_path / "demo", transcript.append, node_args=node_args)
+    code = run_demo(node.rpc(), tmp_path / "demo", transcript.append, cli=main, node_args=node_args)
 
     text = "\n".join(transcript)
     assert code == 0, text

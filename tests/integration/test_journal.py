@@ -1,7 +1,7 @@
 """The journal service on SQLite and PostgreSQL: double entry, reversals, idempotency, balances,
 and bad input that changes nothing.
 
-Most tests are about the journal's mechanics and post to vault accounts as :mod:`ledger.recording`
+Most tests are about the journal's mechanics and post to vault accounts as :mod:`ledger.chain.recording`
 does, once a transaction is verified on chain (``chain_verified=True``, vault accounts opened with
 their definition); the refusals of manual vault postings and of forged records are tested too."""
 
@@ -18,26 +18,26 @@ from sqlalchemy.orm import Session
 
 from custody.amount import parse_btc
 from custody.errors import InvalidInput as CustodyInvalidInput
-from ledger import journal
-from ledger.accounts import add_account, get_account, list_accounts
-from ledger.balances import balance
-from ledger.entry import Entry, EntryDraft, Posting
 from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound
-from ledger.journal import get_entry, iter_entries, reverse
-from ledger.migrate import alembic_config, current_revision
-from ledger.records import RecordKind, append_record, records
+from ledger.journal import book
+from ledger.journal.accounts import add_account, get_account, list_accounts
+from ledger.journal.balances import balance
+from ledger.journal.book import get_entry, iter_entries, reverse
+from ledger.journal.entry import Entry, EntryDraft, Posting
+from ledger.journal.records import RecordKind, append_record, records
+from ledger.store.migrate import alembic_config, current_revision
 from tests.fixtures.db import snapshot
 
 BTC = 100_000_000
 
 
 def append(s: Session, draft: EntryDraft) -> Entry:
-    """Append as :mod:`ledger.recording` does after checking the transaction on chain."""
-    return journal.append(s, draft, chain_verified=True)
+    """Append as :mod:`ledger.chain.recording` does after checking the transaction on chain."""
+    return book.append(s, draft, chain_verified=True)
 
 
 def append_many(s: Session, drafts: list[EntryDraft]) -> tuple[Entry, ...]:
-    return journal.append_many(s, drafts, chain_verified=True)
+    return book.append_many(s, drafts, chain_verified=True)
 
 
 def seed(engine: Engine) -> None:
@@ -59,7 +59,7 @@ def deposit(amount: int, ref: str | None = None, memo: str = "deposit from acme"
 
 
 def test_alembic_check_is_clean_and_upgrade_idempotent(engine: Engine) -> None:
-    from ledger.migrate import upgrade
+    from ledger.store.migrate import upgrade
 
     upgrade(engine)
     assert current_revision(engine) is not None
@@ -238,7 +238,7 @@ def test_manual_vault_posting_is_refused(engine: Engine) -> None:
     before = snapshot(engine)
     refused = "posting to vault account 'vault:cold' refused"
     with pytest.raises(InvalidInput, match=refused), Session(engine) as s, s.begin():
-        journal.append(s, deposit(1000))
+        book.append(s, deposit(1000))
     only_with = "a vault account is opened only with its vault definition"
     with pytest.raises(InvalidInput, match=only_with), Session(engine) as s, s.begin():
         add_account(s, "ghost", "vault")
@@ -262,23 +262,23 @@ def test_records_are_leaves_without_postings(engine: Engine) -> None:
 
 def _forged_records() -> dict[str, Callable[[Session], object]]:
     return {
-        "record kind through append": lambda s: journal.append(
+        "record kind through append": lambda s: book.append(
             s, EntryDraft(kind="vault-added", memo='{"vault":"x"}', postings=())
         ),
-        "record kind with postings": lambda s: journal.append(
+        "record kind with postings": lambda s: book.append(
             s,
             EntryDraft(kind="audit", memo='{"ok":true}', postings=(Posting("acme", 1), Posting("fees", -1))),
         ),
-        "money kind through append_records": lambda s: journal.append_records(s, [deposit(BTC)]),
-        "record memo not canonical": lambda s: journal.append_records(
+        "money kind through append_records": lambda s: book.append_records(s, [deposit(BTC)]),
+        "record memo not canonical": lambda s: book.append_records(
             s, [EntryDraft(kind="audit", memo='{"ok": true}', postings=())]
         ),
-        "record with a txid": lambda s: journal.append_records(
+        "record with a txid": lambda s: book.append_records(
             s, [EntryDraft(kind="audit", memo='{"ok":true}', postings=(), txid="ab" * 32)]
         ),
         "record body with a float": lambda s: append_record(s, RecordKind.AUDIT, {"ratio": 0.5}),
         "reverse a record": lambda s: reverse(s, 2, "undo the vault"),
-        "hand-made reversal of a record": lambda s: journal.append(
+        "hand-made reversal of a record": lambda s: book.append(
             s, EntryDraft(kind="reversal", memo="undo", postings=(), reverses_seq=2)
         ),
     }

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger.db import make_engine
+from ledger.store.db import make_engine
 from tests.fixtures.db import runtime_role, runtime_url_for, snapshot
 from tests.fixtures.reserve import Reserve
 
@@ -246,9 +246,9 @@ def test_init_that_loses_the_key_race_loads_the_winners_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The other `init` creates the key between this one's check and its O_EXCL create."""
-    from ledger.checkpoint import create_signing_key, load_signing_key, public_key_pem
     from ledger.cli import journal_cmds
     from ledger.cli.main import main
+    from ledger.journal.checkpoint import create_signing_key, load_signing_key, public_key_pem
     from ledger.verify_proof import key_id
 
     def other_init_wins(path: Path) -> object:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from custody.amount import format_btc
-from ledger.db import drop_append_only_ddl, make_engine
+from ledger.store.db import drop_append_only_ddl, make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import Reserve

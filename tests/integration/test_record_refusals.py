@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from custody.amount import btc_decimal
 from custody.rpc import RpcClient
 from custody.wallet import vault_wallet_name
-from ledger.db import make_engine
+from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import Reserve

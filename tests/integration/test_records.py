@@ -1,4 +1,4 @@
-"""Log records (:mod:`ledger.records`) and migration 0004, on SQLite and PostgreSQL.
+"""Log records (:mod:`ledger.journal.records`) and migration 0004, on SQLite and PostgreSQL.
 
 - An old database (migrated to 0003, with entries, postings, checkpoints, vaults, a retirement
   and a stored audit in it) upgrades to head keeping every row and every leaf hash; the records
@@ -31,21 +31,21 @@ from custody.keygen import test_key_from_seed
 from custody.network import Network
 from custody.policy import Policy
 from ledger import verify_proof
-from ledger.accounts import add_account
-from ledger.audit_models import AuditRow
-from ledger.checkpoint import public_key_pem
-from ledger.db import make_engine
-from ledger.entry import EntryDraft, Posting
+from ledger.chain.vaults import add_vault, get_vault, list_vaults, retire_vault
 from ledger.errors import InvalidInput
-from ledger.journal import append_many, get_entry, iter_leaf_hashes, last_seq
-from ledger.merkle import root_of
-from ledger.migrate import current_revision, upgrade
-from ledger.models import APPEND_ONLY_TABLES
-from ledger.proofs import inclusion_document, make_checkpoint
-from ledger.records import KeyFields, RecordKind, audit_body, records, vault_added_body
-from ledger.vault_models import VAULT_TABLES, VaultKeyRow, VaultRetirementRow, VaultRow
-from ledger.vaults import add_vault, get_vault, list_vaults, retire_vault
-from ledger.verify import stored_checkpoints, verify_ledger
+from ledger.journal.accounts import add_account
+from ledger.journal.book import append_many, get_entry, iter_leaf_hashes, last_seq
+from ledger.journal.checkpoint import public_key_pem
+from ledger.journal.entry import EntryDraft, Posting
+from ledger.journal.merkle import root_of
+from ledger.journal.proofs import inclusion_document, make_checkpoint
+from ledger.journal.records import KeyFields, RecordKind, audit_body, records, vault_added_body
+from ledger.journal.verify import stored_checkpoints, verify_ledger
+from ledger.store.audit_models import AuditRow
+from ledger.store.db import make_engine
+from ledger.store.migrate import current_revision, upgrade
+from ledger.store.models import APPEND_ONLY_TABLES
+from ledger.store.vault_models import VAULT_TABLES, VaultKeyRow, VaultRetirementRow, VaultRow
 from ledger.verify_proof import verify_inclusion_document
 from tests.fixtures.db import snapshot
 

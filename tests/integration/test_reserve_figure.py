@@ -4,7 +4,7 @@ The issue's attack, through the real CLI on SQLite and PostgreSQL: ``reserve acc
 --type vault`` then ``reserve record --kind adjustment --posting ghost=1000 --posting
 equity=-1000`` inflated ``reserve balance`` by 1,000 BTC. Both are refused now and change nothing
 (row counts and Merkle root compared), and so is a manual posting to a real vault. The reserve
-figure of ``reserve balance`` is :func:`ledger.balances.reserve_total`, the figure the audit
+figure of ``reserve balance`` is :func:`ledger.journal.balances.reserve_total`, the figure the audit
 compares with the chain."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from custody.rpc import RpcClient
-from ledger.balances import balance, reserve_total
-from ledger.db import make_engine
+from ledger.journal.balances import balance, reserve_total
+from ledger.store.db import make_engine
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_address_issuance import book_state
 from tests.integration.test_watch_only import wait_for_wallet

@@ -18,20 +18,20 @@ from custody.descriptor import MultisigDescriptor
 from custody.keygen import test_key_from_seed
 from custody.network import Network
 from custody.policy import Policy
-from ledger.accounts import add_account
-from ledger.audit_models import AuditRow
-from ledger.checkpoint import Checkpoint, public_key_pem
-from ledger.db import drop_append_only_ddl, make_engine
-from ledger.entry import EntryDraft, Posting
+from ledger.chain.vaults import add_vault, get_vault, list_vaults, retire_vault
 from ledger.errors import TamperDetected
-from ledger.journal import append, append_many, iter_leaf_hashes, iter_stored, last_seq
-from ledger.merkle import leaf_hash, root_of
-from ledger.models import APPEND_ONLY_TABLES, EntryRow, PostingRow
-from ledger.proofs import make_checkpoint
-from ledger.records import RecordKind, append_record, audit_body
-from ledger.vault_models import VAULT_TABLES
-from ledger.vaults import add_vault, get_vault, list_vaults, retire_vault
-from ledger.verify import VerifyReport, stored_checkpoints, verify_ledger
+from ledger.journal.accounts import add_account
+from ledger.journal.book import append, append_many, iter_leaf_hashes, iter_stored, last_seq
+from ledger.journal.checkpoint import Checkpoint, public_key_pem
+from ledger.journal.entry import EntryDraft, Posting
+from ledger.journal.merkle import leaf_hash, root_of
+from ledger.journal.proofs import make_checkpoint
+from ledger.journal.records import RecordKind, append_record, audit_body
+from ledger.journal.verify import VerifyReport, stored_checkpoints, verify_ledger
+from ledger.store.audit_models import AuditRow
+from ledger.store.db import drop_append_only_ddl, make_engine
+from ledger.store.models import APPEND_ONLY_TABLES, EntryRow, PostingRow
+from ledger.store.vault_models import VAULT_TABLES
 from tests.fixtures.reserve import Reserve
 
 N = 8

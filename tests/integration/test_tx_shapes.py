@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from custody.amount import btc_decimal, sat_from_rpc
 from custody.rpc import RpcClient
 from custody.wallet import vault_wallet_name
-from ledger.balances import balance
-from ledger.db import make_engine
+from ledger.journal.balances import balance
+from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner, spend_from_vault
 from tests.fixtures.reserve import Reserve

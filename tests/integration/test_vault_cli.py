@@ -19,8 +19,8 @@ from custody.keygen import test_key_from_seed
 from custody.keys import ExtendedKey
 from custody.network import Network
 from custody.rpc import RpcClient
-from ledger.db import make_engine
-from ledger.vault_models import VAULT_TABLES
+from ledger.store.db import make_engine
+from ledger.store.vault_models import VAULT_TABLES
 from regtest.node import RegtestNode, free_port
 from tests.fixtures.reserve import Result
 from tests.integration.test_watch_only import wait_for_wallet

@@ -16,10 +16,10 @@ from custody.errors import PolicyViolation
 from custody.keygen import test_key_from_seed
 from custody.network import Network
 from custody.policy import Policy
+from ledger.chain.vaults import add_vault, check_vaults, get_vault, list_vaults, retire_vault
 from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound
-from ledger.migrate import alembic_config, current_revision, upgrade
-from ledger.vault_models import VAULT_TABLES, VaultKeyRow, VaultRetirementRow, VaultRow
-from ledger.vaults import add_vault, check_vaults, get_vault, list_vaults, retire_vault
+from ledger.store.migrate import alembic_config, current_revision, upgrade
+from ledger.store.vault_models import VAULT_TABLES, VaultKeyRow, VaultRetirementRow, VaultRow
 from tests.fixtures.db import snapshot
 
 R = Network.REGTEST

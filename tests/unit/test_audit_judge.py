@@ -9,8 +9,8 @@ from custody.chain import BlockPlace, ChainTx, TxInput, TxOutput
 from custody.wallet import Balances, ScannedOutput, ScanResult, Utxo
 from custody.wallet_txs import WalletTxState
 from custody.wallet_view import WalletView
-from ledger.audit_judge import judge
-from ledger.audit_report import (
+from ledger.chain.audit_judge import judge
+from ledger.chain.audit_report import (
     AuditReport,
     BookedEntry,
     Books,

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.canonical import content_hash, encode_draft, encode_entry, entry_leaf_hash
-from ledger.entry import Entry, EntryDraft, Posting
-from ledger.records import RecordKind, canonical_json, vault_retired_body
+from ledger.journal.canonical import content_hash, encode_draft, encode_entry, entry_leaf_hash
+from ledger.journal.entry import Entry, EntryDraft, Posting
+from ledger.journal.records import RecordKind, canonical_json, vault_retired_body
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ledger-format.md"
 

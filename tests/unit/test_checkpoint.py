@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from ledger.checkpoint import (
+from ledger.errors import Conflict, InvalidInput, NotInitialised
+from ledger.journal.checkpoint import (
     Checkpoint,
     create_signing_key,
     load_signing_key,
@@ -28,10 +29,9 @@ from ledger.checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
-from ledger.errors import Conflict, InvalidInput, NotInitialised
-from ledger.keychain import judge_rotations, rotation_body
-from ledger.merkle import leaf_hash, root_of
-from ledger.records import Record, RecordKind
+from ledger.journal.keychain import judge_rotations, rotation_body
+from ledger.journal.merkle import leaf_hash, root_of
+from ledger.journal.records import Record, RecordKind
 from ledger.verify_proof import ProofError, checkpoint_message, key_id
 
 ROOT = root_of(leaf_hash(bytes([i])) for i in range(10))

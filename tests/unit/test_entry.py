@@ -10,9 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from custody.amount import MAX_MONEY
-from ledger.entry import ENTRY_KINDS, RECORD_KINDS, Entry, EntryDraft, Posting, check_text, reversal_postings
 from ledger.errors import InvalidInput
-from ledger.records import RecordKind, canonical_json
+from ledger.journal.entry import (
+    ENTRY_KINDS,
+    RECORD_KINDS,
+    Entry,
+    EntryDraft,
+    Posting,
+    check_text,
+    reversal_postings,
+)
+from ledger.journal.records import RecordKind, canonical_json
 
 TWO = (Posting("vault", 10), Posting("acme", -10))
 

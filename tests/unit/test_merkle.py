@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
-from ledger.merkle import (
+from ledger.journal.merkle import (
     EMPTY_ROOT,
     MerkleAccumulator,
     ProofError,

@@ -1,4 +1,4 @@
-"""Movements by net vault flow (ledger.movement): plain shapes and hypothesis properties.
+"""Movements by net vault flow (ledger.chain.movement): plain shapes and hypothesis properties.
 
 Every shape is booked output by output: each vault its own net flow, the fee to network-fees,
 the rest to the counterparty side; postings always sum to zero.
@@ -13,9 +13,7 @@ import pytest
 from hypothesis import given, settings
 
 from custody.chain import ChainTx, TxInput, TxOutput
-from ledger.entry import EntryDraft
-from ledger.errors import ChainMismatch
-from ledger.movement import (
+from ledger.chain.movement import (
     MINING_INCOME,
     NETWORK_FEES,
     UNATTRIBUTED,
@@ -26,7 +24,9 @@ from ledger.movement import (
     headline_amount,
     postings_for,
 )
-from ledger.recording import Claim, flow_checked
+from ledger.chain.recording import Claim, flow_checked
+from ledger.errors import ChainMismatch
+from ledger.journal.entry import EntryDraft
 
 BTC = 100_000_000
 VAULTS = ("alpha", "beta", "gamma")
@@ -237,7 +237,7 @@ def test_kind_follows_the_flows(shape: tuple[ChainTx, bool]) -> None:
             assert m.kind is MovementKind.FEE and sum(m.flow.values()) == -m.fee
 
 
-# --- claims against movements (ledger.recording.flow_checked) ---------------------------------------
+# --- claims against movements (ledger.chain.recording.flow_checked) ---------------------------------------
 
 
 def claim(kind: str, vault: str, to_vault: str | None = None) -> Claim:

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import ledger.verify_proof as verify_proof_module
-from ledger.checkpoint import public_key_pem, sign_checkpoint
-from ledger.merkle import consistency_proof, inclusion_proof, leaf_hash, root_of
+from ledger.journal.checkpoint import public_key_pem, sign_checkpoint
+from ledger.journal.merkle import consistency_proof, inclusion_proof, leaf_hash, root_of
 from ledger.verify_proof import (
     CHECKPOINT_FORMAT,
     CONSISTENCY_FORMAT,
@@ -298,7 +298,7 @@ NEW_PEM = public_key_pem(NEW_KEY)
 def rotation_document(
     old: Ed25519PrivateKey = KEY, new_pem: bytes = NEW_PEM, size: int = 4
 ) -> dict[str, Any]:
-    from ledger.keychain import rotation_body
+    from ledger.journal.keychain import rotation_body
 
     return rotation_body(old, new_pem, size, root_of(LEAVES[:size]))
 

@@ -1,0 +1,1 @@
+"""Storage: the tables, the engine and its guards, migration glue."""

@@ -1,0 +1,114 @@
+"""The layout README describes: subpackages by role, no import cycles, custody never imports ledger,
+the regtest demo loaded only by ``reserve demo``."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """The known modules ``path`` imports, at module level or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if full in known else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found & known
+
+
+def import_graph(package: str) -> dict[str, set[str]]:
+    paths = {module_name(p): p for p in (ROOT / package).rglob("*.py")}
+    known = set(paths)
+    return {name: imports_of(path, known) - {name} for name, path in paths.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                found.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_ledger_has_no_import_cycle_even_through_function_level_imports() -> None:
+    assert cycles(import_graph("ledger")) == []
+
+
+def test_custody_never_imports_ledger() -> None:
+    ledger_modules = {module_name(p) for p in (ROOT / "ledger").rglob("*.py")}
+    for path in (ROOT / "custody").rglob("*.py"):
+        assert imports_of(path, ledger_modules) == set(), path
+
+
+def test_ledger_is_grouped_by_role() -> None:
+    top = sorted(
+        p.name for p in (ROOT / "ledger").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()
+    )
+    assert top == [
+        "__init__.py",
+        "chain",
+        "cli",
+        "errors.py",
+        "journal",
+        "settings.py",
+        "store",
+        "verify_proof.py",
+    ]
+
+
+def test_only_reserve_demo_loads_the_demo_and_the_regtest_signers() -> None:
+    code = (
+        "import sys\n"
+        "from ledger.cli.main import main\n"
+        "main(['--help'])\n"
+        "assert 'ledger.cli.demo' not in sys.modules and 'regtest.signers' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_reserve_demo_runs_through_the_cli_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The ``demo`` command hands the CLI entry to the demo (no import back); a used workdir stops it."""
+    (tmp_path / "reserve.db").touch()
+    args = ["--rpc-url", "http://127.0.0.1:9", "demo", "--workdir", str(tmp_path)]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RESERVE_RPC_USER", "u")
+        env.setenv("RESERVE_RPC_PASSWORD", "p")
+        assert main(args) == 1
+    assert "already holds a demo run" in capsys.readouterr().out

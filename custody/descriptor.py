@@ -23,10 +23,11 @@ from custody.bech32 import segwit_v0_address
 from custody.bip32 import PublicNode
 from custody.checksum import add_checksum, split_checksum
 from custody.errors import InvalidInput
-from custody.keys import HARDENED, ExtendedKey, shorten
+from custody.keys import HARDENED, ExtendedKey, refuse_whitespace, shorten
 from custody.network import Network, NetworkKind
 from custody.script import MAX_MULTISIG_KEYS, p2wsh_script_pubkey, sortedmulti_witness_script
 
+RECEIVE_CHANGE = (0, 1)  # the multipath pair: receive branch 0, change branch 1 (BIP-44/48)
 _WSH_RE = re.compile(r"^wsh\(sortedmulti\((?P<args>[^()]*)\)\)$")
 _SUFFIX_RE = re.compile(r"^(?P<key>[^/]+)/(?:<(?P<a>[0-9]+);(?P<b>[0-9]+)>|(?P<one>[0-9]+))/\*$")
 
@@ -55,15 +56,16 @@ def _branch_text(branches: tuple[int, ...]) -> str:
 class MultisigDescriptor:
     """``wsh(sortedmulti(threshold, key/branch/*, ...))``: an m-of-n P2WSH vault.
 
-    ``branches`` is ``(receive, change)`` (printed as the multipath ``/<0;1>/*``) or a single branch
-    (``/0/*``), shared by every key. Keys keep their given order (it is part of the text and its
-    checksum); ``sortedmulti`` sorts the derived public keys in each script.
+    ``branches`` is ``(0, 1)``, receive and change (printed as the multipath ``/<0;1>/*``; any other
+    pair, swapped ``<1;0>`` included, is refused), or a single branch (``/0/*``), shared by every
+    key. Keys keep their given order (it is part of the text and its checksum); ``sortedmulti``
+    sorts the derived public keys in each script.
     """
 
     kind: str
     threshold: int
     keys: tuple[ExtendedKey, ...]
-    branches: tuple[int, ...] = (0, 1)
+    branches: tuple[int, ...] = RECEIVE_CHANGE
     _nodes: dict[int, tuple[PublicNode, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -91,22 +93,39 @@ class MultisigDescriptor:
                 "(receive, change) pair such as (0, 1)"
             )
         for branch in self.branches:
-            if not 0 <= branch < HARDENED:
+            if isinstance(branch, bool) or not 0 <= branch < HARDENED:
                 raise InvalidInput(f"branch {branch} must be a non-hardened index below 2^31")
+        if self.branches == (1, 0):
+            raise InvalidInput(
+                "descriptor branches are swapped (receive 1, change 0: /<1;0>/*): receive must be "
+                "branch 0 and change branch 1, as wallets and signing devices derive them; write "
+                "/<0;1>/* (or give the /0/* descriptor as receive and the /1/* one as change)"
+            )
+        if len(self.branches) == 2 and self.branches != RECEIVE_CHANGE:
+            raise InvalidInput(
+                f"descriptor branches /{_branch_text(self.branches)}/* are not receive 0 and "
+                "change 1, which wallets and signing devices derive (BIP-44/48); write /<0;1>/*"
+            )
 
     # --- construction and text ---
 
     @classmethod
     def from_keys(
-        cls, threshold: int, keys: Sequence[ExtendedKey], branches: tuple[int, ...] = (0, 1)
+        cls, threshold: int, keys: Sequence[ExtendedKey], branches: tuple[int, ...] = RECEIVE_CHANGE
     ) -> MultisigDescriptor:
         """An m-of-n P2WSH sortedmulti vault over ``keys`` (multipath ``/<0;1>/*`` by default)."""
         return cls("wsh", threshold, tuple(keys), branches)
 
     @classmethod
     def parse(cls, text: str) -> MultisigDescriptor:
-        """Parse ``wsh(sortedmulti(m,KEY/<0;1>/*,...))`` with optional (but verified) ``#checksum``."""
-        body, _ = split_checksum(text.strip())
+        """Parse ``wsh(sortedmulti(m,KEY/<0;1>/*,...))`` with optional (but verified) ``#checksum``.
+
+        Whitespace around the text (a pasted line's newline) is ignored; whitespace inside it is
+        refused, as Bitcoin Core refuses it.
+        """
+        stripped = text.strip()
+        refuse_whitespace(stripped, f"descriptor {shorten(stripped, 48)!r}")
+        body, _ = split_checksum(stripped)
         m = _WSH_RE.match(body)
         if m is None:
             raise InvalidInput(
@@ -125,7 +144,7 @@ class MultisigDescriptor:
                 f"({', '.join('/' + _branch_text(b) + '/*' for b in sorted(branch_sets))}); "
                 "every key of a vault must use the same suffix, e.g. /<0;1>/*"
             )
-        branches = branch_sets.pop() if branch_sets else (0, 1)
+        branches = branch_sets.pop() if branch_sets else RECEIVE_CHANGE
         return cls("wsh", int(threshold_text), tuple(k for k, _ in parsed), branches)
 
     @classmethod
@@ -224,31 +243,5 @@ class MultisigDescriptor:
         ]
 
 
-# --- interim re-exports while ledger/ moves (dropped once importers use the new modules) ---------
-
-from custody.bip32 import SECP256K1_ORDER, ckd_pub  # noqa: E402
-from custody.checksum import CHECKSUM_CHARSET, INPUT_CHARSET, descriptor_checksum  # noqa: E402
-
-__all__ = [
-    "CHECKSUM_CHARSET",
-    "INPUT_CHARSET",
-    "MAX_MULTISIG_KEYS",
-    "SECP256K1_ORDER",
-    "MultisigDescriptor",
-    "PublicNode",
-    "add_checksum",
-    "bsms_descriptor_record",
-    "ckd_pub",
-    "descriptor_checksum",
-    "p2wsh_script_pubkey",
-    "segwit_v0_address",
-    "sortedmulti_witness_script",
-    "split_checksum",
-]
-
-
-def bsms_descriptor_record(descriptor: MultisigDescriptor, network: Network) -> str:
-    """Moved to :func:`custody.bsms.bsms_descriptor_record`."""
-    from custody.bsms import bsms_descriptor_record as record
-
-    return record(descriptor, network)
+# regtest.signers still imports add_checksum from here; it belongs to custody.checksum.
+__all__ = ["RECEIVE_CHANGE", "MultisigDescriptor", "add_checksum"]

@@ -14,7 +14,8 @@ from custody.keys import HARDENED, ExtendedKey, KeyOrigin, format_path
 from custody.network import Network
 
 BIP48_PURPOSE = 48
-BIP48_P2WSH_SCRIPT_TYPE = 2
+BIP48_P2SH_P2WSH_SCRIPT_TYPE = 1  # m/48h/coin'/account'/1h: nested segwit, not for wsh() vaults
+BIP48_P2WSH_SCRIPT_TYPE = 2  # m/48h/coin'/account'/2h: native segwit multisig, our vaults
 
 
 def bip48_path(network: Network, account: int = 0) -> tuple[int, ...]:

@@ -4,6 +4,11 @@ A vault key is a BIP-32 extended *public* key plus where it came from (the maste
 the hardened path from the master to it). Private keys never enter this service: ``xprv``/``tprv``
 are refused with a clear error. Parsing validates with bip-utils (Base58Check checksum, length,
 point on the curve), and ``str()`` gives the canonical text back with ``h`` as hardened marker.
+
+As strict as Bitcoin Core's descriptor parser (``src/script/descriptor.cpp``, ``util/bip32.cpp``
+``ParseKeyPathElement``): hardened steps are marked ``h`` or ``'`` (``H`` is refused), and no
+whitespace inside a key. Stricter than Core where signers rely on it: an origin must agree with its
+key (signing devices find their keys by origin), see :class:`ExtendedKey`.
 """
 
 from __future__ import annotations
@@ -26,11 +31,11 @@ from custody.network import (
 HARDENED = 0x8000_0000
 
 _ORIGIN_RE = re.compile(r"^\[(?P<origin>[^\[\]]*)\](?P<rest>[^\[\]]*)$", re.DOTALL)
-_STEP_RE = re.compile(r"^(?P<num>[0-9]+)(?P<hard>[h'H]?)$")
+_STEP_RE = re.compile(r"(?P<num>[0-9]+)(?P<hard>[h']?)")
 _EXTENDED_KEY_LENGTH = 78
 MAX_HOLDER_LENGTH = 100
 # What may not appear in a name printed to a terminal: C0 and C1 controls, DEL, line and paragraph
-# separators, bidirectional overrides and isolates (the same set as ledger.entry's text check).
+# separators, bidirectional overrides and isolates (the same set as ledger.journal.entry's text check).
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
@@ -39,13 +44,37 @@ def shorten(text: str, keep: int = 24) -> str:
     return text if len(text) <= keep + 3 else f"{text[: keep - 8]}...{text[-8:]}"
 
 
+def refuse_whitespace(text: str, what: str) -> None:
+    """Raise :class:`InvalidInput` naming the first whitespace character inside ``text``.
+
+    Bitcoin Core refuses whitespace inside descriptors and around their keys; a stray space or
+    line break usually means the text was wrapped or pasted in pieces.
+    """
+    for position, char in enumerate(text):
+        if char.isspace():
+            around = text[max(0, position - 12) : position + 12]
+            raise InvalidInput(
+                f"{what} has whitespace ({char!r}) at position {position}, near {around!r}; "
+                "Bitcoin Core refuses whitespace inside a descriptor or key: remove it "
+                "(copy the text again in one piece if it was wrapped)"
+            )
+
+
 def parse_path(text: str) -> tuple[int, ...]:
-    """Parse ``48h/1h/0'/2`` (no leading ``m/``) into BIP-32 indices with the hardened bit."""
+    """Parse ``48h/1h/0'/2`` (no leading ``m/``) into BIP-32 indices with the hardened bit.
+
+    Hardened steps are marked ``h`` or ``'``, as Bitcoin Core accepts; ``H`` is refused.
+    """
     if text == "":
         return ()
     path: list[int] = []
     for step in text.split("/"):
-        m = _STEP_RE.match(step)
+        m = _STEP_RE.fullmatch(step)
+        if m is None and re.fullmatch(r"[0-9]+H", step):
+            raise InvalidInput(
+                f"derivation step {step!r} in {shorten(text, 40)!r} marks hardened with 'H', "
+                f"which Bitcoin Core refuses (it takes only h or '); write {step[:-1]}h"
+            )
         if m is None:
             raise InvalidInput(
                 f"derivation step {step!r} in {shorten(text, 40)!r} is not a number with an "
@@ -120,13 +149,18 @@ def _decode_extended(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ExtendedKey:
-    """A BIP-32 extended public key (``xpub`` or ``tpub``) with optional origin information."""
+    """A BIP-32 extended public key (``xpub`` or ``tpub``) with optional origin information.
+
+    An origin must agree with the key: as many steps as the key's depth, the last step the key's
+    child number, and at depth 1 (0) the fingerprint of the key's parent (of the key itself).
+    """
 
     xpub: str
     origin: KeyOrigin | None = None
 
     def __post_init__(self) -> None:
-        version = _decode_extended(self.xpub)[:4]
+        raw = _decode_extended(self.xpub)
+        version = raw[:4]
         if version in (XPRV_VERSION, TPRV_VERSION):
             raise InvalidInput(
                 f"{shorten(self.xpub)!r} is an extended PRIVATE key; private keys never enter "
@@ -137,12 +171,61 @@ class ExtendedKey:
                 f"extended key {shorten(self.xpub)!r} has version bytes {version.hex()}, "
                 "not xpub or tpub; convert SLIP-132 keys (Zpub, Vpub, ...) to xpub/tpub first"
             )
-        self.node()  # bip-utils validates depth, fingerprint and that the point is on the curve
+        node = self.node()  # bip-utils validates depth, fingerprint and that the point is on the curve
+        if self.origin is not None:
+            self._check_origin(raw, bytes(node.FingerPrint().ToBytes()))
+
+    def _check_origin(self, raw: bytes, own_fingerprint: bytes) -> None:
+        """Raise :class:`InvalidInput` unless the origin agrees with the key's serialized header.
+
+        The origin path is the path from the master key to this key, so its length is the key's
+        depth and its last step the key's child number; at depth 1 the parent is the master key, so
+        the origin fingerprint is the key's parent fingerprint; at depth 0 it is the key's own.
+        Signing devices find their key by origin: an origin that does not match its key makes a
+        vault that nobody can sign for.
+        """
+        origin = self.origin
+        if origin is None:
+            return
+        depth, parent_fingerprint = raw[4], raw[5:9]
+        child_number = int.from_bytes(raw[9:13], "big")
+        key = shorten(self.xpub)
+        again = "export the key and its origin together again from the signing device"
+        if len(origin.path) != depth:
+            raise InvalidInput(
+                f"key origin [{origin}] has {len(origin.path)} derivation step(s) but key {key!r} "
+                f"is at depth {depth}: the origin must be the whole path from the master key to "
+                f"this key (a BIP-48 P2WSH account key has 4: 48h/<coin>h/<account>h/2h); {again}"
+            )
+        if depth == 0:
+            if origin.fingerprint != own_fingerprint:
+                raise InvalidInput(
+                    f"key origin [{origin}] names fingerprint {origin.fingerprint.hex()} but key "
+                    f"{key!r} is a master key with fingerprint {own_fingerprint.hex()}; "
+                    f"write [{own_fingerprint.hex()}] or {again}"
+                )
+            return
+        if origin.path[-1] != child_number:
+            raise InvalidInput(
+                f"key origin [{origin}] ends in step {format_path(origin.path[-1:])} but key "
+                f"{key!r} is child {format_path((child_number,))} of its parent: origin and key "
+                f"do not belong together; {again}"
+            )
+        if depth == 1 and origin.fingerprint != parent_fingerprint:
+            raise InvalidInput(
+                f"key origin [{origin}] names master fingerprint {origin.fingerprint.hex()} but key "
+                f"{key!r} at depth 1 was derived from master {parent_fingerprint.hex()}: origin "
+                f"and key do not belong together; {again}"
+            )
 
     @classmethod
     def parse(cls, text: str) -> ExtendedKey:
-        """Parse ``[fingerprint/path]xpub`` or a bare ``xpub``/``tpub``; ``'`` or ``h`` mark hardened."""
+        """Parse ``[fingerprint/path]xpub`` or a bare ``xpub``/``tpub``; ``'`` or ``h`` mark hardened.
+
+        Whitespace around the key is ignored, whitespace inside it refused.
+        """
         raw = text.strip()
+        refuse_whitespace(raw, f"key {shorten(raw, 40)!r}")
         origin: KeyOrigin | None = None
         if raw.startswith("["):
             m = _ORIGIN_RE.match(raw)

@@ -4,7 +4,9 @@
 naming the offending value and what to do (never raises); :func:`enforce` turns a non-empty result
 into :class:`~custody.errors.PolicyViolation`. Impossible scripts (threshold above the number of
 keys, more than 20 keys) never get this far: :class:`~custody.descriptor.MultisigDescriptor` refuses
-them on construction.
+them on construction, and :class:`~custody.keys.ExtendedKey` refuses an origin that does not agree
+with its key. The policy judges what is possible but unwise: too low a threshold, too few holders,
+reused keys or seeds, keys without origin or from the BIP-48 P2SH-P2WSH account (script type 1h).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 
 from custody.descriptor import MultisigDescriptor
 from custody.errors import InvalidInput, PolicyViolation
-from custody.keys import shorten
+from custody.keygen import BIP48_P2SH_P2WSH_SCRIPT_TYPE, BIP48_PURPOSE
+from custody.keys import HARDENED, format_path, shorten
 from custody.network import Network
 
 P2WSH_MAX_STANDARD_KEYS = 15  # wallets and signing devices interoperate up to 15 keys
@@ -62,14 +65,11 @@ def check_vault_policy(
             f"key must never move funds; use at least {policy.min_threshold}-of-n"
         )
     if n > policy.max_keys:
-        findings.append(
-            f"{n} keys exceed the policy maximum of {policy.max_keys} for P2WSH; use fewer keys"
-        )
+        findings.append(f"{n} keys exceed the policy maximum of {policy.max_keys} for P2WSH; use fewer keys")
 
     if len(holders) != n:
         findings.append(
-            f"{len(holders)} holders given for {n} keys; name exactly one holder per key, "
-            "in descriptor order"
+            f"{len(holders)} holders given for {n} keys; name exactly one holder per key, in descriptor order"
         )
     distinct_holders = set(holders)
     if len(distinct_holders) < policy.min_holders:
@@ -102,8 +102,15 @@ def check_vault_policy(
         label = f"key {position} ({shorten(str(key), 40)})"
         if key.origin is None:
             findings.append(
-                f"{label} has no origin; write it as [fingerprint/48h/coin'h/accounth/2h]xpub "
+                f"{label} has no origin; write it as [fingerprint/48h/<coin>h/<account>h/2h]xpub "
                 "so signing devices can recognise it"
+            )
+        elif _is_bip48_p2sh_p2wsh(key.origin.path):
+            findings.append(
+                f"{label} is a BIP-48 P2SH-P2WSH account key (script type 1h in its origin "
+                f"{format_path(key.origin.path)}); this vault is native P2WSH, whose keys are the "
+                "script type 2h accounts: export the key at m/48h/<coin>h/<account>h/2h from "
+                "the signing device"
             )
         vault = other_active_keys.get(key.xpub) or other_active_keys.get(str(key))
         if vault is not None:
@@ -114,10 +121,18 @@ def check_vault_policy(
         if key.is_mainnet != network.is_mainnet:
             flavour = "a mainnet xpub" if key.is_mainnet else "a test-network tpub"
             findings.append(
-                f"{label} is {flavour} but the node is on {network.chain}; export the key "
-                f"for {network.chain}"
+                f"{label} is {flavour} but the node is on {network.chain}; export the key for {network.chain}"
             )
     return tuple(findings)
+
+
+def _is_bip48_p2sh_p2wsh(path: tuple[int, ...]) -> bool:
+    """Whether ``path`` lies under a BIP-48 P2SH-P2WSH account, ``48h/<coin>h/<account>h/1h``."""
+    return (
+        len(path) >= 4
+        and path[0] == BIP48_PURPOSE | HARDENED
+        and path[3] == BIP48_P2SH_P2WSH_SCRIPT_TYPE | HARDENED
+    )
 
 
 def enforce(findings: Sequence[str]) -> None:

@@ -38,7 +38,9 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from custody.descriptor import MultisigDescriptor, bsms_descriptor_record, split_checksum
+from custody.bsms import bsms_descriptor_record
+from custody.checksum import split_checksum
+from custody.descriptor import MultisigDescriptor
 from custody.errors import CustodyError, NodeUnreachable
 from custody.keys import parse_held_key, shorten
 from custody.network import Network
@@ -55,7 +57,7 @@ from ledger.chain.vaults import (
 )
 from ledger.cli.app import App, json_option, pass_app
 from ledger.cli.journal_cmds import journal_session
-from ledger.errors import InvalidInput, LedgerError, NotInitialised
+from ledger.errors import InvalidInput, NotInitialised
 from ledger.journal.entry import check_text
 
 EXIT_FINDINGS = 1
@@ -193,9 +195,8 @@ def node_chain(app: App) -> tuple[Network, int]:
     try:
         info = app.rpc().get_blockchain_info()
     except NodeUnreachable as e:
-        raise LedgerError(
-            f"{e}; the network of the vault's keys is checked against the node, nothing was stored"
-        ) from e
+        e.add_note("the network of the vault's keys is checked against the node, nothing was stored")
+        raise
     return Network.from_chain(info.chain), info.blocks
 
 
@@ -462,8 +463,7 @@ def vault_export(app: App, name: str, bsms: bool, as_json: bool) -> None:
 @click.argument("name", required=False)
 @json_option
 @pass_app
-@click.pass_context
-def vault_check(ctx: click.Context, app: App, name: str | None, as_json: bool) -> None:
+def vault_check(app: App, name: str | None, as_json: bool) -> int:
     """Judge vaults against today's policy; exit 1 if any violates it."""
     policy = policy_of(app.settings.policy.min_threshold, app.settings.policy.min_holders)
     with reading(app) as s:
@@ -477,8 +477,7 @@ def vault_check(ctx: click.Context, app: App, name: str | None, as_json: bool) -
             click.echo(f"{vault_name}: {'ok' if not findings else f'{len(findings)} violation(s)'}")
             for f in findings:
                 click.echo(f"  - {f}")
-    if any(results.values()):
-        ctx.exit(EXIT_FINDINGS)
+    return EXIT_FINDINGS if any(results.values()) else 0
 
 
 @vault.command("watch")
@@ -516,7 +515,8 @@ def vault_watch(app: App, name: str, birthday: int | None, gap: int, as_json: bo
         try:
             result = ensure_watch_wallet(rpc, v.wallet_name, v.descriptor, height, gap, on_progress, cover)
         except CustodyError as e:
-            raise LedgerError(f"cannot watch vault {name}: {e}") from e
+            e.add_note(f"cannot watch vault {name}")
+            raise
     if as_json:
         app.print_json(
             {

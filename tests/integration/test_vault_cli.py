@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from custody.descriptor import MultisigDescriptor, split_checksum
+from custody.checksum import split_checksum
+from custody.descriptor import MultisigDescriptor
 from custody.keygen import test_key_from_seed
 from custody.keys import ExtendedKey
 from custody.network import Network

@@ -6,6 +6,8 @@ non-hardened children; BIP-380 key-expression examples.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from custody.errors import InvalidInput
@@ -20,6 +22,7 @@ from custody.keys import (
     parse_path,
 )
 from custody.network import Network
+from regtest.signers import DemoSigner
 
 # BIP-32 test vector 1
 V1_SEED = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
@@ -31,6 +34,10 @@ V1_M_0H_1_2H_2_PRIV = "xprvA2JDeKCSNNZky6uBCviVfJSKyQ1mDYahRjijr5idH2WwLsEd4Hsb2
 # BIP-380 key expressions
 BIP380_XPUB = "xpub6ERApfZwUNrhLCkDtcHTcxd75RbzS1ed54G1LkBUHQVHQKqhMkhgbmJbZRkrgZw4koxb5JaHWkY4ALHY2grBGRjaDMzQLcgJvLJuZZvRcEL"
 BIP380_XPRV = "xprvA1RpRA33e1JQ7ifknakTFpgNXPmW2YvmhqLQYMmrj4xJXXWYpDPS3xz7iAxn8L39njGVyuoseXzU6rcxFLJ8HFsTjSyQbLYnMpCqE2VbFWc"
+V1_MASTER = "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8"
+# Bitcoin Core descriptor_tests.cpp: a depth-1 key, child 0h of a master with fingerprint 41d63b50
+CORE_XPUB_B = "xpub68NZiKmJWnxxS6aaHmn81bvJeTESw724CRDs6HbuccFQN9Ku14VQrADWgqbhhTHBaohPX4CjNLf9fq9MYo6oDaPPLPxSb7gwQN3ih19Zm4Y"
+CORE_B_PARENT = "41d63b50"
 REGTEST_TPUB = str(test_key_from_seed(bytes(32), Network.REGTEST).xpub)
 
 
@@ -66,10 +73,11 @@ def test_keygen_uses_bip48_p2wsh_path_with_account_and_tpub_on_test_networks() -
     ("text", "canonical"),
     [
         (BIP380_XPUB, BIP380_XPUB),
-        (f"[deadbeef/0h/1h/2h]{BIP380_XPUB}", f"[deadbeef/0h/1h/2h]{BIP380_XPUB}"),
-        (f"[deadbeef/0'/1'/2]{BIP380_XPUB}", f"[deadbeef/0h/1h/2]{BIP380_XPUB}"),
-        (f"[DEADBEEF/0'/1h/2H]{BIP380_XPUB}", f"[deadbeef/0h/1h/2h]{BIP380_XPUB}"),
-        (f"[d34db33f]{BIP380_XPUB}", f"[d34db33f]{BIP380_XPUB}"),
+        (f"[3442193e/0h/1/2h]{V1_M_0H_1_2H}", f"[3442193e/0h/1/2h]{V1_M_0H_1_2H}"),
+        (f"[3442193e/0'/1/2']{V1_M_0H_1_2H}", f"[3442193e/0h/1/2h]{V1_M_0H_1_2H}"),
+        (f"[3442193E/0'/1/2h]{V1_M_0H_1_2H}", f"[3442193e/0h/1/2h]{V1_M_0H_1_2H}"),
+        (f"  [3442193e]{V1_MASTER}\n", f"[3442193e]{V1_MASTER}"),
+        (f"[{CORE_B_PARENT}/0h]{CORE_XPUB_B}", f"[{CORE_B_PARENT}/0h]{CORE_XPUB_B}"),
     ],
 )
 def test_parse_and_str_normalise_hardened_marker(text: str, canonical: str) -> None:
@@ -151,6 +159,82 @@ def test_held_key() -> None:
 
 def test_paths() -> None:
     assert parse_path("") == ()
-    assert format_path(parse_path("48'/1h/0H/2/7")) == "48h/1h/0h/2/7"
+    assert format_path(parse_path("48'/1h/0h/2/7")) == "48h/1h/0h/2/7"
     with pytest.raises(InvalidInput):
         KeyOrigin(b"\x00" * 3, ())
+
+
+# --- as strict as Bitcoin Core (src/script/descriptor.cpp, util/bip32.cpp ParseKeyPathElement) ---
+
+
+@pytest.mark.parametrize("path", ["48h/1h/0H/2h", "2H", "48'/1'/0'/2H"])
+def test_capital_h_hardened_marker_is_refused_as_core_does(path: str) -> None:
+    step = next(s for s in path.split("/") if s.endswith("H"))
+    expected = f"step '{step}' in {path!r} marks hardened with 'H', which Bitcoin Core refuses"
+    with pytest.raises(InvalidInput, match=re.escape(expected)) as info:
+        parse_path(path)
+    assert str(info.value).endswith(f"write {step[:-1]}h")
+
+
+def test_capital_h_in_a_key_origin_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="marks hardened with 'H'"):
+        ExtendedKey.parse(f"[3442193e/0h/1/2H]{V1_M_0H_1_2H}")
+
+
+@pytest.mark.parametrize("step", ["2h\n", "2 ", " 2", "+2", "2hh", "٢h"])
+def test_steps_are_plain_ascii_digits_and_one_marker(step: str) -> None:
+    with pytest.raises(InvalidInput, match="is not a number with an optional hardened marker"):
+        parse_path(f"48h/{step}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"[3442193e/0h/1/2h] {V1_M_0H_1_2H}",
+        f"[3442193e/0h/1 /2h]{V1_M_0H_1_2H}",
+        f"[3442193e /0h/1/2h]{V1_M_0H_1_2H}",
+        f"[3442193e/0h/1/2h]{V1_M_0H_1_2H[:40]}\n{V1_M_0H_1_2H[40:]}",
+        f"{BIP380_XPUB[:50]} {BIP380_XPUB[50:]}",
+    ],
+)
+def test_whitespace_inside_a_key_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match=r"has whitespace .* at position [0-9]+.*remove it"):
+        ExtendedKey.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # BIP-380's own example key is at depth 4, child 2^31-2: its example origin does not fit it
+        (f"[deadbeef/0h/1h/2h]{BIP380_XPUB}", "has 3 derivation step\\(s\\) but key .* is at depth 4"),
+        (f"[3442193e/0h/1/2h/2]{V1_M_0H_1_2H}", "has 4 derivation step\\(s\\) but key .* is at depth 3"),
+        (f"[d34db33f]{BIP380_XPUB}", "has 0 derivation step\\(s\\) but key .* is at depth 4"),
+        (f"[3442193e/0h/1/2]{V1_M_0H_1_2H}", "ends in step 2 but key .* is child 2h of its parent"),
+        (f"[3442193e/0h/1/3h]{V1_M_0H_1_2H}", "ends in step 3h but key .* is child 2h"),
+        (
+            f"[deadbeef/0h]{CORE_XPUB_B}",
+            "names master fingerprint deadbeef but key .* derived from master 41d63b50",
+        ),
+        (f"[{CORE_B_PARENT}/0]{CORE_XPUB_B}", "ends in step 0 but key .* is child 0h"),
+        (f"[d34db33f]{V1_MASTER}", "master key with fingerprint 3442193e; write \\[3442193e\\]"),
+    ],
+)
+def test_an_origin_that_disagrees_with_its_key_is_refused(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as info:
+        ExtendedKey.parse(text)
+    assert "export the key and its origin together again" in str(info.value)
+
+
+def test_origin_is_checked_on_construction_too() -> None:
+    with pytest.raises(InvalidInput, match=r"ends in step 1h but key .* is child 2h"):
+        ExtendedKey(REGTEST_TPUB, KeyOrigin(bytes(4), parse_path("48h/1h/0h/1h")))
+    assert ExtendedKey(REGTEST_TPUB, KeyOrigin(bytes(4), parse_path("48h/1h/0h/2h"))).origin is not None
+
+
+@pytest.mark.parametrize("network", list(Network))
+@pytest.mark.parametrize("account", [0, 1, 2**31 - 1])
+def test_project_test_keys_have_origins_that_agree_with_them(network: Network, account: int) -> None:
+    key = test_key_from_seed(bytes([account % 251]) * 32, network, account)
+    assert ExtendedKey.parse(str(key)) == key
+    signer = DemoSigner("alice", bytes([account % 251]) * 32, network=network, account=account)
+    assert signer.public_key == key

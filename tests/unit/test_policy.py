@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from bip_utils import Bip32KeyNetVersions, Bip32Secp256k1
 
 from custody.descriptor import MultisigDescriptor
 from custody.errors import InvalidInput, PolicyViolation
 from custody.keygen import test_key_from_seed
-from custody.keys import ExtendedKey
+from custody.keys import ExtendedKey, KeyOrigin, parse_path
 from custody.network import Network
 from custody.policy import Policy, check_vault_policy, enforce
 
@@ -81,6 +82,31 @@ def test_key_without_origin() -> None:
     bare = ExtendedKey(KEYS[2].xpub)
     (finding,) = check(vault(2, (KEYS[0], KEYS[1], bare)))
     assert "key 3 (" in finding and "has no origin" in finding
+
+
+def bip48_key(seed: bytes, path: str, network: Network = Network.REGTEST) -> ExtendedKey:
+    """The public key at ``m/path`` of ``seed``, with its origin (any BIP-48 script type)."""
+    master = Bip32Secp256k1.FromSeed(seed, Bip32KeyNetVersions(network.xpub_version, network.xprv_version))
+    node = master.DerivePath("m/" + path.replace("h", "'"))
+    origin = KeyOrigin(bytes(master.FingerPrint().ToBytes()), parse_path(path))
+    return ExtendedKey(node.PublicKey().ToExtended(), origin)
+
+
+def test_bip48_p2sh_p2wsh_key_in_a_p2wsh_vault() -> None:
+    nested = bip48_key(b"\x07" * 32, "48h/1h/0h/1h")
+    (finding,) = check(vault(2, (KEYS[0], nested, KEYS[2])))
+    assert "key 2 (" in finding
+    assert "is a BIP-48 P2SH-P2WSH account key (script type 1h in its origin 48h/1h/0h/1h)" in finding
+    assert "export the key at m/48h/<coin>h/<account>h/2h" in finding
+    native = bip48_key(b"\x07" * 32, "48h/1h/0h/2h")
+    assert native == test_key_from_seed(b"\x07" * 32, Network.REGTEST)
+    assert check(vault(2, (KEYS[0], native, KEYS[2]))) == ()
+
+
+@pytest.mark.parametrize("path", ["48h/1h/0h/1", "49h/1h/0h/1h", "48h/1h/1h", "1h"])
+def test_only_the_bip48_script_type_1h_is_judged_nested(path: str) -> None:
+    """Script type 1 unhardened, another purpose or a shorter path: not BIP-48 P2SH-P2WSH."""
+    assert check(vault(2, (KEYS[0], bip48_key(b"\x07" * 32, path), KEYS[2]))) == ()
 
 
 def test_key_shared_with_another_active_vault() -> None:

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from custody.descriptor import MultisigDescriptor, bsms_descriptor_record, split_checksum
+from custody.bsms import bsms_descriptor_record
+from custody.checksum import split_checksum
+from custody.descriptor import MultisigDescriptor
 from custody.errors import InvalidInput as CustodyInvalidInput
 from custody.keygen import test_key_from_seed
 from custody.network import Network

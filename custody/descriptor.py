@@ -8,6 +8,12 @@ takes, and addresses are derived locally so they can be compared one-for-one wit
 ``deriveaddresses``: 10,000 addresses of a 2-of-3 take about half the time bitcoind's takes
 (``python -m bench.derive_bench``).
 
+As strict as Bitcoin Core's parser where it matters to a vault: no whitespace inside the text (the
+checksum covers a space, so only the parser catches one), hardened steps marked ``h`` or ``'``
+only, and every key's origin agreeing with the key (:class:`~custody.keys.ExtendedKey`). Stricter
+than Core: a multipath pair must be ``<0;1>`` (receive 0, change 1), so a swapped ``<1;0>`` cannot
+turn change addresses into receive addresses.
+
 The pieces live by idea: the BIP-380 checksum in :mod:`custody.checksum`, keys and origins in
 :mod:`custody.keys`, ``CKDpub`` in :mod:`custody.bip32`, the scripts in :mod:`custody.script`, bech32
 in :mod:`custody.bech32`, and the BIP-129 record in :mod:`custody.bsms`.

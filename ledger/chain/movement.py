@@ -26,12 +26,16 @@ from enum import StrEnum
 
 from custody.amount import format_btc
 from custody.chain import ChainTx
-from ledger.journal.entry import Posting
+from ledger.journal.entry import AccountType, Posting
 
 MINING_INCOME = "mining-income"
 NETWORK_FEES = "network-fees"
 UNATTRIBUTED = "unattributed"
-SYSTEM_ACCOUNTS = ((MINING_INCOME, "income"), (NETWORK_FEES, "expense"), (UNATTRIBUTED, "counterparty"))
+SYSTEM_ACCOUNTS = (
+    (MINING_INCOME, AccountType.INCOME),
+    (NETWORK_FEES, AccountType.EXPENSE),
+    (UNATTRIBUTED, AccountType.COUNTERPARTY),
+)
 
 
 class MovementKind(StrEnum):

@@ -31,7 +31,7 @@ from custody.policy import Policy, check_vault_policy
 from custody.wallet import vault_wallet_name
 from ledger.errors import Conflict, InvalidInput, NotFound, TamperDetected
 from ledger.journal.accounts import add_account
-from ledger.journal.entry import check_account_name, check_text
+from ledger.journal.entry import AccountType, check_account_name, check_text
 from ledger.journal.records import (
     KeyFields,
     Record,
@@ -210,7 +210,7 @@ def add_vault(
             "database from a backup"
         )
 
-    account = add_account(session, name, "vault", vault_definition=True)
+    account = add_account(session, name, AccountType.VAULT, vault_definition=True)
     row = VaultRow(
         name=name,
         account_id=account.id,
@@ -302,7 +302,7 @@ def _stored(session: Session, name: str | None = None) -> dict[str, StoredVault]
         )
         out[row.name] = StoredVault(
             body=body,
-            account=None if account is None or account.type != "vault" else account.name,
+            account=None if account is None or account.type != AccountType.VAULT else account.name,
             retired_reason=None if retirement is None else retirement.reason,
         )
     return out

@@ -34,7 +34,15 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.journal.canonical import content_hash, encode_entry_fields
-from ledger.journal.entry import ENTRY_KINDS, RECORD_KINDS, RESERVE_ACCOUNT_TYPE, Entry, EntryDraft, Posting
+from ledger.journal.entry import (
+    ENTRY_KINDS,
+    RECORD_KINDS,
+    RESERVE_ACCOUNT_TYPE,
+    Entry,
+    EntryDraft,
+    EntryKind,
+    Posting,
+)
 from ledger.journal.merkle import leaf_hash
 from ledger.store.db import lock_journal
 from ledger.store.models import AccountRow, Base, EntryRow, PostingRow
@@ -330,7 +338,7 @@ def _check_manual(
             booked = session.execute(
                 select(EntryRow.txid, EntryRow.seq).where(
                     EntryRow.txid.in_(chunk),
-                    EntryRow.kind != "reversal",
+                    EntryRow.kind != EntryKind.REVERSAL,
                     EntryRow.seq.not_in(reversed_seqs),
                 )
             ).first()
@@ -352,7 +360,7 @@ def _check_reversals(session: Session, drafts: Sequence[EntryDraft]) -> None:
         targets.add(target_seq)
         target = get_entry(session, target_seq)
         _check_reversible(target)
-        if target.kind == "reversal":
+        if target.kind == EntryKind.REVERSAL:
             raise Conflict(
                 f"entry {target_seq} is itself a reversal (of entry {target.reverses_seq}) and "
                 "cannot be reversed; record the original movement again as a new entry instead"
@@ -386,13 +394,13 @@ def reverse(
     """Record the exact opposite of entry ``seq`` (kind ``reversal``, ``reverses_seq=seq``)."""
     target = get_entry(session, seq)
     _check_reversible(target)
-    if target.kind == "reversal":
+    if target.kind == EntryKind.REVERSAL:
         raise Conflict(
             f"entry {seq} is itself a reversal (of entry {target.reverses_seq}) and cannot be "
             "reversed; record the original movement again as a new entry instead"
         )
     draft = EntryDraft(
-        kind="reversal",
+        kind=EntryKind.REVERSAL,
         memo=memo,
         postings=tuple(Posting(p.account, -p.amount) for p in target.postings),
         date=date,

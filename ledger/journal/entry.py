@@ -23,25 +23,50 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from custody.amount import MAX_MONEY, format_btc
 from ledger.errors import InvalidInput
 
-ACCOUNT_TYPES = ("vault", "custodian", "counterparty", "income", "expense", "equity")
-ENTRY_KINDS = (
-    "opening",
-    "deposit",
-    "withdrawal",
-    "transfer",
-    "fee",
-    "mining",
-    "adjustment",
-    "reversal",
-)
-RECORD_KINDS = ("vault-added", "vault-retired", "audit", "addresses-issued", "key-rotated")
-"""Kinds of log records (:class:`ledger.journal.records.RecordKind`): entries with no postings."""
+
+class AccountType(StrEnum):
+    VAULT = "vault"  # the reserve is the total of every vault-type account
+    CUSTODIAN = "custodian"
+    COUNTERPARTY = "counterparty"
+    INCOME = "income"
+    EXPENSE = "expense"
+    EQUITY = "equity"
+
+
+class EntryKind(StrEnum):
+    """Kinds of money entries (with postings)."""
+
+    OPENING = "opening"
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    TRANSFER = "transfer"
+    FEE = "fee"
+    MINING = "mining"
+    ADJUSTMENT = "adjustment"
+    REVERSAL = "reversal"  # written only by ``reserve reverse``
+
+
+class RecordKind(StrEnum):
+    """Kinds of log records (:mod:`ledger.journal.records`): entries with no postings."""
+
+    VAULT_ADDED = "vault-added"
+    VAULT_RETIRED = "vault-retired"
+    AUDIT = "audit"
+    ADDRESSES_ISSUED = "addresses-issued"
+    KEY_ROTATED = "key-rotated"
+
+
+# The same values as plain strings, in declaration order (messages, CHECK constraints, CLI choices).
+ACCOUNT_TYPES: tuple[str, ...] = tuple(t.value for t in AccountType)
+ENTRY_KINDS: tuple[str, ...] = tuple(k.value for k in EntryKind)
+RECORD_KINDS: tuple[str, ...] = tuple(k.value for k in RecordKind)
 ALL_KINDS = ENTRY_KINDS + RECORD_KINDS
-RESERVE_ACCOUNT_TYPE = "vault"  # the reserve is the total of every vault-type account
+RESERVE_ACCOUNT_TYPE = AccountType.VAULT
 
 MAX_MEMO = 2000
 MAX_RECORD_MEMO = 100_000

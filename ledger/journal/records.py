@@ -16,7 +16,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -25,18 +24,8 @@ from sqlalchemy.orm import Session
 from ledger.errors import InvalidInput
 from ledger.journal.book import append_records
 from ledger.journal.entry import RECORD_KINDS, Entry, EntryDraft
+from ledger.journal.entry import RecordKind as RecordKind  # re-exported: records are written by kind
 from ledger.store.models import EntryRow
-
-
-class RecordKind(StrEnum):
-    VAULT_ADDED = "vault-added"
-    VAULT_RETIRED = "vault-retired"
-    AUDIT = "audit"
-    ADDRESSES_ISSUED = "addresses-issued"
-    KEY_ROTATED = "key-rotated"
-
-
-assert tuple(RecordKind) == RECORD_KINDS, "ledger.journal.entry.RECORD_KINDS and RecordKind must agree"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,18 +3,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.table import Table
 
 from custody.amount import format_btc, parse_btc
-from ledger.chain.audit import AuditReport, audit_of, read_books, read_chain, store_audit
-from ledger.chain.movement import describe, headline_amount
-from ledger.chain.recording import Claim, record_movement
-from ledger.chain.sync import SyncReport
-from ledger.chain.sync import sync as run_sync
 from ledger.cli.app import App, json_option, pass_app
-from ledger.journal.checkpoint import load_signing_key, public_key_pem
 from ledger.journal.entry import Entry
+
+if TYPE_CHECKING:  # each command imports the services it runs: `reserve --help` loads none
+    from ledger.chain.audit import AuditReport
+    from ledger.chain.recording import Claim
+    from ledger.chain.sync import SyncReport
 
 EXIT_FINDINGS = 1
 
@@ -40,6 +41,8 @@ def _show_entry(app: App, entry: Entry, as_json: bool) -> None:
 
 
 def _record(app: App, as_json: bool, claim: Claim) -> None:
+    from ledger.chain.recording import record_movement
+
     entry = record_movement(app.read_session, app.session, app.rpc(), claim)
     _show_entry(app, entry, as_json)
 
@@ -66,6 +69,8 @@ def record_deposit(
     as_json: bool,
 ) -> None:
     """Record a deposit into VAULT after checking the transaction pays it."""
+    from ledger.chain.recording import Claim
+
     sat = parse_btc(amount) if amount is not None else None
     claim = Claim("deposit", txid, vault, counterparty=counterparty, amount=sat, memo=memo)
     _record(app, as_json, claim)
@@ -94,6 +99,8 @@ def record_withdrawal(
 
     The whole transaction is booked: a spend that also pays another vault books that vault's
     gain in the same entry."""
+    from ledger.chain.recording import Claim
+
     sat = parse_btc(amount) if amount is not None else None
     _record(app, as_json, Claim("withdrawal", txid, vault, counterparty=counterparty, amount=sat, memo=memo))
 
@@ -120,6 +127,8 @@ def record_transfer(
 ) -> None:
     """Record a transfer between two vaults (fee posted to network-fees; anything paid outside
     in the same transaction to unattributed)."""
+    from ledger.chain.recording import Claim
+
     sat = parse_btc(amount) if amount is not None else None
     _record(app, as_json, Claim("transfer", txid, from_vault, to_vault=to_vault, amount=sat, memo=memo))
 
@@ -132,6 +141,8 @@ def record_transfer(
 @pass_app
 def record_mining(app: App, vault: str, txid: str, memo: str | None, as_json: bool) -> None:
     """Record a coinbase paying VAULT (immature for 100 blocks)."""
+    from ledger.chain.recording import Claim
+
     _record(app, as_json, Claim("mining", txid, vault, memo=memo))
 
 
@@ -150,6 +161,9 @@ RECORD_SUBCOMMANDS: tuple[click.Command, ...] = (
 @pass_app
 def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
     """Record the on-chain movements of watched vaults that are not in the ledger yet."""
+    from ledger.chain.movement import describe
+    from ledger.chain.sync import sync as run_sync
+
     report = run_sync(app.read_session, app.session, app.rpc(), vault=vault, dry_run=dry_run)
     if as_json:
         app.print_json(_sync_json(report))
@@ -169,6 +183,8 @@ def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
 
 
 def _sync_json(report: SyncReport) -> dict[str, object]:
+    from ledger.chain.movement import headline_amount
+
     return {
         "dry_run": report.dry_run,
         "already_recorded": report.already_recorded,
@@ -274,6 +290,9 @@ def audit(ctx: click.Context, app: App, min_conf: int, as_json: bool) -> None:
 
     Exit 0 when everything reconciles, 1 when there are findings, 2 when the audit could not run.
     """
+    from ledger.chain.audit import audit_of, read_books, read_chain, store_audit
+    from ledger.journal.checkpoint import load_signing_key, public_key_pem
+
     rpc = app.rpc()
     key = load_signing_key(app.settings.signing_key_path)
     with app.read_session() as s:  # gather: reads only, no write lock held across the node calls

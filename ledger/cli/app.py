@@ -19,19 +19,21 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.segment import Segment
 from rich.text import Text
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-from custody.rpc import RpcClient
 from ledger.errors import InvalidInput, LedgerError, NotInitialised
 from ledger.settings import Settings
-from ledger.store.db import RUNTIME_ROLE, make_engine, read_only, shown_url, sqlite_path
+
+if TYPE_CHECKING:  # imported when a command runs: `reserve --help` pays for none of them
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from custody.rpc import RpcClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +50,8 @@ class App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from ledger.store.db import RUNTIME_ROLE, make_engine
+
             engine = make_engine(self.settings.db_url)
             if self.settings.runtime_role:
                 engine = engine.execution_options(**{RUNTIME_ROLE: self.settings.runtime_role})
@@ -73,6 +77,8 @@ class App:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error."""
+        from sqlalchemy.orm import Session
+
         with Session(self.ready_engine()) as s, s.begin():
             yield s
 
@@ -82,6 +88,10 @@ class App:
 
         Commands that talk to the node gather with this, judge, then write in :meth:`session`.
         """
+        from sqlalchemy.orm import Session
+
+        from ledger.store.db import read_only
+
         with Session(read_only(self.ready_engine())) as s, s.begin():
             yield s
 
@@ -92,6 +102,8 @@ class App:
                 "(with RESERVE_RPC_COOKIE, or RESERVE_RPC_USER/RESERVE_RPC_PASSWORD); "
                 "`reserve regtest start` prints ready-made settings"
             )
+        from custody.rpc import RpcClient
+
         r = self.settings.rpc
         return RpcClient(
             r.url, cookie_path=r.cookie_path, user=r.user, password=r.password, timeout=r.timeout
@@ -104,6 +116,8 @@ class App:
 def check_database_file(db_url: str) -> None:
     """A SQLite database must be an existing file: never create one silently (a typo in
     ``--db`` would start empty books), never open a directory."""
+    from ledger.store.db import shown_url, sqlite_path
+
     path = sqlite_path(db_url)
     if path is None:
         return

@@ -18,22 +18,16 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.orm import Session
 
 from custody.amount import format_btc, parse_btc
 from ledger.cli.app import App, json_option, pass_app
 from ledger.cli.app import escape_controls as printable  # shown stored text
 from ledger.errors import InvalidInput, NotFound, NotInitialised
-from ledger.journal.accounts import add_account, list_accounts
-from ledger.journal.balances import balance
-from ledger.journal.book import append, iter_entries, last_seq, reverse
 from ledger.journal.checkpoint import (
     Checkpoint,
     create_signing_key,
@@ -42,13 +36,13 @@ from ledger.journal.checkpoint import (
     public_key_pem,
 )
 from ledger.journal.entry import ACCOUNT_TYPES, ENTRY_KINDS, Entry, EntryDraft, Posting
-from ledger.journal.keychain import check_signing_key, key_findings, trusted_public_keys
-from ledger.journal.proofs import consistency_document, inclusion_document, make_checkpoint, rotate_key
-from ledger.journal.records import RecordKind, records
-from ledger.journal.verify import VerifyReport, verify_ledger
 from ledger.settings import normalise_db_url
-from ledger.store.migrate import upgrade
 from ledger.verify_proof import ProofError, key_id
+
+if TYPE_CHECKING:  # each command imports the services it runs: `reserve --help` loads none
+    from sqlalchemy.orm import Session
+
+    from ledger.journal.verify import VerifyReport
 
 DB_INT_MAX = 2**63 - 1  # BIGINT: the largest entry number or tree size the database can hold
 
@@ -93,6 +87,8 @@ TREE_SIZE = DbInt("tree size", 0)
 def journal_session(app: App, *, read_only: bool = False) -> Iterator[Session]:
     """``app.session()`` (or ``app.read_session()``), turning "no such table" into a hint to run
     ``reserve init``."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     try:
         with app.read_session() if read_only else app.session() as s:
             yield s
@@ -106,6 +102,8 @@ def journal_session(app: App, *, read_only: bool = False) -> Iterator[Session]:
 
 
 def _shown_url(app: App) -> str:
+    from sqlalchemy import make_url
+
     return make_url(app.settings.db_url).render_as_string(hide_password=True)
 
 
@@ -171,6 +169,8 @@ def parse_date(text: str | None) -> dt.date | None:
 @pass_app
 def init(app: App, db: str | None) -> None:
     """Create or upgrade the database tables and the checkpoint signing key (idempotent)."""
+    from ledger.store.migrate import upgrade
+
     if db is not None:
         app = App(
             settings=dataclasses.replace(app.settings, db_url=normalise_db_url(db)), console=app.console
@@ -201,6 +201,8 @@ def account() -> None:
 @pass_app
 def account_add(app: App, name: str, account_type: str) -> None:
     """Open account NAME of the given type."""
+    from ledger.journal.accounts import add_account
+
     with journal_session(app) as s:
         acc = add_account(s, name, account_type)
     click.echo(f"account {acc.name} ({acc.type}) added")
@@ -211,6 +213,8 @@ def account_add(app: App, name: str, account_type: str) -> None:
 @pass_app
 def account_list(app: App, as_json: bool) -> None:
     """List the accounts."""
+    from ledger.journal.accounts import list_accounts
+
     with journal_session(app) as s:
         accounts = list_accounts(s)
     if as_json:
@@ -255,6 +259,8 @@ def record(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from ledger.journal.book import append
+
     missing = [name for name, value in (("--kind", kind), ("--memo", memo)) if not value]
     if not postings:
         missing.append("--posting")
@@ -286,6 +292,8 @@ def record(
 @pass_app
 def reverse_cmd(app: App, seq: int, memo: str, ref: str | None, date_text: str | None, as_json: bool) -> None:
     """Record the exact opposite of entry SEQ (once per entry; a reversal is not reversible)."""
+    from ledger.journal.book import reverse
+
     with journal_session(app) as s:
         entry = reverse(s, seq, memo, ref=ref, date=parse_date(date_text))
     show_entry(app, entry, as_json)
@@ -300,6 +308,8 @@ def reverse_cmd(app: App, seq: int, memo: str, ref: str | None, date_text: str |
 @pass_app
 def balance_cmd(app: App, account_name: str | None, as_of: int | None, as_json: bool) -> None:
     """Balances per account and the reserve (all vault accounts)."""
+    from ledger.journal.balances import balance
+
     with journal_session(app) as s:
         b = balance(s, account_name, as_of)
     if as_json:
@@ -332,6 +342,8 @@ def ledger() -> None:
 @pass_app
 def ledger_log(app: App, limit: int, as_json: bool) -> None:
     """The last entries, oldest first."""
+    from ledger.journal.book import iter_entries, last_seq
+
     with journal_session(app, read_only=True) as s:
         start = max(1, last_seq(s) - limit + 1)
         entries = list(iter_entries(s, start=start))
@@ -364,6 +376,8 @@ def ledger_checkpoint(app: App, export_path: Path | None) -> None:
     (see `reserve ledger rotate-key`). Publish exported checkpoints where the database's
     operator cannot change them; `reserve ledger verify --checkpoint FILE` checks against one.
     """
+    from ledger.journal.proofs import make_checkpoint
+
     if export_path is not None:
         _check_writable(export_path)
     key = load_signing_key(app.settings.signing_key_path)
@@ -403,6 +417,8 @@ def _write_file(path: Path, text: str) -> None:
 @pass_app
 def ledger_prove(app: App, seq: int) -> None:
     """Inclusion proof of entry SEQ against the latest checkpoint (JSON for verify_proof.py)."""
+    from ledger.journal.proofs import inclusion_document
+
     with journal_session(app, read_only=True) as s:
         doc = inclusion_document(s, seq)
     click.echo(json.dumps(doc, indent=2))
@@ -414,6 +430,8 @@ def ledger_prove(app: App, seq: int) -> None:
 @pass_app
 def ledger_consistency(app: App, old_size: int, new_size: int) -> None:
     """Proof that the checkpoint of OLD_SIZE entries is a prefix of the one of NEW_SIZE."""
+    from ledger.journal.proofs import consistency_document
+
     with journal_session(app, read_only=True) as s:
         doc = consistency_document(s, old_size, new_size)
     click.echo(json.dumps(doc, indent=2))
@@ -460,6 +478,9 @@ def ledger_verify(app: App, pubkey_file: Any, checkpoint_paths: tuple[Path, ...]
     --checkpoint FILE, a history rewritten or cut after that exported checkpoint is found even
     when every checkpoint in the database was deleted.
     """
+    from ledger.journal.keychain import key_findings, trusted_public_keys
+    from ledger.journal.verify import verify_ledger
+
     if pubkey_file is not None:
         pem = pubkey_file.read()
         try:
@@ -541,6 +562,9 @@ def ledger_rotate_key(app: App, new_key_path: Path, as_json: bool) -> None:
     hands over; the new key then signs a checkpoint covering it. Afterwards only the new key
     signs: point --signing-key or RESERVE_SIGNING_KEY at FILE (or move FILE into place).
     """
+    from ledger.journal.keychain import check_signing_key
+    from ledger.journal.proofs import rotate_key
+
     old_path = app.settings.signing_key_path
     if new_key_path.absolute() == old_path.absolute():
         raise InvalidInput(f"--new-key {new_key_path} is the current key file; give a new file name")
@@ -573,6 +597,8 @@ def ledger_rotate_key(app: App, new_key_path: Path, as_json: bool) -> None:
 @pass_app
 def ledger_rotation(app: App, seq: int | None) -> None:
     """Print the key handover of entry SEQ (default: the latest) as a document for verify_proof.py."""
+    from ledger.journal.records import RecordKind, records
+
     with journal_session(app, read_only=True) as s:
         found = records(s, RecordKind.KEY_ROTATED)
     if seq is not None:

@@ -1,7 +1,10 @@
-"""The one error hierarchy of :mod:`custody`.
+"""The one error hierarchy of :mod:`custody`, and the one :class:`InvalidInput` of the project.
 
 Every message says what was wrong, with the offending value, and what to do about it. Checks that
 judge (policy) return findings instead of raising; these exceptions mean "cannot go on".
+
+A caller that adds what it was doing keeps the type: ``e.add_note("...")`` then ``raise``, never a
+new root error wrapping this one (the ``reserve`` CLI shows the notes after the message).
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ class CustodyError(Exception):
 
 
 class InvalidInput(CustodyError, ValueError):
-    """Malformed or wrong-network key, address, descriptor, amount or parameter."""
+    """Malformed input, anywhere: a wrong-network key, address, descriptor, amount or parameter,
+    postings that do not balance, a bad date or name.
+
+    The one such class in the project: :mod:`ledger.errors` re-exports it (``custody`` never imports
+    ``ledger``), so ``except InvalidInput`` catches bad input from either package. It is a
+    :class:`CustodyError` and a :class:`ValueError`, not a ``LedgerError``.
+    """
 
 
 class PolicyViolation(CustodyError):

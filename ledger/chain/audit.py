@@ -204,8 +204,9 @@ def _read_chain_once(rpc: RpcClient, gathered: Gathered) -> ChainFacts:
                     for d in (v.descriptor.receive(), v.descriptor.change())
                 ],
             )
-        except CustodyError as exc:
-            raise LedgerError(f"the audit's UTXO scan failed: {exc}") from exc
+        except CustodyError as exc:  # keeps its type (scan in progress, node unreachable, ...)
+            exc.add_note("the audit's UTXO scan failed; nothing was stored")
+            raise
     entries = gathered.books.entries
     known = {t.txid for w in wallets.values() if w for t in w.transactions if not t.conflicted}
     wanted = sorted({e.txid for e in entries} | known | {o.txid for o in scan.outputs})

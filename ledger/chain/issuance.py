@@ -173,17 +173,18 @@ def cover_issue(rpc: RpcClient, plan: IssuePlan, gap: int = DEFAULT_GAP) -> tupl
     cover = max(plan.issued_before, plan.highest + 1)
     try:
         chain = rpc.get_blockchain_info().chain
-        if Network.from_chain(chain) is not plan.vault.network:
-            raise InvalidInput(
-                f"vault {plan.vault.name} is on {plan.vault.network.chain} but the node is on "
-                f"{chain}; nothing was handed out: point --rpc-url at a {plan.vault.network.chain} node"
-            )
-        return cover_range(rpc, plan.vault.wallet_name, plan.vault.descriptor, cover, gap)
-    except CustodyError as e:
-        raise LedgerError(
-            f"{e}; the addresses of vault {plan.vault.name} were not handed out (nothing written): "
+        if Network.from_chain(chain) is plan.vault.network:
+            return cover_range(rpc, plan.vault.wallet_name, plan.vault.descriptor, cover, gap)
+    except CustodyError as e:  # keeps its type (node unreachable, RPC error, ...): say what was not done
+        e.add_note(
+            f"the addresses of vault {plan.vault.name} were not handed out (nothing written): "
             "an address is issued only once the vault's watch-only wallet covers it"
-        ) from e
+        )
+        raise
+    raise InvalidInput(
+        f"vault {plan.vault.name} is on {plan.vault.network.chain} but the node is on "
+        f"{chain}; nothing was handed out: point --rpc-url at a {plan.vault.network.chain} node"
+    )
 
 
 def record_issue(session: Session, plan: IssuePlan) -> bool:

@@ -279,8 +279,7 @@ def render_audit(app: App, report: AuditReport) -> None:
 )
 @json_option
 @pass_app
-@click.pass_context
-def audit(ctx: click.Context, app: App, min_conf: int, as_json: bool) -> None:
+def audit(app: App, min_conf: int, as_json: bool) -> int:
     """Reconcile every vault's ledger balance with the chain.
 
     Every vault-type account is compared (the ledger total is `reserve balance`'s reserve);
@@ -310,8 +309,7 @@ def audit(ctx: click.Context, app: App, min_conf: int, as_json: bool) -> None:
         click.echo(
             f"stored as audit #{audit_id}" + (f" with checkpoint #{checkpoint_id}" if checkpoint_id else "")
         )
-    if not report.ok:
-        ctx.exit(EXIT_FINDINGS)
+    return 0 if report.ok else EXIT_FINDINGS
 
 
 COMMANDS: tuple[click.Command, ...] = (sync, audit)

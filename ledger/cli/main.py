@@ -1,10 +1,14 @@
-"""Entry point of the ``reserve`` command: global options, subcommands and exit codes.
+"""Entry point of the ``reserve`` command: global options, subcommands and the one error edge.
 
-Exit codes: 0 success; 1 the command ran and found problems (verify, audit findings);
-2 the command could not do what was asked (bad input, unknown name, conflict, node or database
-unreachable, a bad setting). Errors are printed as one clear line on stderr, never as a traceback
-(``RESERVE_DEBUG=1`` shows the traceback of an unexpected error). Passwords in database URLs are
-masked in every message.
+Exit codes: 0 success; 1 the command ran and found problems (verify, audit, vault check findings:
+the command returns :data:`EXIT_FINDINGS`, the one way a command sets its exit code); 2 the
+command could not do what was asked (bad input, unknown name, conflict, node or database
+unreachable, a bad setting); 130 interrupted. Every error ends in :func:`_run`, which finds its
+exit code and error code in one table, :data:`ERRORS`, as HWI's ``_cli.py`` does. The error is one
+clear line on stderr (``error: MESSAGE``), or, when the command line has ``--json``, one JSON
+object on stdout: ``{"error": {"code": CODE, "message": MESSAGE}}``. Never a traceback
+(``RESERVE_DEBUG=1`` shows the traceback of an error that is not the reserve's own). Passwords in
+database URLs are masked in every message.
 
 Output never carries raw control characters from stored text: click's streams are wrapped in
 :class:`~ledger.cli.app.EscapingStream` and the rich console escapes them before layout.
@@ -13,6 +17,7 @@ Output never carries raw control characters from stored text: click's streams ar
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -21,13 +26,34 @@ from typing import Any
 
 import click
 
-from custody.errors import CustodyError
+from custody.errors import (
+    CustodyError,
+    InvalidAddressOrKey,
+    InvalidParameter,
+    MethodNotFound,
+    NodeUnreachable,
+    NodeWarmingUp,
+    PolicyViolation,
+    RpcError,
+    WalletAlreadyLoaded,
+    WalletNotFound,
+)
 from ledger import __version__
 from ledger.cli.app import CLI_ENTRY, App, SafeConsole, escaping_streams
 from ledger.cli.commands import register
-from ledger.errors import Conflict, InvalidInput, LedgerError
+from ledger.errors import (
+    ChainMismatch,
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    NotInitialised,
+    TamperDetected,
+)
 from ledger.settings import Settings, build_settings, normalise_db_url
 
+EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -148,7 +174,7 @@ def _await_concurrent_key(path: Path) -> bool:
     while path.exists():
         try:
             key = load_signing_key(path)
-        except LedgerError:
+        except (NotInitialised, InvalidInput):  # gone again, or not all written yet
             if time.monotonic() > deadline or time.time() - path.stat().st_mtime > KEY_WAIT_S:
                 return False
             time.sleep(0.05)  # the other init is writing the file; there is nothing to poll
@@ -165,7 +191,58 @@ def _await_concurrent_key(path: Path) -> bool:
 _add_owner_option(cli.commands["init"])
 
 
-# --- Exit codes and one-line errors -----------------------------------------------------------
+# --- One error edge: exit codes, error codes, one line or one JSON object ----------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrorKind:
+    """How ``reserve`` ends on an error: its exit code and the stable code programs read."""
+
+    exit_code: int
+    code: str
+
+
+def _fails(code: str) -> ErrorKind:
+    return ErrorKind(EXIT_ERROR, code)
+
+
+ERRORS: dict[type[BaseException], ErrorKind] = {
+    # bad input from either package: the one class, custody's, re-exported by ledger.errors
+    InvalidInput: _fails("invalid-input"),
+    # ledger.errors
+    LedgerError: _fails("ledger-error"),
+    NotFound: _fails("not-found"),
+    Conflict: _fails("conflict"),
+    NotInitialised: _fails("not-initialised"),
+    DatabaseUnavailable: _fails("database"),
+    TamperDetected: _fails("tamper-detected"),
+    ChainMismatch: _fails("chain-mismatch"),
+    # custody.errors
+    CustodyError: _fails("custody-error"),
+    PolicyViolation: _fails("policy-violation"),
+    NodeUnreachable: _fails("node-unreachable"),
+    NodeWarmingUp: _fails("node-warming-up"),
+    WalletNotFound: _fails("wallet-not-found"),
+    RpcError: _fails("node-error"),
+    InvalidAddressOrKey: _fails("node-error"),
+    InvalidParameter: _fails("node-error"),
+    WalletAlreadyLoaded: _fails("node-error"),
+    MethodNotFound: _fails("node-error"),
+    # the command line
+    click.ClickException: _fails("usage"),  # usage errors, and a file argument that cannot be opened
+    click.exceptions.Abort: _fails("aborted"),
+    KeyboardInterrupt: ErrorKind(EXIT_INTERRUPTED, "interrupted"),
+    # Python's own; a database error (SQLAlchemy's, recognised by describe_database_error) is DATABASE
+    OverflowError: _fails("invalid-input"),
+    OSError: _fails("os-error"),
+    Exception: _fails("internal"),
+}
+"""Each error class, its exit code and its error code; an error takes the row of the first class
+of its MRO found here. Under ``--json`` the error is ``{"error": {"code": ..., "message": ...}}``
+on stdout; otherwise ``error: MESSAGE`` on stderr."""
+
+DATABASE = ERRORS[DatabaseUnavailable]
+RESERVE_ERRORS = (LedgerError, CustodyError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,26 +257,54 @@ def _run(argv: list[str]) -> int:
         ctx = cli.make_context("reserve", argv)
         with ctx:
             rv = cli.invoke(ctx)
-    except click.exceptions.Exit as e:
+    except click.exceptions.Exit as e:  # --help, --version
         return int(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        return EXIT_ERROR
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
-    except (LedgerError, CustodyError) as e:
-        _error(str(e), ctx)
-        return EXIT_ERROR
-    except Exception as e:
-        if os.environ.get("RESERVE_DEBUG") == "1":
+    except (Exception, KeyboardInterrupt) as e:
+        if os.environ.get("RESERVE_DEBUG") == "1" and not isinstance(
+            e, (*RESERVE_ERRORS, click.ClickException, click.exceptions.Abort, KeyboardInterrupt)
+        ):
             raise
-        _error(_explain(e, ctx), ctx)
-        return EXIT_ERROR
-    return rv if isinstance(rv, int) else 0
+        return _report(e, ctx, as_json=json_requested(argv))
+    return rv if isinstance(rv, int) else EXIT_OK
+
+
+def json_requested(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON (``--json`` before any ``--``)."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
+def _report(e: BaseException, ctx: click.Context | None, *, as_json: bool) -> int:
+    """Say what went wrong (JSON on stdout, or one line on stderr); the exit code."""
+    kind, message = describe_error(e, _settings(ctx))
+    if as_json:
+        error = {"code": kind.code, "message": message}
+        click.echo(json.dumps({"error": error}, indent=2, sort_keys=True))
+    elif isinstance(e, click.ClickException):
+        e.show()  # with the usage line and the --help hint
+    elif isinstance(e, (click.exceptions.Abort, KeyboardInterrupt)):
+        click.echo(message, err=True)
+    else:
+        click.echo(f"error: {message}", err=True)
+    return kind.exit_code
+
+
+def describe_error(e: BaseException, settings: tuple[Settings, ...] = ()) -> tuple[ErrorKind, str]:
+    """The table's row for ``e`` and one line saying what went wrong and what to do, with every
+    known password masked (``settings``: those the command ran with)."""
+    kind = next(ERRORS[c] for c in type(e).__mro__ if c in ERRORS)
+    if isinstance(e, click.ClickException):
+        message = e.format_message()
+    elif isinstance(e, click.exceptions.Abort):
+        message = "aborted"
+    elif isinstance(e, KeyboardInterrupt):
+        message = "interrupted"
+    elif isinstance(e, RESERVE_ERRORS):
+        message = str(e)
+    else:
+        kind, message = _explain(e, kind, settings[0].db_url if settings else None)
+    notes = getattr(e, "__notes__", ())  # what callers added on the way up (e.add_note)
+    line = "; ".join((message, *notes))
+    return kind, _mask(" ".join(line.split()) if "\n" in line else line, settings)
 
 
 def _settings(ctx: click.Context | None) -> tuple[Settings, ...]:
@@ -212,13 +317,9 @@ def _settings(ctx: click.Context | None) -> tuple[Settings, ...]:
     return (init_settings, *found) if isinstance(init_settings, Settings) else found
 
 
-def _error(message: str, ctx: click.Context | None) -> None:
-    """One line on stderr, with every known password masked."""
-    line = " ".join(message.split()) if "\n" in message else message
-    click.echo(f"error: {_mask(line, _settings(ctx))}", err=True)
-
-
 def _mask(text: str, settings: tuple[Settings, ...]) -> str:
+    if not settings:
+        return text
     from ledger.store.db import mask_secrets
 
     for s in settings:
@@ -226,21 +327,20 @@ def _mask(text: str, settings: tuple[Settings, ...]) -> str:
     return text
 
 
-def _explain(e: Exception, ctx: click.Context | None) -> str:
-    """What went wrong and what to do, for errors that are not the ledger's own."""
+def _explain(e: BaseException, kind: ErrorKind, db_url: str | None) -> tuple[ErrorKind, str]:
+    """What went wrong and what to do, for errors that are not the reserve's own."""
     from ledger.store.db import describe_database_error
 
-    settings = _settings(ctx)
-    described = describe_database_error(e, settings[0].db_url if settings else None)
+    described = describe_database_error(e, db_url)
     if described is not None:
-        return described
+        return DATABASE, described
     if isinstance(e, OverflowError):
-        return f"a number is too large ({e}); give a smaller value"
+        return kind, f"a number is too large ({e}); give a smaller value"
     if isinstance(e, OSError):
         what = f"cannot use {e.filename}" if e.filename else "a file or network operation failed"
-        return f"{what}: {e.strerror or e}; check the path or its permissions"
+        return kind, f"{what}: {e.strerror or e}; check the path or its permissions"
     first = str(e).splitlines()[0] if str(e) else ""
-    return (
+    return kind, (
         f"internal error ({type(e).__name__}: {first}); "
         "rerun with RESERVE_DEBUG=1 to see the traceback, and report it"
     )

@@ -219,10 +219,6 @@ def test_replaced_key_never_signs_an_audit(reserve: Reserve, tmp_path: Path) -> 
     engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/chain/audit.py must verify with keychain.trusted_public_keys(session, pem), not one key",
-)
 def test_audit_after_a_rotation_verifies_old_checkpoints(reserve: Reserve, tmp_path: Path) -> None:
     reserve.add_vault("rot")
     reserve.ok("ledger", "checkpoint")

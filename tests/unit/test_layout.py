@@ -4,6 +4,7 @@ the regtest demo loaded only by ``reserve demo``."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,19 @@ def test_reserve_demo_runs_through_the_cli_entry(tmp_path: Path, capsys: pytest.
         env.setenv("RESERVE_RPC_PASSWORD", "p")
         assert main(args) == 1
     assert "already holds a demo run" in capsys.readouterr().out
+
+
+def test_the_readme_layout_table_names_every_module_of_every_subpackage() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Layout") :].split("\n## ", 1)[0]
+    rows = {
+        m.group(1): set(re.findall(r"`([a-z_]+)`", m.group(2)))
+        for m in re.finditer(r"^\| `ledger/([a-z]+)/` \|(.*)$", table, re.MULTILINE)
+    }
+    packages = {p.name for p in (ROOT / "ledger").iterdir() if (p / "__init__.py").exists()}
+    assert set(rows) == packages
+    for package, named in rows.items():
+        modules = {p.stem for p in (ROOT / "ledger" / package).glob("*.py") if p.stem != "__init__"}
+        if "*_cmds" in table:
+            modules = {m for m in modules if not m.endswith("_cmds")}
+        assert modules <= named, (package, sorted(modules - named))

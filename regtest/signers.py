@@ -22,7 +22,7 @@ from typing import Any
 from bip_utils import Bip32KeyNetVersions, Bip32Secp256k1
 
 from custody.amount import btc_decimal
-from custody.descriptor import add_checksum
+from custody.checksum import add_checksum
 from custody.errors import CustodyError
 from custody.keygen import bip48_path
 from custody.keys import ExtendedKey, KeyOrigin, format_path

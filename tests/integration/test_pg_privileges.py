@@ -193,7 +193,9 @@ def test_install_postgres_makes_two_roles_and_never_touches_a_foreign_one(
     local_cluster: None, tmp_path: Path
 ) -> None:
     suffix = secrets.token_hex(4)
-    owner, runtime, db, foreign = (f"{n}_{suffix}" for n in ("t_owner", "t_runtime", "t_db", "t_foreign"))
+    owner, runtime_role_name, db, foreign = (
+        f"{n}_{suffix}" for n in ("t_owner", "t_runtime", "t_db", "t_foreign")
+    )
     _psql_as_postgres(f"CREATE ROLE {foreign} LOGIN PASSWORD 'theirs'")
     env = {
         k: v for k, v in os.environ.items() if k not in ("RESERVE_TEST_PG_URL", "RESERVE_TEST_PG_RUNTIME_URL")
@@ -211,34 +213,38 @@ def test_install_postgres_makes_two_roles_and_never_touches_a_foreign_one(
 
     try:
         before = _psql_as_postgres(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{foreign}'")
-        r = install(RESERVE_PG_OWNER_ROLE=foreign, RESERVE_PG_RUNTIME_ROLE=runtime)
+        r = install(RESERVE_PG_OWNER_ROLE=foreign, RESERVE_PG_RUNTIME_ROLE=runtime_role_name)
         assert r.returncode != 0 and "was not created by this script" in r.stderr, r.stderr
         after = _psql_as_postgres(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{foreign}'")
         assert after == before
 
-        names = {"RESERVE_PG_OWNER_ROLE": owner, "RESERVE_PG_RUNTIME_ROLE": runtime}
+        names = {"RESERVE_PG_OWNER_ROLE": owner, "RESERVE_PG_RUNTIME_ROLE": runtime_role_name}
         first = install(**names)
         assert first.returncode == 0, first.stderr
-        owner_url = first.stdout.strip()
-        assert len(first.stdout.splitlines()) == 1  # stdout holds the URL line only
-        runtime_url = install("--runtime", **names).stdout.strip()
-        assert install(**names).stdout.strip() == owner_url  # idempotent: same password
-        for url, role in ((owner_url, owner), (runtime_url, runtime)):
+        state = tmp_path / "reserve-ledger"
+        assert first.stdout.splitlines() == [str(state / "pg-owner.url")]  # a path, never a password
+        owner_url = (state / "pg-owner.url").read_text().strip()
+        runtime = install("--runtime", **names)
+        assert runtime.stdout.splitlines() == [str(state / "pg-runtime.url")]
+        runtime_url = (state / "pg-runtime.url").read_text().strip()
+        again = install(**names)
+        assert (state / "pg-owner.url").read_text().strip() == owner_url  # idempotent: same password
+        for url, role in ((owner_url, owner), (runtime_url, runtime_role_name)):
             parsed = make_url(url)
             assert (parsed.username, parsed.database) == (role, db)
-            assert str(parsed.password) not in first.stderr
-        state = tmp_path / "reserve-ledger"
+            for r in (first, runtime, again):
+                assert str(parsed.password) not in r.stdout + r.stderr
         for f in ("pg-owner.url", "pg-runtime.url"):
             assert (state / f).stat().st_mode & 0o777 == 0o600
         roles = _psql_as_postgres(
             "SELECT rolname, rolcreatedb, rolsuper, rolcreaterole, shobj_description(oid, 'pg_authid') "
-            f"FROM pg_roles WHERE rolname IN ('{owner}', '{runtime}') ORDER BY rolname"
+            f"FROM pg_roles WHERE rolname IN ('{owner}', '{runtime_role_name}') ORDER BY rolname"
         ).splitlines()
         marker = "created by reserve-ledger scripts/install-postgres"
-        assert roles == [f"{owner}|t|f|f|{marker}", f"{runtime}|f|f|f|{marker}"]
+        assert roles == [f"{owner}|t|f|f|{marker}", f"{runtime_role_name}|f|f|f|{marker}"]
     finally:
         _psql_as_postgres(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        for role in (runtime, owner, foreign):
+        for role in (runtime_role_name, owner, foreign):
             _psql_as_postgres(f"DROP ROLE IF EXISTS {role}")
 
 

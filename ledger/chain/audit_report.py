@@ -18,6 +18,7 @@ from custody.chain import BlockPlace, ChainTx
 from custody.wallet import ScanResult
 from custody.wallet_txs import WalletTxState
 from custody.wallet_view import WalletView
+from ledger.chain.movement import MovementKind
 
 SCHEMA = "reserve-ledger-audit/v2"
 
@@ -167,7 +168,7 @@ class Pending:
     """An unconfirmed movement of watched vaults (not a finding)."""
 
     txid: str
-    kind: str
+    kind: MovementKind
     flows: tuple[tuple[str, int], ...]
     fee: int
     description: str

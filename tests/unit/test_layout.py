@@ -129,3 +129,28 @@ def test_the_readme_layout_table_names_every_module_of_every_subpackage() -> Non
         if "*_cmds" in table:
             modules = {m for m in modules if not m.endswith("_cmds")}
         assert modules <= named, (package, sorted(modules - named))
+
+
+PURE = (
+    "ledger/journal/entry.py",
+    "ledger/journal/canonical.py",
+    "ledger/journal/merkle.py",
+    "ledger/chain/movement.py",
+    "ledger/chain/audit_judge.py",
+    "ledger/chain/audit_report.py",
+)
+EFFECTS = {"os", "io", "pathlib", "shutil", "tempfile", "socket", "subprocess", "http", "urllib", "sqlite3"}
+EFFECTS |= {"sqlalchemy", "psycopg", "alembic", "click", "rich", "custody.rpc", "ledger.store", "ledger.cli"}
+
+
+def test_pure_modules_import_no_effects_and_open_nothing() -> None:
+    for rel in PURE:
+        tree = ast.parse((ROOT / rel).read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        bad = {m for m in names if any(m == e or m.startswith(e + ".") for e in EFFECTS)}
+        assert bad == set(), (rel, bad)
+        calls = {
+            n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
+        assert not calls & {"open", "print", "input"}, rel

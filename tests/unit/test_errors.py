@@ -7,12 +7,14 @@ import re
 
 import click
 import pytest
+from sqlalchemy.exc import OperationalError
 
 import custody.errors
 import ledger.errors
 from custody.errors import CustodyError, InvalidInput, NodeUnreachable, PolicyViolation, rpc_error
 from ledger.cli.main import ERRORS, EXIT_ERROR, describe_error
 from ledger.errors import Conflict, LedgerError, NotFound
+from ledger.settings import build_settings
 
 
 def subclasses(root: type[Exception]) -> set[type[Exception]]:
@@ -98,3 +100,14 @@ def test_context_added_on_the_way_keeps_the_type_and_shows_in_the_message() -> N
 def test_a_multi_line_message_is_one_line() -> None:
     _, message = describe_error(PolicyViolation(("threshold 1 is below 2", "one holder")))
     assert message == "multisig policy violated: - threshold 1 is below 2 - one holder"
+
+
+def test_database_errors_are_database_with_the_password_masked() -> None:
+    url = "postgresql+psycopg://reserve:never-show-this-pw-42@127.0.0.1:1/books"
+    refused = OperationalError("SELECT 1", {}, Exception(f"{url}: Connection refused"))
+    kind, message = describe_error(refused, (build_settings(db=url),))
+    assert kind.code == "database"
+    assert "cannot connect to the database server at 127.0.0.1:1" in message
+    assert "never-show-this-pw-42" not in message
+    kind, message = describe_error(InvalidInput(f"bad URL {url}"), (build_settings(db=url),))
+    assert kind.code == "invalid-input" and "never-show-this-pw-42" not in message

@@ -1,0 +1,146 @@
+"""One error edge: with ``--json`` an error is one JSON object on stdout,
+``{"error": {"code": CODE, "message": MESSAGE}}``, CODE from the CLI's table (``ERRORS``), and the
+exit code stays 2; without ``--json`` the same error is one ``error:`` line on stderr and stdout
+stays empty. Findings still exit 1 with their report on stdout.
+
+Cases: bad input caught by ledger and by custody, unknown names, a reused reference, a policy
+violation, a usage error, an unreachable node, a missing and an uninitialised database (SQLite and
+PostgreSQL), and an unexpected exception.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import make_url
+
+from custody.keygen import test_key_from_seed
+from custody.network import Network
+from ledger.cli.app import App
+from ledger.cli.main import main
+from tests.fixtures.db import runtime_url_for
+from tests.fixtures.reserve import Reserve, Result
+
+TXID = "ab" * 32
+PASSWORD = "never-show-this-pw-42"
+RECORD = ["record", "--kind", "adjustment", "--memo", "m"]
+
+
+def key_args(network: Network = Network.REGTEST, holders: int = 3) -> list[str]:
+    keys = (test_key_from_seed(bytes([i + 1]) * 32, network) for i in range(holders))
+    return [f"--key=h{i}={k}" for i, k in enumerate(keys)]
+
+
+def json_error(r: Result | tuple[int, str, str], code: str, *needles: str) -> str:
+    """The message of the JSON error ``r`` printed, after checking its shape, code and exit code."""
+    exit_code, out, err = r if isinstance(r, tuple) else (r.code, r.out, r.err)
+    assert exit_code == 2, f"exit {exit_code}: {err}{out}"
+    assert err == "", err  # under --json nothing but the JSON object is printed
+    doc = json.loads(out)
+    assert set(doc) == {"error"} and set(doc["error"]) == {"code", "message"}, doc
+    assert doc["error"]["code"] == code, doc
+    message: str = doc["error"]["message"]
+    for needle in needles:
+        assert needle in message, (needle, message)
+    assert "\n" not in message and "Traceback" not in message and PASSWORD not in message
+    return message
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_errors_under_json_carry_their_code(reserve: Reserve) -> None:
+    reserve.ok("account", "add", "acme", "--type", "counterparty")
+    reserve.ok("account", "add", "owners", "--type", "equity")
+    reserve.ok(*RECORD, "--ref", "r1", "--posting", "acme=1", "--posting", "owners=-1")
+    cases: list[tuple[list[str], str, str]] = [
+        ([*RECORD, "--posting", "acme=abc", "--posting", "owners=-1"], "invalid-input", "abc"),
+        ([*RECORD, "--posting", "acme=1", "--posting", "owners=-2"], "invalid-input", "balance"),
+        (
+            ["vault", "add", "v", "--threshold", "2", "--key=h0=xpubjunk", *key_args()[1:]],
+            "invalid-input",
+            "Base58",
+        ),
+        (["balance", "nosuch"], "not-found", "nosuch"),
+        (["vault", "show", "nosuch"], "not-found", "nosuch"),
+        (["reverse", "99", "--memo", "m"], "not-found", "99"),
+        ([*RECORD, "--ref", "r1", "--posting", "acme=2", "--posting", "owners=-2"], "conflict", "r1"),
+        (["vault", "add", "v", "--threshold", "1", *key_args()], "policy-violation", "threshold 1"),
+    ]
+    for args, code, needle in cases:
+        message = json_error(reserve.run(*args, "--json"), code, needle)
+        human = reserve.run(*args)  # the same error for people: one line on stderr, nothing on stdout
+        assert (human.code, human.out, human.err) == (2, "", f"error: {message}\n"), args
+
+
+def test_usage_errors_under_json(reserve: Reserve) -> None:
+    json_error(reserve.run("balance", "--json", "--bogus"), "usage", "--bogus")
+    json_error(reserve.run("reverse", "--json"), "usage", "SEQ")
+    human = reserve.run("balance", "--bogus")
+    assert human.code == 2 and human.out == "" and "No such option '--bogus'" in human.err
+
+
+def test_findings_exit_1_with_their_report(reserve: Reserve, monkeypatch: pytest.MonkeyPatch) -> None:
+    reserve.ok("vault", "add", "v", "--threshold", "2", *key_args())
+    monkeypatch.setenv("RESERVE_POLICY_MIN_THRESHOLD", "3")  # today's policy is stricter
+    r = reserve.run("vault", "check", "--json")
+    assert r.code == 1, r.err
+    assert r.json()["v"] and r.err == ""  # the findings, not an error object
+
+
+def test_unreachable_node_under_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESERVE_RPC_USER", "u")
+    monkeypatch.setenv("RESERVE_RPC_PASSWORD", PASSWORD)
+    r = run_main(capsys, "--rpc-url", "http://127.0.0.1:1", "node", "status", "--json")
+    json_error(r, "node-unreachable", "cannot reach bitcoind at http://127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["balance"],
+        ["account", "list"],
+        ["vault", "list"],
+        ["ledger", "log"],
+        [*RECORD, "--posting", "a=1", "--posting", "b=-1"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_uninitialised_database_under_json(
+    args: list[str],
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if db_url.startswith("sqlite"):
+        Path(make_url(db_url).database or "").touch()  # an empty file: SQLite's empty database
+    monkeypatch.setenv("RESERVE_DB", runtime_url_for(db_url))
+    monkeypatch.setenv("RESERVE_SIGNING_KEY", str(tmp_path / "signing.key"))
+    json_error(run_main(capsys, *args, "--json"), "not-initialised", "reserve init")
+
+
+def test_missing_database_file_under_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    typo = tmp_path / "typo.db"
+    r = run_main(capsys, "--db", str(typo), "balance", "--json")
+    json_error(r, "not-initialised", "does not exist", f"reserve init --db {typo}")
+    assert not typo.exists()
+
+
+def test_unexpected_error_under_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(self: App) -> None:
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr(App, "rpc", boom)
+    r = run_main(capsys, "--rpc-url", "http://127.0.0.1:1", "node", "status", "--json")
+    json_error(r, "internal", "RuntimeError: something nobody expected", "RESERVE_DEBUG=1")

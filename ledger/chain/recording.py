@@ -31,6 +31,7 @@ from custody.amount import format_btc
 from custody.chain import ChainTx, check_txid, fetch_transactions, has_txindex
 from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
+from custody.wallet import watched_range_end
 from custody.wallet_txs import WalletTxState, wallet_tx_states
 from ledger.chain.issuance import issued_ranges
 from ledger.chain.movement import SYSTEM_ACCOUNTS, Movement, MovementKind, classify, describe, postings_for
@@ -111,18 +112,12 @@ def wallet_ranges(rpc: RpcClient, vaults: Iterable[Vault]) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in vaults:
         try:
-            listed = rpc.wallet(v.wallet_name).call("listdescriptors")["descriptors"]
+            end = watched_range_end(rpc, v.wallet_name)
         except WalletNotFound:
             continue
-        ends = [int(d["range"][1]) + 1 for d in listed if "range" in d]
-        if ends:
-            out[v.name] = max(ends)
+        if end is not None:
+            out[v.name] = end
     return out
-
-
-def load_vault_scripts(session: Session, rpc: RpcClient) -> VaultScripts:
-    vaults = list_vaults(session, include_retired=True)
-    return VaultScripts.of(vaults, wallet_ranges(rpc, vaults), issued_ranges(session))
 
 
 def recorded_txids(session: Session, txids: Iterable[str] | None = None) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from custody.errors import (
     RpcError,
     WalletNotFound,
 )
-from custody.rpc import RpcClient
+from custody.rpc import LONG_CALL_TIMEOUT_S, RpcClient
 from regtest.node import RegtestNode, free_port
 
 
@@ -144,3 +145,43 @@ def test_timeout_is_unreachable(node: RegtestNode) -> None:
         client = RpcClient(f"http://127.0.0.1:{port}", cookie_path=node.cookie_path, timeout=0.5)
         with pytest.raises(NodeUnreachable, match="timed out"):
             client.call("getblockcount")
+
+
+def test_multi_argument_calls_take_named_parameters(rpc: RpcClient) -> None:
+    name = f"named-{uuid.uuid4().hex[:12]}"
+    rpc.createwallet(name)  # defaults: blank, watch-only, descriptors, not loaded on startup
+    wallet = rpc.wallet(name)
+    info = wallet.call("getwalletinfo")
+    assert (info["private_keys_enabled"], info["descriptors"]) == (False, True)
+    assert wallet.call("listdescriptors")["descriptors"] == []  # blank
+    assert wallet.listtransactions() == []
+    assert name in rpc.list_wallets() and name in rpc.list_wallet_dir()
+    rpc.call("unloadwallet", name)
+    assert name not in rpc.list_wallets() and name in rpc.list_wallet_dir()
+    rpc.loadwallet(name)
+    assert name in rpc.list_wallets()
+
+    hot = f"named-{uuid.uuid4().hex[:12]}"
+    rpc.createwallet(hot, disable_private_keys=False, blank=False)
+    assert rpc.wallet(hot).call("getwalletinfo")["private_keys_enabled"] is True
+    for w in (name, hot):
+        rpc.call("unloadwallet", w)
+
+
+def test_call_named_leaves_out_none_and_maps_errors(rpc: RpcClient) -> None:
+    tip = rpc.get_block_hash(0)
+    assert rpc.call_named("getblockhash", height=0) == tip
+    header = rpc.call_named("getblockheader", blockhash=tip, verbose=None)  # Core's default: verbose
+    assert header["height"] == 0
+    with pytest.raises(InvalidParameter, match="nosuch"):
+        rpc.call_named("getblockhash", height=0, nosuch=1)
+
+
+def test_long_calls_get_their_own_client_with_a_long_timeout(rpc: RpcClient) -> None:
+    wallet = rpc.wallet("some-vault")
+    long = wallet.long_call_client()
+    assert (long.timeout, long.wallet_name) == (LONG_CALL_TIMEOUT_S, "some-vault")
+    assert wallet.timeout == rpc.timeout < LONG_CALL_TIMEOUT_S  # the others keep theirs
+    node_wide = long.clone(wallet=None)
+    assert node_wide.endpoint == rpc.endpoint and node_wide.timeout == LONG_CALL_TIMEOUT_S
+    assert node_wide.get_block_count() == rpc.get_block_count()

@@ -7,7 +7,9 @@ wallet, and one ``scantxoutset`` over its descriptors gives the same totals.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -16,12 +18,13 @@ import pytest
 
 from custody.amount import sat_from_rpc
 from custody.descriptor import MultisigDescriptor
-from custody.errors import InvalidAddressOrKey, InvalidInput
+from custody.errors import CustodyError, InvalidAddressOrKey, InvalidInput
 from custody.keygen import test_key_from_seed
 from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import (
     DEFAULT_GAP,
+    ScanInProgress,
     cover_range,
     ensure_watch_wallet,
     list_unspent,
@@ -289,3 +292,32 @@ def test_a_new_wallet_is_imported_past_the_issued_range(rpc: RpcClient) -> None:
     result = ensure_watch_wallet(rpc, name, vault, cover=1501)
     assert result.status == "created"
     assert result.branch("receive").range_end == result.branch("change").range_end == 1500 + DEFAULT_GAP
+
+
+def test_a_scan_already_running_is_scan_in_progress_and_a_finished_scan_is_consistent(
+    node: RegtestNode, rpc: RpcClient
+) -> None:
+    vault = _vault()
+    # 60,000 2-of-3 scripts to derive keep the node's one scan slot busy for seconds
+    slow = [{"desc": vault.receive(), "range": [0, 59_999]}]
+    other = threading.Thread(target=_scan_until_aborted, args=(node, slow), daemon=True)
+    other.start()
+    try:
+        deadline = time.monotonic() + 30
+        while node.rpc().call("scantxoutset", "status") is None:  # poll until it runs
+            assert other.is_alive() and time.monotonic() < deadline, "the slow scan never started"
+        with pytest.raises(ScanInProgress, match="scantxoutset abort"):
+            scan_vaults(rpc, vault_scan_objects(vault, 10))
+    finally:
+        deadline = time.monotonic() + 120
+        while other.is_alive() and time.monotonic() < deadline:  # abort is seen once it scans
+            node.rpc().call("scantxoutset", "abort")
+            other.join(timeout=0.5)
+    assert not other.is_alive()
+    scan = scan_vaults(rpc, vault_scan_objects(vault, 10))  # the slot is free again
+    assert scan.outputs == () and scan.best_block == rpc.get_block_hash(scan.height)
+
+
+def _scan_until_aborted(node: RegtestNode, objects: list[dict[str, object]]) -> None:
+    with contextlib.suppress(CustodyError):
+        node.rpc().long_call_client().call_named("scantxoutset", action="start", scanobjects=objects)

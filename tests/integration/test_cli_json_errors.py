@@ -4,8 +4,9 @@ exit code stays 2; without ``--json`` the same error is one ``error:`` line on s
 stays empty. Findings still exit 1 with their report on stdout.
 
 Cases: bad input caught by ledger and by custody, unknown names, a reused reference, a policy
-violation, a usage error, an unreachable node, a missing and an uninitialised database (SQLite and
-PostgreSQL), and an unexpected exception.
+violation, a usage error, an unreachable node, a missing database, an uninitialised one for every
+command that opens the database and takes --json (SQLite and PostgreSQL), and an unexpected
+exception.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from sqlalchemy import make_url
 
 from custody.keygen import test_key_from_seed
 from custody.network import Network
 from ledger.cli.app import App
-from ledger.cli.main import main
+from ledger.cli.main import cli, main
+from regtest.node import RegtestNode
 from tests.fixtures.db import runtime_url_for
 from tests.fixtures.reserve import Reserve, Result
+from tests.integration.test_cli_edges import DATABASE_COMMANDS, argv_for
 
 TXID = "ab" * 32
 PASSWORD = "never-show-this-pw-42"
@@ -103,29 +107,34 @@ def test_unreachable_node_under_json(
     json_error(r, "node-unreachable", "cannot reach bitcoind at http://127.0.0.1:1")
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["balance"],
-        ["account", "list"],
-        ["vault", "list"],
-        ["ledger", "log"],
-        [*RECORD, "--posting", "a=1", "--posting", "b=-1"],
-    ],
-    ids=lambda a: " ".join(a[:2]),
-)
-def test_uninitialised_database_under_json(
-    args: list[str],
+def takes_json(name: str) -> bool:
+    cmd: click.Command = cli
+    for part in name.split():
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.commands[part]
+    return any(p.name == "as_json" for p in cmd.params)
+
+
+JSON_DATABASE_COMMANDS = [name for name in DATABASE_COMMANDS if takes_json(name)]
+
+
+@pytest.mark.parametrize("name", JSON_DATABASE_COMMANDS)
+def test_every_json_command_explains_an_uninitialised_database(
+    name: str,
     db_url: str,
+    node: RegtestNode,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if db_url.startswith("sqlite"):
         Path(make_url(db_url).database or "").touch()  # an empty file: SQLite's empty database
+    for var in ("RESERVE_DB_OWNER", "RESERVE_RPC_USER", "RESERVE_RPC_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("RESERVE_DB", runtime_url_for(db_url))
-    monkeypatch.setenv("RESERVE_SIGNING_KEY", str(tmp_path / "signing.key"))
-    json_error(run_main(capsys, *args, "--json"), "not-initialised", "reserve init")
+    node_argv = ["--rpc-url", node.rpc_url, "--rpc-cookie", str(node.cookie_path)]
+    argv = [*node_argv, "--signing-key", str(tmp_path / "signing.key"), *argv_for(name, tmp_path)]
+    json_error(run_main(capsys, *argv, "--json"), "not-initialised", "reserve init")
 
 
 def test_missing_database_file_under_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ The one invariant behind most of them: whenever ``reserve audit`` exits 0, the r
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -314,6 +315,36 @@ def test_a_manual_ref_in_the_chain_namespace_never_blocks_booking(
     assert reserve_figure(reserve) == utxo_total(node, v) == 3_000_000
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="HOLE: `vault add unattributed` (or network-fees, mining-income) is accepted when that "
+    "system account does not exist yet; chain recording then posts its counterparty leg (or the fee, "
+    "or the mining income) to that vault account: a deposit books +X to the vault and -X to vault "
+    "'unattributed', so the reserve figure does not move; the audit's advice (reverse, then sync) "
+    "books the same entry again (ledger/chain/vaults.py add_vault, "
+    "ledger/chain/recording.py ensure_system_accounts)",
+)
+def test_a_vault_named_like_a_system_account_is_never_a_counterparty(
+    reserve: Reserve, node: RegtestNode
+) -> None:
+    from custody.keygen import test_key_from_seed
+
+    keys = [test_key_from_seed(secrets.token_bytes(32), _regtest()) for _ in range(3)]
+    added = reserve.run(
+        "vault", "add", "unattributed", "--threshold", "2",
+        "--key", f"a={keys[0]}", "--key", f"b={keys[1]}", "--key", f"c={keys[2]}",
+    )  # fmt: skip
+    if added.code == 2:
+        return  # refused: the hole is closed
+    v = reserve.add_vault("payee")
+    t = node.fund(v.address(), 1_000_000)
+    r = reserve.ok("record", "deposit", "--vault", v.name, "--txid", t, "--json").json()
+    types = {a["name"]: a["type"] for a in reserve.ok("balance", "--json").json()["accounts"]}
+    vault_legs = [p["account"] for p in r["postings"] if types[p["account"]] == "vault"]
+    assert vault_legs == [v.name], r["postings"]
+    assert reserve_figure(reserve) == 1_000_000
+
+
 # --- 2. every address handed out is watched ------------------------------------------------------
 
 
@@ -523,12 +554,9 @@ def test_a_rewritten_entry_with_its_leaf_rehashed_and_every_checkpoint_deleted(
     protection_off(db)
     with db.begin() as c:
         c.execute(text("UPDATE postings SET amount = amount * 5 WHERE entry_seq = :s"), {"s": seq})
+        c.execute(text("DELETE FROM audits"))  # first: on PostgreSQL audits reference checkpoints
         c.execute(text("DELETE FROM checkpoints"))
     rehash(db, seq)
-    r = reserve.run("ledger", "verify")
-    assert r.code == 1, r.out
-    with db.begin() as c:
-        c.execute(text("DELETE FROM audits"))
     r = reserve.run("ledger", "verify")
     assert r.code == 1, r.out
     assert audit(reserve)[0] == 1
@@ -538,16 +566,17 @@ def test_a_lowered_issued_address_record_is_caught_and_the_deposit_still_found(
     reserve: Reserve, node: RegtestNode, db: Engine
 ) -> None:
     v = reserve.add_vault("issued")
-    [high] = reserve.ok("vault", "address", v.name, "--index", "1500", "--json").json()
+    [high] = reserve.ok("vault", "address", v.name, "--index", "500", "--json").json()
     with db.connect() as c:
         seq, memo = c.execute(
             text("SELECT seq, memo FROM entries WHERE kind = 'addresses-issued' ORDER BY seq DESC")
         ).first()  # type: ignore[misc]
-    assert '"index":1500' in memo
+    assert '"index":500' in memo
     protection_off(db)
     with db.begin() as c:
         c.execute(
-            text("UPDATE entries SET memo = :m WHERE seq = :s"), {"m": memo.replace("1500", "3"), "s": seq}
+            text("UPDATE entries SET memo = :m WHERE seq = :s"),
+            {"m": memo.replace('"index":500', '"index":3'), "s": seq},
         )
     rehash(db, seq)
     # no checkpoint covers the record yet: nothing in the log can tell, but the deposit to the
@@ -562,7 +591,8 @@ def test_a_lowered_issued_address_record_is_caught_and_the_deposit_still_found(
     # now a checkpoint covers it: a second rewrite is caught
     with db.begin() as c:
         c.execute(
-            text("UPDATE entries SET memo = :m WHERE seq = :s"), {"m": memo.replace("1500", "4"), "s": seq}
+            text("UPDATE entries SET memo = :m WHERE seq = :s"),
+            {"m": memo.replace('"index":500', '"index":4'), "s": seq},
         )
     rehash(db, seq)
     assert reserve.run("ledger", "verify").code == 1

@@ -25,7 +25,7 @@ Rules beyond those of :mod:`ledger.journal.entry`:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -167,6 +167,50 @@ def _drafts(drafts: Sequence[EntryDraft]) -> tuple[EntryDraft, ...]:
     return drafts
 
 
+@dataclass(frozen=True, slots=True)
+class RefPlan:
+    """What the idempotency check decided for each draft of a batch (by index in the batch)."""
+
+    existing: dict[int, int]
+    """Drafts whose ref is stored with the same content -> that entry's seq (nothing written)."""
+    duplicate_of: dict[int, int]
+    """Drafts repeating an earlier draft of the batch (same ref, same content) -> its index."""
+    new: tuple[int, ...]
+    """Drafts to store, in batch order."""
+
+
+def plan_refs(
+    refs: Sequence[str | None], hashes: Sequence[bytes], stored: Mapping[str, tuple[int, bytes]]
+) -> RefPlan:
+    """The idempotency check, pure: ``refs[i]`` and ``hashes[i]`` (:func:`content_hash`) of each
+    draft, ``stored`` the (seq, content hash) of every already-stored ref among them.
+
+    A ref names one request: seen again with the same content it is the same entry, with
+    different content it is a :class:`Conflict` (stored first, then earlier in the batch).
+    """
+    in_batch: dict[str, tuple[int, bytes]] = {}
+    existing: dict[int, int] = {}
+    duplicate_of: dict[int, int] = {}
+    for i, (ref, h) in enumerate(zip(refs, hashes, strict=True)):
+        if ref is None:
+            continue
+        prior = stored.get(ref) or in_batch.get(ref)
+        if prior is not None and prior[1] != h:
+            where = f"entry {prior[0]}" if ref in stored else "an earlier entry of this batch"
+            raise Conflict(
+                f"ref {ref!r} was already used for {where} with different content; "
+                "a ref names one request: use a new ref for a new entry"
+            )
+        if ref in stored:
+            existing[i] = stored[ref][0]
+        elif ref in in_batch:
+            duplicate_of[i] = in_batch[ref][0]
+        else:
+            in_batch[ref] = (i, h)
+    new = tuple(i for i in range(len(refs)) if i not in existing and i not in duplicate_of)
+    return RefPlan(existing, duplicate_of, new)
+
+
 def _append(session: Session, drafts: tuple[EntryDraft, ...], *, chain_verified: bool) -> tuple[Entry, ...]:
     if not drafts:
         return ()
@@ -181,26 +225,8 @@ def _append(session: Session, drafts: tuple[EntryDraft, ...], *, chain_verified:
             select(EntryRow.ref, EntryRow.seq, EntryRow.content_hash).where(EntryRow.ref.in_(chunk))
         )
         stored.update({r: (s, bytes(h)) for r, s, h in rows if r is not None})
-    in_batch: dict[str, tuple[int, bytes]] = {}
-    existing_seq: dict[int, int] = {}  # draft index -> stored seq
-    duplicate_of: dict[int, int] = {}  # draft index -> earlier draft index with the same ref
-    for i, (d, h) in enumerate(zip(drafts, hashes, strict=True)):
-        if d.ref is None:
-            continue
-        prior = stored.get(d.ref) or in_batch.get(d.ref)
-        if prior is not None and prior[1] != h:
-            where = f"entry {prior[0]}" if d.ref in stored else "an earlier entry of this batch"
-            raise Conflict(
-                f"ref {d.ref!r} was already used for {where} with different content; "
-                "a ref names one request: use a new ref for a new entry"
-            )
-        if d.ref in stored:
-            existing_seq[i] = stored[d.ref][0]
-        elif d.ref in in_batch:
-            duplicate_of[i] = in_batch[d.ref][0]
-        else:
-            in_batch[d.ref] = (i, h)
-    new = [i for i in range(len(drafts)) if i not in existing_seq and i not in duplicate_of]
+    plan = plan_refs([d.ref for d in drafts], hashes, stored)
+    existing_seq, duplicate_of, new = plan.existing, plan.duplicate_of, plan.new
 
     accounts = _account_map(session, sorted({p.account for i in new for p in drafts[i].postings}))
     if not chain_verified:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, func, insert, select
@@ -453,73 +455,89 @@ def get_by_ref(session: Session, ref: str) -> Entry | None:
 def _load(session: Session, seqs: Sequence[int]) -> list[Entry]:
     out: list[Entry] = []
     for chunk in _chunks(seqs):
-        out.extend(s.to_entry() for s in _stored_where(session, EntryRow.seq.in_(chunk)))
+        out.extend(s.to_entry() for s in _stored_where(session, _ENTRIES.c.seq.in_(chunk)))
     return out
+
+
+# The stored-entry reader selects table columns (SQLAlchemy Core), not mapped attributes: rows
+# come back as plain tuples, without the ORM's per-row loading (verification reads every entry).
+_ENTRIES = EntryRow.__table__
+_POSTINGS = PostingRow.__table__
+_ACCOUNTS = AccountRow.__table__
+_STORED_COLUMNS = (
+    "seq",
+    "kind",
+    "date",
+    "memo",
+    "ref",
+    "reverses_seq",
+    "txid",
+    "outputs",
+    "block_hash",
+    "block_height",
+    "leaf_hash",
+)
+
+
+StoredRow = tuple[
+    int, str, dt.date, str, str | None, int | None, str | None, str | None, str | None, int | None, bytes,
+    tuple[tuple[str, str, int], ...],
+]  # fmt: skip
+"""A :class:`StoredEntry`'s fields as a plain tuple, in the same order."""
 
 
 def _stored_where(
     session: Session, condition: ColumnElement[bool], limit: int | None = None
 ) -> list[StoredEntry]:
-    stmt = (
-        select(
-            EntryRow.seq,
-            EntryRow.kind,
-            EntryRow.date,
-            EntryRow.memo,
-            EntryRow.ref,
-            EntryRow.reverses_seq,
-            EntryRow.txid,
-            EntryRow.outputs,
-            EntryRow.block_hash,
-            EntryRow.block_height,
-            EntryRow.leaf_hash,
-        )
-        .where(condition)
-        .order_by(EntryRow.seq)
-    )
+    return [StoredEntry(*row) for row in _stored_rows_where(session, condition, limit)]
+
+
+def _stored_rows_where(
+    session: Session, condition: ColumnElement[bool], limit: int | None = None
+) -> list[StoredRow]:
+    """Entries matching ``condition`` (on ``_ENTRIES`` columns) in order, with their postings."""
+    stmt = select(*(_ENTRIES.c[name] for name in _STORED_COLUMNS)).where(condition).order_by(_ENTRIES.c.seq)
     if limit is not None:
         stmt = stmt.limit(limit)
     rows = session.execute(stmt).all()
     if not rows:
         return []
     lo, hi = rows[0][0], rows[-1][0]
-    postings: dict[int, list[tuple[str, str, int]]] = {}
-    for entry_seq, name, account_type, amount in session.execute(
-        select(PostingRow.entry_seq, AccountRow.name, AccountRow.type, PostingRow.amount)
-        .join(AccountRow, AccountRow.id == PostingRow.account_id)
-        .where(PostingRow.entry_seq.between(lo, hi))
-        .order_by(PostingRow.entry_seq, PostingRow.idx)
-    ):
-        postings.setdefault(entry_seq, []).append((name, account_type, amount))
+    p, a = _POSTINGS.c, _ACCOUNTS.c
+    posting_rows = session.execute(
+        select(p.entry_seq, a.name, a.type, p.amount)
+        .join_from(_POSTINGS, _ACCOUNTS, a.id == p.account_id)
+        .where(p.entry_seq.between(lo, hi))
+        .order_by(p.entry_seq, p.idx)
+    ).all()
+    postings: dict[int, tuple[tuple[str, str, int], ...]] = {
+        entry_seq: tuple([(r[1], r[2], r[3]) for r in group])
+        for entry_seq, group in groupby(posting_rows, itemgetter(0))
+    }
     return [
-        StoredEntry(
-            seq=r[0],
-            kind=r[1],
-            date=r[2],
-            memo=r[3],
-            ref=r[4],
-            reverses_seq=r[5],
-            txid=r[6],
-            outputs=r[7],
-            block_hash=r[8],
-            block_height=r[9],
-            leaf_hash=bytes(r[10]),
-            postings=tuple(postings.get(r[0], ())),
-        )
-        for r in rows
-    ]
+        (seq, kind, date, memo, ref, reverses, txid, outputs, block_hash, height, bytes(leaf),
+         postings.get(seq, ()))
+        for seq, kind, date, memo, ref, reverses, txid, outputs, block_hash, height, leaf in rows
+    ]  # fmt: skip
 
 
 def iter_stored(session: Session, start: int = 1, page: int = PAGE) -> Iterator[StoredEntry]:
     """Every stored entry from ``start`` in order, ``page`` rows at a time (keyset pagination:
     memory stays flat however long the journal is). Rows are not validated."""
+    for row in iter_stored_rows(session, start, page):
+        yield StoredEntry(*row)
+
+
+def iter_stored_rows(session: Session, start: int = 1, page: int = PAGE) -> Iterator[StoredRow]:
+    """:func:`iter_stored` as plain tuples (:data:`StoredRow`): the verifier's loop over every
+    entry builds no object per row that it does not need."""
     after = start - 1
     while True:
-        batch = _stored_where(session, EntryRow.seq > after, limit=page)
+        batch = _stored_rows_where(session, _ENTRIES.c.seq > after, limit=page)
         yield from batch
         if len(batch) < page:
             return
-        after = batch[-1].seq
+        after = batch[-1][0]
 
 
 def iter_entries(session: Session, start: int = 1, page: int = PAGE) -> Iterator[Entry]:

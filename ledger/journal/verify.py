@@ -40,7 +40,8 @@ from sqlalchemy.orm import Session
 
 from ledger.chain.vaults import vault_findings
 from ledger.errors import InvalidInput
-from ledger.journal.book import PAGE, iter_stored
+from ledger.journal.book import PAGE, iter_stored_rows
+from ledger.journal.canonical import encode_entry_fields
 from ledger.journal.checkpoint import Checkpoint, verify_checkpoint
 from ledger.journal.entry import RECORD_KINDS
 from ledger.journal.merkle import EMPTY_ROOT, MerkleAccumulator, ProofError, leaf_hash
@@ -270,8 +271,9 @@ def verify_ledger(
     acc = MerkleAccumulator()
     check_prefix(0, EMPTY_ROOT)
     expected = 1
-    for stored in iter_stored(session, page=page):
-        seq = stored.seq
+    for row in iter_stored_rows(session, page=page):  # plain tuples: no object per entry
+        seq, kind, date, memo, ref, reverses_seq, txid, outputs, block_hash, block_height = row[:10]
+        stored, postings = row[10], row[11]
         if seq != expected:
             if seq > expected:
                 findings.append(
@@ -283,18 +285,32 @@ def verify_ledger(
             bad_seqs.append(min(seq, expected))
         expected = seq + 1
         try:
-            computed = leaf_hash(stored.encode())
+            computed = leaf_hash(
+                encode_entry_fields(
+                    seq=seq,
+                    kind=kind,
+                    date=date,
+                    memo=memo,
+                    ref=ref,
+                    reverses_seq=reverses_seq,
+                    txid=txid,
+                    outputs=outputs,
+                    block_hash=block_hash,
+                    block_height=block_height,
+                    postings=postings,
+                )
+            )
         except InvalidInput as e:
             findings.append(f"entry {seq} cannot be encoded: {e}")
             bad_seqs.append(seq)
-            computed = stored.leaf_hash
-        if computed != stored.leaf_hash:
+            computed = stored
+        if computed != stored:
             findings.append(
                 f"entry {seq} does not match its leaf hash: its content (an amount, account, "
                 "memo, date or other field) was changed after it was recorded"
             )
             bad_seqs.append(seq)
-        problem = _shape_problem(stored.kind, stored.memo, [amount for _, _, amount in stored.postings])
+        problem = _shape_problem(kind, memo, [amount for _, _, amount in postings])
         if problem is not None:
             findings.append(f"entry {seq} {problem}")
             bad_seqs.append(seq)

@@ -39,7 +39,7 @@ from ledger.chain.vaults import Vault, list_vaults
 from ledger.errors import ChainMismatch, Conflict, InvalidInput, NotFound
 from ledger.journal import accounts, book
 from ledger.journal.entry import RESERVE_ACCOUNT_TYPE, Entry, EntryDraft
-from ledger.store.db import read_only
+from ledger.store.db import lock_journal, read_only
 from ledger.store.models import AccountRow, EntryRow
 
 SCRIPT_RANGE = 1000
@@ -390,6 +390,7 @@ def write_record(session: Session, draft: EntryDraft) -> Entry:
     was not booked meanwhile."""
     if draft.txid is None:
         raise InvalidInput("a chain-verified entry needs its txid")
+    lock_journal(session)  # PostgreSQL: the re-check and the system accounts under the writers' lock
     if (seq := recorded_txids(session, [draft.txid]).get(draft.txid)) is not None:
         raise Conflict(
             f"transaction {draft.txid} is already recorded as entry #{seq}; "

@@ -46,6 +46,7 @@ from ledger.chain.vaults import Vault
 from ledger.errors import NotFound
 from ledger.journal import book
 from ledger.journal.entry import EntryDraft
+from ledger.store.db import lock_journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +215,9 @@ def write_sync(
     session: Session, found: Sequence[tuple[int, EntryDraft, Movement]]
 ) -> tuple[list[SyncItem], list[Skipped]]:
     """Book the drafts in the caller's (short, write) transaction; skip those booked meanwhile."""
+    if not found:
+        return [], []
+    lock_journal(session)  # PostgreSQL: the re-check and the system accounts under the writers' lock
     txids = [d.txid for _, d, _ in found if d.txid is not None]
     booked = recorded_txids(session, txids)
     todo = [f for f in found if f[1].txid not in booked]

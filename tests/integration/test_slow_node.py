@@ -1,15 +1,17 @@
 """Gather, judge, write: no command holds the database's write lock while it waits on the node.
 
-``reserve audit`` and ``reserve sync`` run as their own processes against a slow node: a JSON-RPC
-proxy on loopback that holds every request it forwards until the test lets it go (or
-:data:`HOLD_S` passes). Each time both commands are waiting on a reply, the test records a manual
+The chain-touching commands, ``reserve audit``, ``reserve sync``, ``reserve record deposit`` and
+``reserve vault address``, run as their own processes against a slow node: each talks to a
+JSON-RPC proxy on loopback that holds every request it forwards until the test lets it go (or
+:data:`HOLD_S` passes). Each time all of them are waiting on a reply, the test records a manual
 entry between non-vault accounts on the same database (SQLite file, or PostgreSQL) and checks it
-completes at once, while both requests are still held. A command that kept a write transaction
-open across any one of its RPC calls makes that record wait (SQLite: the write lock taken by
-``BEGIN IMMEDIATE``) until the proxy gives up holding, and the test fails.
+completes at once, while every request is still held. A command that kept a write transaction
+open across any one of its RPC calls makes that record (or another command) wait (SQLite: the
+write lock taken by ``BEGIN IMMEDIATE``) until the proxy gives up holding, and the test fails.
 
-Then the write steps re-check what they relied on: sync books the deposit it found, and the
-audit, whose journal grew while it read the chain, refuses to store itself.
+Then the write steps re-check what they relied on: sync and record book their deposits, the
+addresses are handed out, and the audit, whose journal grew while it read the chain, refuses to
+store itself.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -168,13 +170,19 @@ class Command:
 
 
 @pytest.fixture
-def slow_node(node: RegtestNode) -> Iterator[tuple[HoldingProxy, HoldingProxy]]:
+def slow_node(node: RegtestNode) -> Iterator[Callable[[], HoldingProxy]]:
+    """Factory: a new :class:`HoldingProxy` in front of the node (one per command)."""
     host, port = node.rpc_url.removeprefix("http://").rsplit(":", 1)
-    proxies = (HoldingProxy(host, int(port)), HoldingProxy(host, int(port)))
-    for p in proxies:
-        p.start()
+    proxies: list[HoldingProxy] = []
+
+    def make() -> HoldingProxy:
+        proxy = HoldingProxy(host, int(port))
+        proxy.start()
+        proxies.append(proxy)
+        return proxy
+
     try:
-        yield proxies
+        yield make
     finally:
         for p in proxies:
             p.stop()
@@ -200,7 +208,7 @@ def start(reserve: Reserve, proxy: HoldingProxy, *args: str) -> Command:
         stderr=subprocess.PIPE,
         text=True,
     )
-    command = Command(args[0], proxy, proc)
+    command = Command(" ".join(args[:2]), proxy, proc)
     command.watch()
     return command
 
@@ -224,16 +232,22 @@ def record_manual(reserve: Reserve, ref: str, results: list[Result]) -> None:
     results.append(r)
 
 
-def test_record_completes_at_once_while_audit_and_sync_wait_on_a_slow_node(
-    reserve: Reserve, node: RegtestNode, slow_node: tuple[HoldingProxy, HoldingProxy]
+def test_record_completes_at_once_while_chain_commands_wait_on_a_slow_node(
+    reserve: Reserve, node: RegtestNode, slow_node: Callable[[], HoldingProxy]
 ) -> None:
-    vault = reserve.add_vault("slow")
-    deposit = node.fund(vault.address(), 70_000_000)  # confirmed, not booked: sync books it
+    synced, recorded = reserve.add_vault("slow-sync"), reserve.add_vault("slow-record")
+    deposit = node.fund(synced.address(), 70_000_000)  # confirmed, not booked: sync books it
+    other_deposit = node.fund(recorded.address(), 20_000_000)  # and `record deposit` this one
     reserve.ok("account", "add", "exchange-a", "--type", "custodian")
     reserve.ok("account", "add", "owner", "--type", "equity")
 
-    audit_proxy, sync_proxy = slow_node
-    commands = [start(reserve, audit_proxy, "audit", "--json"), start(reserve, sync_proxy, "sync", "--json")]
+    commands = [
+        start(reserve, slow_node(), "audit", "--json"),
+        start(reserve, slow_node(), "sync", "--vault", synced.name, "--json"),
+        start(reserve, slow_node(), "record", "deposit", "--vault", recorded.name, "--txid", other_deposit),
+        # far past the watched range: the wallet's range is topped up (keypoolrefill) first
+        start(reserve, slow_node(), "vault", "address", synced.name, "--index", "1500", "--json"),
+    ]
     deadline = time.monotonic() + RUN_DEADLINE_S
     records = 0
     results: list[Result] = []
@@ -276,13 +290,18 @@ def test_record_completes_at_once_while_audit_and_sync_wait_on_a_slow_node(
         if recorder is not None:
             recorder.join(90)  # the commands are gone: a blocked record ends (or times out) now
 
-    audit, sync = commands
+    audit, sync, record, address = commands
     assert {"scantxoutset", "listtransactions"} <= set(audit.proxy.held_methods), audit.proxy.held_methods
     assert "listtransactions" in sync.proxy.held_methods, sync.proxy.held_methods
-    assert records >= len(audit.proxy.held_methods), (records, audit.proxy.held_methods)
-    # sync's write step re-checks the txid is unbooked and books it
+    assert "keypoolrefill" in address.proxy.held_methods, address.proxy.held_methods
+    assert records >= max(len(c.proxy.held_methods) for c in commands), records
+    # each write step re-checks what it relied on, and books
     assert sync.proc.returncode == 0, sync.err
     assert [m["txid"] for m in json.loads(sync.out)["movements"]] == [deposit]
+    assert record.proc.returncode == 0, record.err
+    assert other_deposit in record.out
+    assert address.proc.returncode == 0, address.err
+    assert json.loads(address.out) == [{"index": 1500, "branch": "receive", "address": synced.address(1500)}]
     # the audit read a journal that grew meanwhile: its write step refuses to store it
     assert audit.proc.returncode not in (0, 1), (audit.out, audit.err)
     assert "changed while the audit ran" in audit.err + audit.out, (audit.out, audit.err)

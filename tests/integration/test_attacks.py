@@ -448,6 +448,39 @@ def test_shapes_transfer_with_change_to_the_target_and_a_spend_all_to_fee(
     assert reserve_figure(reserve) == utxo_total(node, a, b) == sat_from_rpc(c1["amount"]) + 330
 
 
+def test_shapes_a_payjoin_with_a_vault_coin_and_a_strangers_coin(reserve: Reserve, node: RegtestNode) -> None:
+    """A vault spends a coin and receives more back in one transaction with a stranger's input
+    (the stranger pays the fee): one deposit entry of the vault's net gain."""
+    v = reserve.add_vault("pj")
+    reserve.ok("account", "add", "acme", "--type", "counterparty")
+    node.fund(v.address(), BTC)
+    reserve.ok("sync")
+    [c] = coins(node, v)
+    miner = node.miner()
+    mc = next(u for u in miner.call("listunspent") if sat_from_rpc(u["amount"]) >= BTC)
+    stranger = str(miner.call("getnewaddress"))
+    rpc = node.rpc()
+    psbt = rpc.call(
+        "createpsbt",
+        [{"txid": c["txid"], "vout": c["vout"]}, {"txid": mc["txid"], "vout": mc["vout"]}],
+        [{v.address(): btc(BTC + BTC // 2)}, {stranger: btc(sat_from_rpc(mc["amount"]) - BTC // 2 - 20_000)}],
+    )
+    psbt = rpc.wallet(vault_wallet_name(v.name)).call("walletprocesspsbt", psbt, False, "ALL", True)["psbt"]
+    for s in signers_for(node, v):
+        psbt = s.sign(rpc, psbt)
+    psbt = miner.call("walletprocesspsbt", psbt, True)["psbt"]
+    final = rpc.call("finalizepsbt", psbt, True)
+    assert final["complete"]
+    t = str(rpc.call("sendrawtransaction", final["hex"]))
+    node.mine(1)
+    r = reserve.ok("record", "deposit", "--vault", v.name, "--txid", t, "--from", "acme", "--json").json()
+    assert {p["account"]: p["amount_sat"] for p in r["postings"]} == {v.name: BTC // 2, "acme": -(BTC // 2)}
+    assert reserve.ok("sync", "--json").json()["movements"] == []
+    code, report = audit(reserve)
+    assert code == 0, report["findings"]
+    assert reserve_figure(reserve) == utxo_total(node, v) == BTC + BTC // 2
+
+
 def test_rbf_replacement_of_an_unconfirmed_spend(reserve: Reserve, node: RegtestNode) -> None:
     a = reserve.add_vault("rbf")
     reserve.ok("account", "add", "buyer", "--type", "counterparty")

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import tests.unit.test_audit_judge as scenarios
+from ledger.chain import audit_judge
 from ledger.chain.audit_report import AuditReport
 
 GOLDEN = Path(__file__).with_suffix(".json")
@@ -43,7 +44,7 @@ SCENARIOS = (
 
 
 def _reports(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    judge = scenarios.judge
+    judge = audit_judge.judge  # the name the scenarios call is replaced below
     for name in SCENARIOS:
         made: list[AuditReport] = []
 

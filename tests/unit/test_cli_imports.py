@@ -70,3 +70,17 @@ def test_lazy_groups_run_their_real_commands() -> None:
     shown = runner.invoke(cli, ["regtest", "status", "--dir", "/nonexistent/reserve-regtest"])
     assert shown.exit_code == 0, shown.output
     assert "not running" in shown.output
+
+
+def test_every_command_of_a_lazily_loaded_module_is_registered() -> None:
+    """A command added to ``vault_cmds.COMMANDS`` or ``node_cmds.COMMANDS`` must be listed in
+    ``LAZY_GROUPS`` too, or ``reserve`` would not offer it."""
+    import importlib
+
+    by_module: dict[str, set[str]] = {}
+    for stand_in in _stand_ins():
+        module = stand_in.target.partition(":")[0]
+        by_module.setdefault(module, set()).add(stand_in.name or "")
+    for module, names in by_module.items():
+        commands = importlib.import_module(module).COMMANDS
+        assert {c.name for c in commands} == names, module

@@ -18,9 +18,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from custody.amount import btc_decimal, sat_from_rpc
+from custody.keygen import test_key_from_seed as key_from_seed  # not collected as a test
+from custody.network import Network
 from custody.wallet import vault_wallet_name
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
@@ -34,8 +36,6 @@ BTC = 100_000_000
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    from sqlalchemy import create_engine
-
     engine = create_engine(reserve.db_url)
     yield engine
     engine.dispose()
@@ -73,16 +73,10 @@ def utxo_total(node: RegtestNode, *vaults: TestVault) -> int:
     descs: list[str] = []
     for v in vaults:
         for change in (False, True):
-            descs.extend(f"addr({v.descriptor.address(i, change, _regtest())})" for i in range(100))
+            descs.extend(f"addr({v.descriptor.address(i, change, Network.REGTEST)})" for i in range(100))
     node.sync_wallets()
     result = node.rpc().call("scantxoutset", "start", descs)
     return sat_from_rpc(Decimal(result["total_amount"]))
-
-
-def _regtest() -> Any:
-    from custody.network import Network
-
-    return Network.REGTEST
 
 
 def assert_figure_is_the_chain_or_a_finding(reserve: Reserve, node: RegtestNode, *vaults: TestVault) -> None:
@@ -327,9 +321,7 @@ def test_a_manual_ref_in_the_chain_namespace_never_blocks_booking(
 def test_a_vault_named_like_a_system_account_is_never_a_counterparty(
     reserve: Reserve, node: RegtestNode
 ) -> None:
-    from custody.keygen import test_key_from_seed
-
-    keys = [test_key_from_seed(secrets.token_bytes(32), _regtest()) for _ in range(3)]
+    keys = [key_from_seed(secrets.token_bytes(32), Network.REGTEST) for _ in range(3)]
     added = reserve.run(
         "vault", "add", "unattributed", "--threshold", "2",
         "--key", f"a={keys[0]}", "--key", f"b={keys[1]}", "--key", f"c={keys[2]}",
@@ -372,7 +364,7 @@ def test_change_and_high_receive_addresses_and_a_retired_vault_are_all_watched(
     a = reserve.add_vault("addr")
     change = reserve.ok("vault", "address", a.name, "--change", "--index", "1500", "--json").json()
     assert change == [
-        {"index": 1500, "branch": "change", "address": a.descriptor.address(1500, True, _regtest())}
+        {"index": 1500, "branch": "change", "address": a.descriptor.address(1500, True, Network.REGTEST)}
     ]
     high = reserve.ok("vault", "address", a.name, "--index", "1200", "--count", "3", "--json").json()
     assert [x["index"] for x in high] == [1200, 1201, 1202]

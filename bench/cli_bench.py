@@ -8,8 +8,9 @@ interpreter:
 - ``reserve --help``: building the command tree and printing it (no database, no node);
 - ``reserve balance``: a real command on the small ledger (open, check the revision, sum).
 
-It prints the median wall time of each, its ratio to ``python -c pass``, and the goals (``--help``
-under 0.25 s, ``balance`` under 0.4 s on the project's 2-core machine):
+It prints the median wall time of each (with the fastest run and the median CPU time, user +
+system, which a busy machine inflates less), its ratio to ``python -c pass``, and the goals
+(``--help`` under 0.25 s, ``balance`` under 0.4 s on the project's 2-core machine):
 
     .venv/bin/python -m bench.cli_bench [--runs 9] [--entries 5]
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,13 +38,16 @@ def reserve_command() -> list[str]:
     return [sys.executable, "-m", "ledger.cli.main"]
 
 
-def run(argv: list[str], env: dict[str, str]) -> float:
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user + system) of one run of ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed (exit {done.returncode}): {done.stderr.decode()}")
-    return elapsed
+    return elapsed, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def make_ledger(reserve: list[str], env: dict[str, str], entries: int) -> None:
@@ -79,11 +84,14 @@ def main() -> None:
             "reserve balance": [*reserve, "balance"],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for argv in commands.values():  # warm the OS caches and .pyc files once
             run(argv, env)
         for _ in range(args.runs):  # interleaved, so a burst of load hits every command alike
             for name, argv in commands.items():
-                times[name].append(run(argv, env))
+                wall, used = run(argv, env)
+                times[name].append(wall)
+                cpu[name].append(used)
 
     floor = statistics.median(times["python -c pass"])
     where = f"{' '.join(reserve)}; a SQLite ledger of {args.entries} entries"
@@ -91,7 +99,8 @@ def main() -> None:
     for name, samples in times.items():
         median = statistics.median(samples)
         line = (
-            f"  {name:<16} {median:6.3f} s  (min {min(samples):.3f})  {median / floor:5.1f} x python -c pass"
+            f"  {name:<16} {median:6.3f} s  (min {min(samples):.3f}, CPU {statistics.median(cpu[name]):.3f})"
+            f"  {median / floor:5.1f} x python -c pass"
         )
         goal = GOALS.get(name)
         if goal is not None:

@@ -269,13 +269,17 @@ def render_audit(app: App, report: AuditReport) -> None:
             click.echo(f"      fix: {f.advice}")
 
 
+MAX_MIN_CONF = 1_000_000
+"""More confirmations than any chain has blocks for decades; refused up front (a stored audit keeps it)."""
+
+
 @click.command("audit")
 @click.option(
     "--min-conf",
     default=1,
     show_default=True,
-    type=click.IntRange(min=1),
-    help="Confirmations a recorded transaction needs; shallower ones are findings.",
+    type=click.IntRange(min=1, max=MAX_MIN_CONF),
+    help=f"Confirmations a recorded transaction needs (1..{MAX_MIN_CONF:,}); shallower ones are findings.",
 )
 @json_option
 @pass_app

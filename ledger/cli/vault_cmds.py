@@ -45,7 +45,7 @@ from custody.errors import CustodyError, NodeUnreachable
 from custody.keys import parse_held_key, shorten
 from custody.network import Network
 from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchResult, ensure_watch_wallet
-from ledger.chain.issuance import MAX_COUNT, issue_addresses, issued_ranges
+from ledger.chain.issuance import MAX_COUNT, MAX_ISSUE_INDEX, issue_addresses, issued_ranges
 from ledger.chain.vaults import (
     Vault,
     add_vault,
@@ -73,8 +73,12 @@ class WholeNumber(click.ParamType):  # type: ignore[type-arg]
 
     name = "integer"
 
-    def __init__(self, option: str, minimum: int, maximum: int, hint: str = "") -> None:
+    def __init__(
+        self, option: str, minimum: int, maximum: int, hint: str = "", shown: tuple[int, int] | None = None
+    ) -> None:
         self.option, self.minimum, self.maximum, self.hint = option, minimum, maximum, hint
+        # The range a message names: the real limits when a later check owns them (see INDEX).
+        self.shown = shown if shown is not None else (minimum, maximum)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -84,7 +88,7 @@ class WholeNumber(click.ParamType):  # type: ignore[type-arg]
             if not re.fullmatch(r"[-+]?[0-9]{1,20}", text):
                 raise InvalidInput(
                     f"{self.option} {shorten(text, 24)!r} is not a whole number in "
-                    f"{self.minimum:,}..{self.maximum:,}{self.hint}"
+                    f"{self.shown[0]:,}..{self.shown[1]:,}{self.hint}"
                 )
             number = int(text)
         if not self.minimum <= number <= self.maximum:
@@ -96,9 +100,10 @@ class WholeNumber(click.ParamType):  # type: ignore[type-arg]
 
 BIRTHDAY = WholeNumber("--birthday", 0, MAX_INDEX, " (a block height at or before the first deposit)")
 GAP = WholeNumber("--gap", 1, MAX_GAP, " (addresses watched past the last one used or handed out)")
-# Indexes and counts are judged by ledger.chain.issuance, whose messages say why a limit is there.
-INDEX = WholeNumber("--index", -(2**63), 2**63 - 1)
-COUNT = WholeNumber("--count", -(2**63), 2**63 - 1)
+# Indexes and counts are judged by ledger.chain.issuance, whose messages say why a limit is there;
+# text that is no number at all is refused here, naming the same real ranges.
+INDEX = WholeNumber("--index", -(2**63), 2**63 - 1, shown=(0, MAX_ISSUE_INDEX))
+COUNT = WholeNumber("--count", -(2**63), 2**63 - 1, shown=(1, MAX_COUNT))
 
 
 # --- the vault definition from options or a file ---------------------------------------------------

@@ -783,13 +783,6 @@ def test_control_characters_and_huge_numbers_in_every_option_are_one_line_exit_2
     assert journal_size(db) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: `audit --min-conf` has no upper bound: 2**31 is accepted on SQLite (exit 0) but on "
-    "PostgreSQL the whole audit runs against the node and then fails to store ('the database "
-    "refused a value: integer out of range'); 2**63 on SQLite says 'Python int too large to convert "
-    "to SQLite INTEGER' (ledger/cli/chain_cmds.py audit: click.IntRange(min=1) without max)",
-)
 def test_audit_min_conf_out_of_range_is_refused_up_front_on_every_backend(
     reserve: Reserve, node: RegtestNode
 ) -> None:
@@ -798,12 +791,6 @@ def test_audit_min_conf_out_of_range_is_refused_up_front_on_every_backend(
         assert r.code == 2 and "--min-conf" in r.err, (value, r.code, r.err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE (wording): `vault address --index/--count 99…9` says 'not a whole number in "
-    "-9,223,372,036,854,775,808..9,223,372,036,854,775,807' instead of the real ranges 0..9,999 and "
-    "1..1,000 (ledger/cli/vault_cmds.py INDEX/COUNT types)",
-)
 def test_vault_address_huge_numbers_name_the_real_range(reserve: Reserve, node: RegtestNode) -> None:
     v = reserve.add_vault("range")
     r = reserve.run("vault", "address", v.name, "--index", HUGE)

@@ -135,9 +135,16 @@ def ensure_system_accounts(session: Session) -> None:
     """The accounts chain recording books against (mining income, network fees, unattributed)."""
     for name, account_type in SYSTEM_ACCOUNTS:
         try:
-            accounts.get_account(session, name)
+            existing = accounts.get_account(session, name)
         except NotFound:
             accounts.add_account(session, name, account_type)
+            continue
+        if existing.type != account_type:  # opened before names were guarded: never book to it
+            raise Conflict(
+                f"account {name!r} has type {existing.type}, but chain recording books to it as its "
+                f"{account_type} account; nothing was booked. Accounts are never renamed or retyped: "
+                f"restore the books from a backup taken before {name!r} was opened"
+            )
 
 
 def chain_ref(session: Session, txid: str) -> str:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from custody.descriptor import MultisigDescriptor
 from custody.errors import PolicyViolation
-from custody.keys import HeldKey
+from custody.keys import HeldKey, shorten
 from custody.network import Network
 from custody.policy import Policy, check_vault_policy
 from custody.wallet import vault_wallet_name
@@ -162,6 +162,29 @@ def active_keys(session: Session, except_vault: str | None = None) -> dict[str, 
     return {xpub: name for xpub, name in session.execute(query).all() if name != except_vault}
 
 
+def retired_keys(session: Session) -> dict[str, str]:
+    """``xpub -> vault name`` for every key of a retired vault."""
+    query = (
+        select(VaultKeyRow.xpub, VaultRow.name)
+        .join(VaultRow, VaultRow.id == VaultKeyRow.vault_id)
+        .join(VaultRetirementRow, VaultRetirementRow.vault_id == VaultRow.id)
+    )
+    return {xpub: name for xpub, name in session.execute(query).all()}
+
+
+def _retired_key_findings(session: Session, descriptor: MultisigDescriptor) -> tuple[str, ...]:
+    """A key of a retired vault never serves a new one: the same keys make the same addresses, so
+    both vaults' wallets would see the same coins and each deposit could be booked to either."""
+    retired = retired_keys(session)
+    return tuple(
+        f"key {position} ({shorten(str(key), 40)}) was a key of retired vault {retired[key.xpub]!r}; "
+        "a key serves only one vault, ever (a new vault with it would watch the retired vault's "
+        "addresses): use a fresh account key (another BIP-48 account index)"
+        for position, key in enumerate(descriptor.keys, start=1)
+        if key.xpub in retired
+    )
+
+
 # --- writing --------------------------------------------------------------------------------------
 
 
@@ -201,6 +224,7 @@ def add_vault(
         )
     _refuse_tampered(session)  # the policy judges against the other vaults' keys: trust them first
     findings = check_vault_policy(descriptor, holders, network, policy, active_keys(session))
+    findings += _retired_key_findings(session, descriptor)
     if findings:
         raise PolicyViolation(findings)
     if _recorded(session).added.get(name):
@@ -239,7 +263,7 @@ def add_vault(
 
 
 def retire_vault(session: Session, name: str, reason: str) -> Vault:
-    """Retire an active vault (its keys may then serve a new vault); records ``reason``."""
+    """Retire an active vault (its keys never serve another vault); records ``reason``."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("a retirement needs a reason (--reason TEXT), e.g. 'keys rotated to vault X'")

@@ -545,7 +545,7 @@ def vault_watch(app: App, name: str, birthday: int | None, gap: int, as_json: bo
 @json_option
 @pass_app
 def vault_retire(app: App, name: str, reason: str, as_json: bool) -> None:
-    """Retire a vault (recorded, append-only); its keys may then serve a new vault."""
+    """Retire a vault (recorded, append-only); its keys never serve another vault."""
     check_text(reason, "--reason")
     with journal_session(app) as s:
         v = retire_vault(s, name, reason)

@@ -29,11 +29,23 @@ def _account(row: AccountRow) -> Account:
 def add_account(session: Session, name: str, account_type: str, *, vault_definition: bool = False) -> Account:
     """Open an account. A taken name is a :class:`Conflict` (accounts are never renamed).
 
+    The names of the system accounts chain recording books to (``mining-income``,
+    ``network-fees``, ``unattributed``) are opened only with their own types, so a fee or a
+    counterparty leg never lands in a vault or an account of another kind.
+
     Vault accounts are the reserve: one is opened only together with its vault definition
     (:func:`ledger.chain.vaults.add_vault` passes ``vault_definition=True``), never on its own.
     """
     check_account_name(name)
     check_account_type(account_type)
+    from ledger.chain.movement import SYSTEM_ACCOUNTS  # loaded only when an account is opened
+
+    system_type = dict(SYSTEM_ACCOUNTS).get(name)
+    if system_type is not None and account_type != system_type:
+        raise InvalidInput(
+            f"{name!r} is the name of a system account chain recording books to (type "
+            f"{system_type}); it is never a {account_type} account or a vault: pick another name"
+        )
     if account_type == RESERVE_ACCOUNT_TYPE and not vault_definition:
         raise InvalidInput(
             f"account {name!r}: a vault account is opened only with its vault definition, so the "

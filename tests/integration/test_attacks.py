@@ -253,14 +253,6 @@ def test_names_that_would_shadow_a_vault_or_a_system_account(reserve: Reserve, n
     assert code == 0, report["findings"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: after `vault retire A`, `vault add B` with A's keys (same descriptor, same "
-    "addresses) is accepted; both wallets see the same coins, deposits to the shared addresses "
-    "book to either vault, and the audit exits 1 for good with advice that cannot fix it "
-    "(wallet-scan-mismatch 'rescan', balance-mismatch 'reverse the entries') "
-    "(ledger/chain/vaults.py add_vault: active_keys() ignores retired vaults)",
-)
 def test_keys_of_a_retired_vault_reused_by_a_new_vault(reserve: Reserve, node: RegtestNode) -> None:
     a = reserve.add_vault("old")
     t = node.fund(a.address(), 40_000_000)
@@ -309,15 +301,6 @@ def test_a_manual_ref_in_the_chain_namespace_never_blocks_booking(
     assert reserve_figure(reserve) == utxo_total(node, v) == 3_000_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: `vault add unattributed` (or network-fees, mining-income) is accepted when that "
-    "system account does not exist yet; chain recording then posts its counterparty leg (or the fee, "
-    "or the mining income) to that vault account: a deposit books +X to the vault and -X to vault "
-    "'unattributed', so the reserve figure does not move; the audit's advice (reverse, then sync) "
-    "books the same entry again (ledger/chain/vaults.py add_vault, "
-    "ledger/chain/recording.py ensure_system_accounts)",
-)
 def test_a_vault_named_like_a_system_account_is_never_a_counterparty(
     reserve: Reserve, node: RegtestNode
 ) -> None:
@@ -337,14 +320,6 @@ def test_a_vault_named_like_a_system_account_is_never_a_counterparty(
     assert reserve_figure(reserve) == 1_000_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE (minor): `account add network-fees --type counterparty` (or mining-income --type "
-    "expense, unattributed --type income) is accepted before chain recording creates the system "
-    "account; recording then books every fee to a counterparty account (ensure_system_accounts "
-    "takes any existing account of that name, whatever its type) (ledger/chain/recording.py "
-    "ensure_system_accounts, ledger/journal/accounts.py add_account)",
-)
 def test_system_account_names_keep_their_types(reserve: Reserve, node: RegtestNode) -> None:
     for name, wrong in (
         ("network-fees", "counterparty"),

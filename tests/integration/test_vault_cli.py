@@ -151,10 +151,13 @@ def test_define_inspect_and_retire_a_vault(run: Run, rpc: RpcClient, db: Engine)
     r = run("vault", "retire", name, "--reason", "again")
     assert r.code == 2 and "already retired" in r.err
 
-    # A retired vault's keys may serve a new vault; an active vault's may not.
-    successor = _name("cold")
-    assert run("vault", "add", successor, "--threshold", "2", *_key_args(keys)).code == 0
-    r = run("vault", "add", _name("third"), "--threshold", "2", *_key_args(keys))
+    # A key serves one vault, ever: a retired vault's keys never serve a new vault (the same
+    # addresses, watched twice); an active vault's may not either.
+    r = run("vault", "add", _name("cold"), "--threshold", "2", *_key_args(keys))
+    assert r.code == 2 and f"was a key of retired vault '{name}'" in r.err
+    successor, fresh = _name("cold"), _keys()
+    assert run("vault", "add", successor, "--threshold", "2", *_key_args(fresh)).code == 0
+    r = run("vault", "add", _name("third"), "--threshold", "2", *_key_args(fresh))
     assert r.code == 2 and f"already used by active vault '{successor}'" in r.err
 
 

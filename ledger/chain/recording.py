@@ -148,9 +148,17 @@ def ensure_system_accounts(session: Session) -> None:
 
 
 def chain_ref(session: Session, txid: str) -> str:
-    """The idempotency ref of the next entry booking ``txid`` (counts earlier, reversed ones)."""
+    """The idempotency ref of the next entry booking ``txid`` (counts earlier, reversed ones).
+
+    A ref of that name already held by another entry (taken by hand before the
+    :data:`~ledger.journal.book.CHAIN_REF_PREFIX` namespace was reserved) is passed over, so it
+    never blocks the booking."""
     prior = session.scalar(select(func.count()).select_from(EntryRow).where(EntryRow.txid == txid)) or 0
-    return f"chain:{txid}:{prior}"
+    ref = f"{book.CHAIN_REF_PREFIX}{txid}:{prior}"
+    while session.scalar(select(EntryRow.seq).where(EntryRow.ref == ref)) is not None:
+        prior += 1
+        ref = f"{book.CHAIN_REF_PREFIX}{txid}:{prior}"
+    return ref
 
 
 def draft_for(tx: ChainTx, movement: Movement, *, counterparty: str | None, memo: str | None) -> EntryDraft:

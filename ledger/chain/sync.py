@@ -43,7 +43,7 @@ from ledger.chain.recording import (
     scripts_of,
 )
 from ledger.chain.vaults import Vault
-from ledger.errors import NotFound
+from ledger.errors import LedgerError, NotFound
 from ledger.journal import book
 from ledger.journal.entry import EntryDraft
 from ledger.store.db import lock_journal
@@ -230,8 +230,22 @@ def write_sync(
         return [], skipped
     ensure_system_accounts(session)
     drafts = [dataclasses.replace(d, ref=chain_ref(session, str(d.txid))) for _, d, _ in todo]
-    entries = book.append_many(session, drafts, chain_verified=True)
-    items = [SyncItem(m, h, e.seq) for (h, _, m), e in zip(todo, entries, strict=True)]
+    try:
+        with session.begin_nested():  # the whole batch at once (the usual case)
+            entries = book.append_many(session, drafts, chain_verified=True)
+        return [SyncItem(m, h, e.seq) for (h, _, m), e in zip(todo, entries, strict=True)], skipped
+    except LedgerError:
+        pass
+    # One transaction the books refuse never blocks the others: each alone, the refused skipped.
+    items: list[SyncItem] = []
+    for (height, _, movement), draft in zip(todo, drafts, strict=True):
+        try:
+            with session.begin_nested():
+                [entry] = book.append_many(session, [draft], chain_verified=True)
+        except LedgerError as e:
+            skipped.append(Skipped(f"not booked: {e}", txid=draft.txid))
+            continue
+        items.append(SyncItem(movement, height, entry.seq))
     return items, skipped
 
 

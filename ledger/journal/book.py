@@ -8,7 +8,9 @@ Rules beyond those of :mod:`ledger.journal.entry`:
 - Every account a posting names must exist (``reserve account add``).
 - ``ref`` is an idempotency key. Recording a draft whose ref is already stored returns the stored
   entry and writes nothing when the request is the same (same :func:`~ledger.journal.canonical.content_hash`);
-  it is a :class:`~ledger.errors.Conflict` when the request differs.
+  it is a :class:`~ledger.errors.Conflict` when the request differs. Refs starting with
+  :data:`CHAIN_REF_PREFIX` belong to chain recording alone, so no other entry can take the ref a
+  transaction's booking needs.
 - An entry is reversed at most once, by an entry of kind ``reversal`` with the same accounts in
   the same order and every amount negated. A reversal itself cannot be reversed: to undo a
   mistaken reversal, record the original movement again as a new entry (the history then shows
@@ -51,6 +53,8 @@ from ledger.store.models import AccountRow, Base, EntryRow, PostingRow
 
 PAGE = 1000
 T = TypeVar("T")
+CHAIN_REF_PREFIX = "chain:"
+"""Refs of this namespace are chain recording's (``chain:<txid>:<n>``); no other entry takes one."""
 _IN_CHUNK = 500
 
 
@@ -148,6 +152,12 @@ def append_many(
                 f"entry kind {d.kind!r} is a log record, written only by the command that owns it "
                 "(vault add, vault retire, audit, vault address, key rotation); "
                 f"use one of {', '.join(ENTRY_KINDS)}"
+            )
+        if not chain_verified and d.ref is not None and d.ref.startswith(CHAIN_REF_PREFIX):
+            raise InvalidInput(
+                f"ref {d.ref!r}: refs starting with {CHAIN_REF_PREFIX!r} are reserved for the "
+                "bookings of chain transactions (`reserve record deposit|withdrawal|transfer|"
+                "mining`, `reserve sync`); pick another ref"
             )
     return _append(session, drafts, chain_verified=chain_verified)
 

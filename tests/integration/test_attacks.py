@@ -12,6 +12,7 @@ The one invariant behind most of them: whenever ``reserve audit`` exits 0, the r
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,11 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
 
 from custody.amount import btc_decimal, sat_from_rpc
 from custody.keygen import test_key_from_seed as key_from_seed  # not collected as a test
 from custody.network import Network
 from custody.wallet import vault_wallet_name
+from ledger.chain.recording import read_books
+from ledger.chain.sync import gather_sync, judge_sync, write_sync
+from ledger.journal import book
+from ledger.journal.entry import EntryDraft, Posting
+from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
 from tests.fixtures.reserve import Reserve
@@ -272,15 +279,6 @@ def test_keys_of_a_retired_vault_reused_by_a_new_vault(reserve: Reserve, node: R
     assert reserve_figure(reserve) == utxo_total(node, a) == 45_000_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: a manual entry may take a ref in the namespace chain recording uses "
-    "(`--ref chain:<txid>:0`); from then on that transaction can never be booked (`record deposit` "
-    "and `sync` exit 2 'ref ... already used ... with different content'), `sync` books nothing at "
-    "all for any vault, reversing the squatting entry does not help, and the audit's advice "
-    "('book it with reserve sync') cannot fix it (ledger/chain/recording.py chain_ref, "
-    "ledger/journal/book.py manual refs)",
-)
 def test_a_manual_ref_in_the_chain_namespace_never_blocks_booking(
     reserve: Reserve, node: RegtestNode
 ) -> None:
@@ -296,6 +294,84 @@ def test_a_manual_ref_in_the_chain_namespace_never_blocks_booking(
     if squat.code == 0:
         reserve.ok("reverse", str(last_seq(reserve)), "--memo", "undo")
     reserve.ok("sync")
+    code, report = audit(reserve)
+    assert code == 0, report["findings"]
+    assert reserve_figure(reserve) == utxo_total(node, v) == 3_000_000
+
+
+def test_a_manual_ref_in_the_chain_namespace_is_refused_with_the_reason(
+    reserve: Reserve, node: RegtestNode
+) -> None:
+    reserve.ok("account", "add", "acme", "--type", "counterparty")
+    reserve.ok("account", "add", "owner", "--type", "equity")
+    r = reserve.run(
+        "record", "--kind", "adjustment", "--memo", "x", "--ref", "chain:whatever",
+        "--posting", "acme=1", "--posting", "owner=-1",
+    )  # fmt: skip
+    assert r.code == 2 and "reserved for the bookings of chain transactions" in r.err, r.err
+    reserve.ok(
+        "record", "--kind", "adjustment", "--memo", "x", "--posting", "acme=1", "--posting", "owner=-1"
+    )
+    r = reserve.run("reverse", str(last_seq(reserve)), "--memo", "undo", "--ref", "chain:x:0")
+    assert r.code == 2 and "reserved" in r.err, r.err
+
+
+def test_a_chain_ref_taken_before_the_namespace_was_reserved_never_blocks_booking(
+    reserve: Reserve, node: RegtestNode
+) -> None:
+    """Books written by an older version may hold a manual entry with the ref chain recording
+    would give a transaction's booking: chain recording passes over it."""
+    v = reserve.add_vault("legacy")
+    reserve.ok("account", "add", "acme", "--type", "counterparty")
+    reserve.ok("account", "add", "owner", "--type", "equity")
+    t = node.fund(v.address(), 1_000_000)
+    u = node.fund(v.address(), 2_000_000)
+    squatter = EntryDraft(
+        kind="adjustment", memo="old squatter", ref=f"chain:{t}:0",
+        postings=(Posting("acme", BTC), Posting("owner", -BTC)),
+    )  # fmt: skip
+    engine = make_engine(reserve.db_url)
+    try:
+        with Session(engine) as s, s.begin():  # what the older version let a manual entry do
+            book.append(s, squatter, chain_verified=True)
+    finally:
+        engine.dispose()
+    reserve.ok("record", "deposit", "--vault", v.name, "--txid", t)
+    assert [m["txid"] for m in reserve.ok("sync", "--json").json()["movements"]] == [u]
+    code, report = audit(reserve)
+    assert code == 0, report["findings"]
+    assert reserve_figure(reserve) == utxo_total(node, v) == 3_000_000
+
+
+def test_one_transaction_the_books_refuse_never_blocks_the_rest_of_a_sync(
+    reserve: Reserve, node: RegtestNode
+) -> None:
+    """sync books what it can: a transaction whose entry the books refuse is skipped with the
+    reason, the others are booked in the same run."""
+    v = reserve.add_vault("batch")
+    t = node.fund(v.address(), 1_000_000)
+    u = node.fund(v.address(), 2_000_000)
+    engine = make_engine(reserve.db_url)
+    try:
+        with Session(engine) as s, s.begin():
+            plan = gather_sync(node.rpc(), read_books(s, None))
+        found, skipped = judge_sync(plan)
+        assert sorted(str(d.txid) for _, d, _ in found) == sorted([t, u]) and not skipped
+        broken = [
+            (h, dataclasses.replace(d, postings=tuple(
+                Posting("no-such-account", p.amount) if p.account != v.name else p for p in d.postings
+            )), m) if d.txid == t else (h, d, m)
+            for h, d, m in found
+        ]  # fmt: skip
+        with Session(engine) as s, s.begin():
+            items, late = write_sync(s, broken)
+    finally:
+        engine.dispose()
+    assert [i.movement.txid for i in items] == [u]
+    [skip] = late
+    assert skip.txid == t and "no-such-account" in skip.reason, skip
+    assert reserve_figure(reserve) == 2_000_000
+    reserve.ok("sync")  # the real one books the rest
     code, report = audit(reserve)
     assert code == 0, report["findings"]
     assert reserve_figure(reserve) == utxo_total(node, v) == 3_000_000

@@ -18,16 +18,21 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from ledger.errors import InvalidInput, LedgerError, NotInitialised
 from ledger.store.db import MIGRATION_LOCK_ID, RUNTIME_ROLE, make_engine, sqlite_path
 
+if TYPE_CHECKING:  # Alembic loads only to migrate, or when the revision is not the latest
+    from alembic.config import Config
+
 HEAD = "head"
+LATEST_REVISION = "0004_records"
+"""The newest migration's revision id (a unit test keeps it equal to Alembic's head): a
+database at it is ready without loading Alembic."""
 VERSION_TABLE = "alembic_version"
 SQLITE_LOCK_RETRY_S = 120  # two `reserve init` at once: the second waits for the first
 
@@ -42,6 +47,8 @@ def migrations_dir() -> Path:
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config for this project's migrations (``url`` optional when a connection is
     passed through ``config.attributes["connection"]``)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     if url is not None:
@@ -88,6 +95,8 @@ def _upgrade_once(engine: Engine, revision: str, runtime_role: str | None) -> No
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_ID - 2**63})
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
+        from alembic import command
+
         command.upgrade(cfg, revision)
         if runtime_role and connection.dialect.name == "postgresql":
             grant_runtime_rights(connection, runtime_role)
@@ -151,9 +160,22 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _stored_revision(engine: Engine) -> str | None:
+    """The revision in the version table, read with plain SQL (``None`` if unreadable)."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    except (OperationalError, ProgrammingError):  # no version table: current_revision says why
+        return None
+    return rows[0][0] if len(rows) == 1 else None
+
+
 def check_ready(engine: Engine) -> None:
     """Raise :class:`NotInitialised` unless the database is at the latest revision, saying
     whether to create or to upgrade it with ``reserve init``."""
+    at = _stored_revision(engine)
+    if at == LATEST_REVISION:
+        return
     from alembic.script import ScriptDirectory
 
     where = engine.url.render_as_string(hide_password=True)

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.segment import Segment
 from rich.text import Text
 
-from ledger.errors import InvalidInput, LedgerError, NotInitialised
+from ledger.errors import DatabaseUnavailable, InvalidInput, NotInitialised
 from ledger.settings import Settings
 
 if TYPE_CHECKING:  # imported when a command runs: `reserve --help` pays for none of them
@@ -70,7 +70,7 @@ class App:
             try:
                 check_ready(self.engine)
             except DBAPIError as e:  # unreachable, wrong password, missing database, not a database
-                raise LedgerError(describe_database_error(e, self.settings.db_url)) from e
+                raise DatabaseUnavailable(describe_database_error(e, self.settings.db_url)) from e
             self._ready = True
         return self.engine
 
@@ -97,7 +97,7 @@ class App:
 
     def rpc(self) -> RpcClient:
         if self.settings.rpc is None:
-            raise LedgerError(
+            raise InvalidInput(
                 "no node configured: pass --rpc-url or set RESERVE_RPC_URL "
                 "(with RESERVE_RPC_COOKIE, or RESERVE_RPC_USER/RESERVE_RPC_PASSWORD); "
                 "`reserve regtest start` prints ready-made settings"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from ledger.errors import InvalidInput, LedgerError, NotInitialised
+from ledger.errors import DatabaseUnavailable, InvalidInput, NotInitialised
 from ledger.store.db import MIGRATION_LOCK_ID, RUNTIME_ROLE, make_engine, sqlite_path
 
 if TYPE_CHECKING:  # Alembic loads only to migrate, or when the revision is not the latest
@@ -194,7 +194,7 @@ def check_ready(engine: Engine) -> None:
             f"the database {where} is at revision {at}, older than this reserve ({head}); "
             "run `reserve init` to upgrade it"
         )
-    raise LedgerError(
+    raise DatabaseUnavailable(
         f"the database {where} is at revision {at}, which this reserve does not know (latest {head}); "
         "it was made by a newer reserve-ledger: upgrade reserve-ledger"
     )

@@ -153,3 +153,23 @@ def test_unexpected_error_under_json(
     monkeypatch.setattr(App, "rpc", boom)
     r = run_main(capsys, "--rpc-url", "http://127.0.0.1:1", "node", "status", "--json")
     json_error(r, "internal", "RuntimeError: something nobody expected", "RESERVE_DEBUG=1")
+
+
+def test_unreachable_database_under_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """A PostgreSQL server that refuses the connection is the `database` error, password masked."""
+    url = f"postgresql+psycopg://reserve:{PASSWORD}@127.0.0.1:1/reserve_nowhere"
+    r = run_main(capsys, "--db", url, "balance", "--json")
+    json_error(r, "database", "127.0.0.1:1")
+
+
+def test_no_node_configured_under_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain command without any node setting is bad input that says which settings to give."""
+    for var in ("RESERVE_RPC_URL", "RESERVE_RPC_COOKIE", "RESERVE_RPC_USER", "RESERVE_RPC_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    db = tmp_path / "r.db"
+    key = tmp_path / "k.key"
+    assert main(["--db", str(db), "--signing-key", str(key), "init"]) == 0
+    r = run_main(capsys, "--db", str(db), "--signing-key", str(key), "audit", "--json")
+    json_error(r, "invalid-input", "no node configured", "RESERVE_RPC_URL")

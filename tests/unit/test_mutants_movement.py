@@ -107,3 +107,12 @@ def test_movement_invariants_name_the_transaction() -> None:
         Movement(K.DEPOSIT, TXID, (("alpha", 0),), 0, 0, ())
     with pytest.raises(ValueError, match=f"^movement {TXID}: negative external amount or fee$"):
         Movement(K.WITHDRAWAL, TXID, (("alpha", -1),), -1, 0, ())
+
+
+def test_a_one_satoshi_flow_is_signed_in_the_description() -> None:
+    m = classify(tx([("alpha", 1_000)], [("beta", 1), ("gamma", 1), (None, 900)]), SCRIPTS)
+    assert m is not None
+    assert describe(m) == (
+        "transfer (alpha -0.00001000, beta +0.00000001, gamma +0.00000001, "
+        "0.00000900 BTC paid outside) (fee 0.00000098)"
+    )

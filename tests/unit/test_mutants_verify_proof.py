@@ -93,6 +93,7 @@ INCLUSION_REFUSALS: dict[str, tuple[Callable[[Doc], Doc], str]] = {
         "inclusion proof proof element 0 must be 32 bytes (64 hex digits), got 31",
     ),
     "no checkpoint": (lambda d: _without(d, "checkpoint"), "inclusion proof has no field 'checkpoint'"),
+    "no root": (lambda d: _without(d, "root"), "inclusion proof has no field 'root'"),
     "checkpoint not an object": (
         lambda d: {**d, "checkpoint": 5},
         "checkpoint must be a JSON object, got int",
@@ -360,9 +361,9 @@ def test_command_line_help_and_required_key(capsys: pytest.CaptureFixture[str], 
         main(["--help"])
     assert e.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "Verify a reserve-ledger inclusion or consistency proof document." in out
-    assert "proof proof JSON document" in out
-    assert "the ledger's Ed25519 public key (PEM); repeat for the keys of a rotation chain" in out
+    assert " Verify a reserve-ledger inclusion or consistency proof document. positional" in out
+    assert " proof proof JSON document " in out
+    assert out.endswith(" the ledger's Ed25519 public key (PEM); repeat for the keys of a rotation chain")
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / "proof.json")])
     assert e.value.code == 2
@@ -372,3 +373,12 @@ def test_command_line_help_and_required_key(capsys: pytest.CaptureFixture[str], 
 def test_inclusion_proof_from_the_last_leaf_of_an_odd_tree() -> None:
     leaves = LEAVES[:7]
     verify_inclusion(leaves[6], 6, 7, inclusion_proof(6, leaves), root_of(leaves))
+
+
+def test_an_unknown_format_lists_the_known_ones() -> None:
+    from ledger.verify_proof import CHECKPOINT_FORMAT, CONSISTENCY_FORMAT, INCLUSION_FORMAT, ROTATION_FORMAT
+
+    with pytest.raises(ProofError) as e:
+        verify_document({"format": "x"}, PEM)
+    known = (INCLUSION_FORMAT, CONSISTENCY_FORMAT, CHECKPOINT_FORMAT, ROTATION_FORMAT)
+    assert str(e.value) == f"unknown proof document format 'x'; expected one of {', '.join(map(repr, known))}"

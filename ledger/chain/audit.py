@@ -138,8 +138,8 @@ def read_books(session: Session, public_key_pem: bytes) -> Gathered:
         legs[seq][account] = legs[seq].get(account, 0) + amount
     rows = session.execute(
         select(EntryRow.seq, EntryRow.txid, EntryRow.kind, EntryRow.block_hash, EntryRow.block_height)
-        .where(EntryRow.txid.is_not(None), EntryRow.kind != "reversal")
-        .order_by(EntryRow.seq)
+        .where(EntryRow.txid.is_not(None), EntryRow.block_hash.is_not(None), EntryRow.kind != "reversal")
+        .order_by(EntryRow.seq)  # chain bookings only: a manual entry's txid is a note, not a booking
     ).all()
     entries = tuple(
         BookedEntry(

@@ -121,10 +121,17 @@ def wallet_ranges(rpc: RpcClient, vaults: Iterable[Vault]) -> dict[str, int]:
 
 
 def recorded_txids(session: Session, txids: Iterable[str] | None = None) -> dict[str, int]:
-    """txid -> seq of the entry booking it, for entries that are not reversed."""
+    """txid -> seq of the entry booking it, for entries that are not reversed.
+
+    Only chain recording's bookings count (they carry the block hash; no other entry may): a
+    manual entry naming a txid is a note about it, never its booking, so it cannot keep a
+    transaction out of the books."""
     reversed_seqs = select(EntryRow.reverses_seq).where(EntryRow.reverses_seq.is_not(None))
     q = select(EntryRow.txid, EntryRow.seq).where(
-        EntryRow.txid.is_not(None), EntryRow.kind != "reversal", EntryRow.seq.not_in(reversed_seqs)
+        EntryRow.txid.is_not(None),
+        EntryRow.block_hash.is_not(None),
+        EntryRow.kind != "reversal",
+        EntryRow.seq.not_in(reversed_seqs),
     )
     if txids is not None:
         q = q.where(EntryRow.txid.in_(list(txids)))

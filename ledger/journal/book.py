@@ -356,9 +356,15 @@ def _account_map(session: Session, names: Sequence[str]) -> dict[str, tuple[int,
 def _check_manual(
     session: Session, drafts: Sequence[EntryDraft], accounts: dict[str, tuple[int, str]]
 ) -> None:
-    """Entries not verified against the chain: no vault postings (reversals aside), and no txid
-    that a live entry books already."""
+    """Entries not verified against the chain: no block hash, no vault postings (reversals
+    aside), and no txid that a live entry books already. Such an entry's txid is a note: chain
+    recording and the audit never take it for the transaction's booking."""
     for d in drafts:
+        if d.block_hash is not None:
+            raise InvalidInput(
+                "a block hash marks an entry booking a chain transaction, written only by chain "
+                "recording (`reserve record deposit|withdrawal|transfer|mining`, `reserve sync`)"
+            )
         if d.reverses_seq is not None:
             continue
         vault_legs = [p.account for p in d.postings if accounts[p.account][1] == RESERVE_ACCOUNT_TYPE]

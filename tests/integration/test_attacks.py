@@ -28,6 +28,7 @@ from custody.network import Network
 from custody.wallet import vault_wallet_name
 from ledger.chain.recording import read_books
 from ledger.chain.sync import gather_sync, judge_sync, write_sync
+from ledger.errors import InvalidInput
 from ledger.journal import book
 from ledger.journal.entry import EntryDraft, Posting
 from ledger.store.db import make_engine
@@ -170,11 +171,11 @@ def last_seq(reserve: Reserve) -> int:
 # --- 1. one reserve figure ------------------------------------------------------------------------
 
 
-def test_a_manual_entry_squatting_an_unbooked_vault_txid_is_found_and_the_advice_fixes_it(
+def test_a_manual_entry_naming_an_unbooked_vault_txid_is_a_note_not_its_booking(
     reserve: Reserve, node: RegtestNode
 ) -> None:
-    """A manual entry with --txid of a vault deposit nobody booked yet: the audit finds it, and
-    following the advice (reverse it, then sync) books the deposit and reconciles."""
+    """A manual entry with --txid of a vault deposit nobody booked yet does not book it: the
+    audit finds the deposit unrecorded, and following the advice (sync) books it and reconciles."""
     v = reserve.add_vault("squat")
     reserve.ok("account", "add", "acme", "--type", "counterparty")
     reserve.ok("account", "add", "owner", "--type", "equity")
@@ -183,25 +184,16 @@ def test_a_manual_entry_squatting_an_unbooked_vault_txid_is_found_and_the_advice
         "record", "--kind", "adjustment", "--memo", "squat", "--txid", t,
         "--posting", "acme=0.3", "--posting", "owner=-0.3",
     )  # fmt: skip
-    seq = last_seq(reserve)
     code, report = audit(reserve)
-    assert code == 1 and "amount-mismatch" in codes(report)
-    [f] = [f for f in report["findings"] if f["code"] == "amount-mismatch"]
-    assert f"reserve reverse {seq}" in f["advice"] and "reserve sync" in f["advice"]
-    reserve.ok("reverse", str(seq), "--memo", "booked wrongly")
+    assert code == 1 and "unrecorded" in codes(report), report["findings"]
+    [f] = [f for f in report["findings"] if f["code"] == "unrecorded"]
+    assert t in f["message"] and "reserve sync" in f["advice"], f
     reserve.ok("sync")
     code, report = audit(reserve)
     assert code == 0, report["findings"]
     assert reserve_figure(reserve) == utxo_total(node, v) == 30_000_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: a manual `record --txid T` of a transaction that moves a vault is accepted; then "
-    "`sync` exits 0 reporting T '1 already recorded' while the deposit is not in the books, and "
-    "`record deposit --txid T` is refused as already recorded (ledger/cli/journal_cmds.py record, "
-    "ledger/journal/book.py manual-entry checks)",
-)
 def test_a_manual_entry_may_not_claim_a_txid_that_moves_a_vault(reserve: Reserve, node: RegtestNode) -> None:
     v = reserve.add_vault("claim")
     reserve.ok("account", "add", "acme", "--type", "counterparty")
@@ -215,6 +207,25 @@ def test_a_manual_entry_may_not_claim_a_txid_that_moves_a_vault(reserve: Reserve
         synced = reserve.ok("sync", "--json").json()
         assert [m["txid"] for m in synced["movements"]] == [t], synced
     assert reserve_figure(reserve) == 30_000_000
+
+
+def test_only_chain_recording_writes_the_block_hash_that_marks_a_booking(
+    reserve: Reserve, node: RegtestNode
+) -> None:
+    """The block hash is what makes an entry a transaction's booking (sync, record, audit): the
+    journal refuses it on any other entry, whatever its kind."""
+    reserve.ok("account", "add", "acme", "--type", "counterparty")
+    reserve.ok("account", "add", "owner", "--type", "equity")
+    draft = EntryDraft(
+        kind="deposit", memo="x", txid="ab" * 32, block_hash="cd" * 32, block_height=1,
+        postings=(Posting("acme", 1), Posting("owner", -1)),
+    )  # fmt: skip
+    engine = make_engine(reserve.db_url)
+    try:
+        with Session(engine) as s, s.begin(), pytest.raises(InvalidInput, match="block hash marks"):
+            book.append(s, draft)
+    finally:
+        engine.dispose()
 
 
 def test_reversal_tricks_never_leave_a_silent_difference(

@@ -92,3 +92,66 @@ def test_sortedmulti_script_is_the_generic_script_encoding(n: int, size: int) ->
     expected = bytes(CScript([1, *sorted(keys), n, OP_CHECKMULTISIG]))
     assert sortedmulti_witness_script(1, keys) == expected
     assert n <= MAX_MULTISIG_KEYS == 20
+
+
+K1, K2 = (str(k) for k in KEYS[:2])
+
+
+def _wsh(*keys: str) -> str:
+    return f"wsh(sortedmulti(1,{','.join(keys)}))"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "sh" + _wsh(f"{K1}/<0;1>/*")[3:],
+            f"descriptor {shorten('sh' + _wsh(f'{K1}/<0;1>/*')[3:], 48)!r} is not "
+            "wsh(sortedmulti(m,KEY,...)); vaults are P2WSH sortedmulti over xpubs/tpubs with origin, "
+            "e.g. wsh(sortedmulti(2,[fp/48h/1h/0h/2h]tpub.../<0;1>/*,...))",
+        ),
+        (
+            _wsh(f"{K1}/<0;1>/*", f"{K2}/0/*"),
+            "descriptor keys use different branches (/0/*, /<0;1>/*); every key of a vault must use "
+            "the same suffix, e.g. /<0;1>/*",
+        ),
+        (
+            _wsh(f"{K1}/0/1/*"),
+            f"key expression {shorten(f'{K1}/0/1/*', 40)!r} must end in /<0;1>/* or /N/* (an account "
+            "xpub followed by its receive/change branch); hardened or deeper paths are not "
+            "supported for vault keys",
+        ),
+        (
+            _wsh(f"{K1}/0/*") + "#abc#defghijk",
+            f"descriptor {shorten(_wsh(f'{K1}/0/*') + '#abc#defghijk', 40)!r} has more than one '#'",
+        ),
+        (
+            _wsh(f"{K1}/0/*") + "#abc",
+            "descriptor checksum 'abc' has 3 characters, not 8; copy the whole descriptor again",
+        ),
+    ],
+)
+def test_descriptor_refusals_in_full(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as e:
+        MultisigDescriptor.parse(text)
+    assert str(e.value) == message
+
+
+def test_a_mistyped_checksum_says_copy_it_again() -> None:
+    text = VAULT.receive()
+    body, checksum = text.split("#")
+    wrong = ("a" if checksum[0] != "a" else "b") + checksum[1:]
+    with pytest.raises(InvalidInput) as e:
+        MultisigDescriptor.parse(f"{body}#{wrong}")
+    assert str(e.value) == (
+        f"bad descriptor checksum: got {wrong}, expected {checksum}; the descriptor was "
+        "altered or mistyped, copy it again from its source rather than fixing the checksum"
+    )
+
+
+def test_whitespace_inside_names_the_descriptor() -> None:
+    text = VAULT.receive().replace(",", ", ", 1)
+    with pytest.raises(InvalidInput) as e:
+        MultisigDescriptor.parse(text)
+    assert str(e.value).startswith(f"descriptor {shorten(text, 48)!r} has whitespace (' ')")
+    assert shorten(text, 48) != shorten(text, 49)

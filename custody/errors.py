@@ -48,6 +48,10 @@ class RpcError(CustodyError):
         super().__init__(f"bitcoind {method}: {message} (RPC error {code})")
 
 
+class ScanInProgress(RpcError):
+    """``scantxoutset`` refused to start: another scan is running on the node (one at a time)."""
+
+
 class InvalidAddressOrKey(RpcError):
     """RPC_INVALID_ADDRESS_OR_KEY (-5): unknown txid, bad address or key."""
 

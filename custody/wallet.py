@@ -40,8 +40,7 @@ from typing import Any, Literal
 
 from custody.amount import sat_from_rpc
 from custody.descriptor import MultisigDescriptor
-from custody.errors import CustodyError, InvalidInput, RpcError, rpc_error
-from custody.maturity import COINBASE_MATURITY as COINBASE_MATURITY
+from custody.errors import CustodyError, InvalidInput, RpcError, ScanInProgress, rpc_error
 from custody.maturity import is_immature
 from custody.rpc import RpcClient
 
@@ -67,10 +66,6 @@ def vault_wallet_name(vault_name: str) -> str:
             "surrounding spaces or '/'"
         )
     return WALLET_PREFIX + vault_name
-
-
-class ScanInProgress(RpcError):
-    """``scantxoutset`` refused to start: another scan is running on the node (one at a time)."""
 
 
 # --- values ---------------------------------------------------------------------------------------

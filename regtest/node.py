@@ -241,7 +241,7 @@ class RegtestNode:
             try:
                 client.call("loadwallet", MINER_WALLET)
             except WalletNotFound:
-                client.call("createwallet", MINER_WALLET)
+                client.createwallet(MINER_WALLET, disable_private_keys=False, blank=False)
             except WalletAlreadyLoaded:
                 pass
         return client.wallet(MINER_WALLET)

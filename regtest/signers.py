@@ -83,7 +83,7 @@ class DemoSigner:
         if self.wallet_name is None:
             name = f"{SIGNER_WALLET_PREFIX}{self.holder}-{secrets.token_hex(4)}"
             # createwallet name disable_private_keys blank passphrase avoid_reuse descriptors
-            rpc.call("createwallet", name, False, True, "", False, True)
+            rpc.createwallet(name, disable_private_keys=False, blank=True, load_on_startup=False)
             self.wallet_name = name
         return rpc.wallet(self.wallet_name)
 

@@ -22,6 +22,7 @@ from custody.amount import btc_decimal, format_btc, sat_from_rpc
 from custody.descriptor import MultisigDescriptor
 from custody.errors import CustodyError, WalletAlreadyLoaded, WalletNotFound
 from custody.keys import ExtendedKey
+from custody.maturity import COINBASE_MATURITY
 from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import vault_wallet_name
@@ -34,7 +35,6 @@ Cli = Callable[[list[str]], int]  # the `reserve` entry point: argv in, exit cod
 HOLDERS = ("ministry", "central-bank", "regulator")
 THRESHOLD = 2
 MINER_WALLET = "miner"
-COINBASE_MATURITY = 100
 MINER_MIN_BALANCE = 10 * 100_000_000
 
 DEPOSIT_1 = 250_000_000  # 2.5 BTC from exchange-a, booked by hand
@@ -110,7 +110,7 @@ class Demo:
             try:
                 self.rpc.call("loadwallet", MINER_WALLET)
             except WalletNotFound:
-                self.rpc.call("createwallet", MINER_WALLET)
+                self.rpc.createwallet(MINER_WALLET, disable_private_keys=False, blank=False)
             except WalletAlreadyLoaded:
                 pass
         return self.rpc.wallet(MINER_WALLET)

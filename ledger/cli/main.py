@@ -35,6 +35,7 @@ from custody.errors import (
     NodeWarmingUp,
     PolicyViolation,
     RpcError,
+    ScanInProgress,
     WalletAlreadyLoaded,
     WalletNotFound,
 )
@@ -224,6 +225,7 @@ ERRORS: dict[type[BaseException], ErrorKind] = {
     NodeWarmingUp: _fails("node-warming-up"),
     WalletNotFound: _fails("wallet-not-found"),
     RpcError: _fails("node-error"),
+    ScanInProgress: _fails("scan-in-progress"),
     InvalidAddressOrKey: _fails("node-error"),
     InvalidParameter: _fails("node-error"),
     WalletAlreadyLoaded: _fails("node-error"),

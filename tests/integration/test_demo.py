@@ -31,7 +31,7 @@ def _vault(node: RegtestNode, name: str) -> tuple[list[DemoSigner], MultisigDesc
     keys = [s.public_key for s in signers]
     descriptor = MultisigDescriptor.from_keys(2, keys)
     rpc = node.rpc()
-    rpc.call("createwallet", name, True, True, "", False, True)
+    rpc.createwallet(name)
     imports = [
         {"desc": d, "range": [0, 99], "timestamp": "now", "active": True, "internal": internal}
         for d, internal in ((descriptor.receive(), False), (descriptor.change(), True))

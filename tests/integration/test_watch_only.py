@@ -18,13 +18,12 @@ import pytest
 
 from custody.amount import sat_from_rpc
 from custody.descriptor import MultisigDescriptor
-from custody.errors import CustodyError, InvalidAddressOrKey, InvalidInput
+from custody.errors import CustodyError, InvalidAddressOrKey, InvalidInput, ScanInProgress
 from custody.keygen import test_key_from_seed
 from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import (
     DEFAULT_GAP,
-    ScanInProgress,
     cover_range,
     ensure_watch_wallet,
     list_unspent,

@@ -9,9 +9,9 @@ import pytest
 from custody.descriptor import MultisigDescriptor
 from custody.errors import InvalidInput
 from custody.keygen import test_key_from_seed
+from custody.maturity import COINBASE_MATURITY
 from custody.network import Network
 from custody.wallet import (
-    COINBASE_MATURITY,
     ScannedOutput,
     ScanResult,
     plan_imports,

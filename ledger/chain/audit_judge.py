@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from custody.amount import format_btc
-from custody.chain import ChainTx
+from custody.chain import BlockPlace, ChainTx
 from custody.wallet import ScannedOutput
 from custody.wallet_txs import WalletTxState
 from custody.wallet_view import Outpoint, WalletView
@@ -46,6 +46,7 @@ from ledger.chain.audit_report import (
     VaultFacts,
 )
 from ledger.chain.movement import Movement, classify, describe
+from ledger.journal.entry import EntryKind
 
 # --- judging ----------------------------------------------------------------------------------
 
@@ -420,6 +421,20 @@ def _check_entry(
             replaced_by,
         )
 
+    if not confirmed and _orphaned_coinbase(e, tx, place):
+        return check(EntryStatus.CONFLICTED), [
+            Finding(
+                FindingCode.CONFLICTED,
+                f"entry #{e.seq}: mining reward {e.txid} was in block {e.block_hash} at height "
+                f"{e.block_height}, which left the best chain; a coinbase never returns to the "
+                "mempool, so it can never confirm",
+                f"reverse the entry: {_reverse_cmd(e.seq, f'{e.txid} orphaned coinbase')}; "
+                "then `reserve sync`",
+                vault=vault,
+                txid=e.txid,
+                seq=e.seq,
+            )
+        ]
     if not confirmed and e.txid in conflicts:
         by = conflicts[e.txid]
         return check(EntryStatus.CONFLICTED, by), [
@@ -501,6 +516,14 @@ def _check_entry(
             )
         )
     return check(status), found
+
+
+def _orphaned_coinbase(e: BookedEntry, tx: ChainTx | None, place: BlockPlace | None) -> bool:
+    """A recorded coinbase whose transaction is not in the best chain: its block left it, and a
+    coinbase is valid only in its own block (never in the mempool, never mined again)."""
+    if tx is not None:
+        return tx.is_coinbase
+    return e.kind == EntryKind.MINING and place is not None and not place.in_best_chain
 
 
 def _legs(legs: Mapping[str, int]) -> str:

@@ -371,6 +371,16 @@ def judge_record(plan: RecordPlan) -> EntryDraft:
         raise _never_confirms(claim.txid, state, seq)
     if tx is None:
         raise _not_found(plan)
+    if tx.is_coinbase and (tx.block is None or not tx.block.in_best_chain):
+        raise ChainMismatch(
+            f"mining reward {tx.txid} is not in a block of the best chain (its block left it in a "
+            "reorganisation): a coinbase never returns to the mempool, so it can never confirm; "
+            + (
+                f"it is booked as entry #{seq}: reverse that entry (`reserve reverse {seq} --memo ...`)"
+                if seq is not None
+                else "there is nothing to record"
+            )
+        )
     if tx.block is None:
         raise ChainMismatch(
             f"transaction {tx.txid} is unconfirmed (pending in the mempool); record it after it confirms"

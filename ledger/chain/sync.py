@@ -138,7 +138,15 @@ class SyncPlan:
     scripts: VaultScripts
     known: WalletTxids
     todo: tuple[str, ...]  # confirmed, unbooked txids
-    txs: dict[str, ChainTx]
+    txs: dict[str, ChainTx]  # the todo ones, and the unconfirmed ones
+
+    @property
+    def orphaned(self) -> frozenset[str]:
+        """Unconfirmed coinbases: their block left the best chain, and a coinbase never returns
+        to the mempool (the wallet lists it as an abandoned "orphan"), so they never confirm."""
+        return frozenset(
+            t for t in self.known.unconfirmed if (tx := self.txs.get(t)) is not None and tx.is_coinbase
+        )
 
 
 def select_vaults(books: Books, vault: str | None) -> tuple[Vault, ...]:
@@ -154,7 +162,8 @@ def gather_sync(rpc: RpcClient, books: Books, vault: str | None = None) -> SyncP
     scripts = scripts_of(rpc, books)
     known = wallet_txids(rpc, watched, strict=vault is not None)
     todo = tuple(sorted(known.confirmed - books.booked.keys()))
-    txs = fetch_transactions(rpc, todo, [v.wallet_name for v in books.vaults]) if todo else {}
+    wanted = (*todo, *sorted(known.unconfirmed))  # unconfirmed: to tell an orphaned coinbase apart
+    txs = fetch_transactions(rpc, wanted, [v.wallet_name for v in books.vaults]) if wanted else {}
     return SyncPlan(books, scripts, known, todo, txs)
 
 
@@ -175,6 +184,20 @@ def judge_sync(plan: SyncPlan) -> tuple[list[tuple[int, EntryDraft, Movement]], 
                 "replaced or double-spent"
                 + (f" by {by}" if by else "")
                 + ": it can never confirm; nothing to book",
+                txid=txid,
+            )
+        )
+    for txid in sorted(plan.orphaned):
+        seq = plan.books.booked.get(txid)
+        skipped.append(
+            Skipped(
+                "a mining reward whose block left the best chain: a coinbase never returns to the "
+                "mempool, so it can never confirm; "
+                + (
+                    f"it is booked as entry #{seq}: reverse that entry (`reserve reverse {seq} --memo ...`)"
+                    if seq is not None
+                    else "nothing to book"
+                ),
                 txid=txid,
             )
         )
@@ -268,6 +291,6 @@ def sync(
         with write() as s:
             items, late = write_sync(s, found)
         skipped += late
-    pending = tuple(sorted(plan.known.unconfirmed))
+    pending = tuple(sorted(plan.known.unconfirmed - plan.orphaned))
     already = len(plan.known.confirmed & plan.books.booked.keys())
     return SyncReport(tuple(items), dry_run, already, pending, tuple(skipped))

@@ -608,15 +608,6 @@ def test_a_recorded_spend_double_spent_away_in_a_reorg_and_the_advice_fixes_it(
     assert reserve_figure(reserve) == utxo_total(node, a) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: a recorded mining reward whose block leaves the best chain can never be mined "
-    "again (a coinbase never returns to the mempool), yet the audit says 'not-in-best-chain ... wait "
-    "for it to be mined again' (balance-mismatch: 'wait in the mempool after a reorg'), `sync` lists "
-    "it as pending 'sync again after it confirms' and `record` says 'record it after it confirms': "
-    "it must be conflicted with the advice to reverse the entry (ledger/chain/audit_judge.py, "
-    "ledger/chain/sync.py: an orphaned coinbase is not pending)",
-)
 def test_a_recorded_coinbase_orphaned_by_a_reorg_is_to_be_reversed_not_waited_for(
     reserve: Reserve, node: RegtestNode
 ) -> None:
@@ -632,9 +623,21 @@ def test_a_recorded_coinbase_orphaned_by_a_reorg_is_to_be_reversed_not_waited_fo
     assert code == 1
     advice = " ".join(f["advice"] for f in report["findings"])
     assert "wait" not in advice and "reserve reverse" in advice, report["findings"]
-    seq = advice.split("reserve reverse ")[1].split()[0]
+    [f] = [f for f in report["findings"] if f["code"] == "conflicted"]
+    assert f["txid"] == coinbase and "can never confirm" in f["message"], f
+    seq = f["advice"].split("reserve reverse ")[1].split()[0]
+    synced = reserve.ok("sync", "--json").json()
+    assert synced["pending"] == [] and synced["movements"] == [], synced
+    [skip] = synced["skipped"]
+    assert skip["txid"] == coinbase and "can never confirm" in skip["reason"], skip
+    assert f"reserve reverse {seq}" in skip["reason"], skip
+    r = reserve.run("record", "mining", "--vault", v.name, "--txid", coinbase)
+    assert r.code == 2 and "can never confirm" in r.err and "after it confirms" not in r.err, r.err
     reserve.ok("reverse", seq, "--memo", "orphaned coinbase")
-    reserve.ok("sync")
+    r = reserve.run("record", "mining", "--vault", v.name, "--txid", coinbase)
+    assert r.code == 2 and "there is nothing to record" in r.err, r.err
+    synced = reserve.ok("sync", "--json").json()
+    assert synced["pending"] == [] and "nothing to book" in synced["skipped"][0]["reason"], synced
     code, report = audit(reserve)
     assert code == 0, report["findings"]
     assert reserve_figure(reserve) == utxo_total(node, v) == 0

@@ -81,3 +81,17 @@ def test_too_few_holders_and_same_seed_findings_in_full() -> None:
         f"master fingerprint {KEYS[0].origin.fingerprint.hex()} appears on 2 keys: they come from "
         "the same seed; use keys from different signing devices",
     )
+
+
+def test_a_p2sh_p2wsh_account_key_finding_in_full() -> None:
+    from tests.unit.test_policy import bip48_key
+
+    nested = bip48_key(b"\x07" * 32, "48h/1h/0h/1h")
+    (finding,) = check_vault_policy(
+        vault(2, (KEYS[0], nested, KEYS[2])), ("a", "b", "c"), Network.REGTEST, Policy(), {}
+    )
+    assert finding == (
+        f"key 2 ({shorten(str(nested), 40)}) is a BIP-48 P2SH-P2WSH account key (script type 1h in its "
+        "origin 48h/1h/0h/1h); this vault is native P2WSH, whose keys are the script type 2h accounts: "
+        "export the key at m/48h/<coin>h/<account>h/2h from the signing device"
+    )

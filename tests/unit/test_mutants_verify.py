@@ -34,6 +34,7 @@ def test_postings_that_break_double_entry(amounts: list[int], total: int) -> Non
 
 def test_balanced_postings_and_well_formed_records_pass() -> None:
     assert _shape_problem("transfer", "memo", [5, -3, -2]) is None
+    assert _shape_problem("deposit", "memo", [5, -5]) is None
     assert _shape_problem("audit", '{"ok":true}', []) is None
 
 

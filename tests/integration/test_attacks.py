@@ -415,6 +415,23 @@ def test_system_account_names_keep_their_types(reserve: Reserve, node: RegtestNo
     ):
         r = reserve.run("account", "add", name, "--type", wrong)
         assert r.code == 2, (name, r.out)
+    reserve.ok("account", "add", "unattributed", "--type", "counterparty")  # its own type: the same account
+
+
+def test_a_system_account_of_the_wrong_type_from_older_books_is_never_booked_to(
+    reserve: Reserve, node: RegtestNode, db: Engine
+) -> None:
+    """Books of an older version may hold ``network-fees`` with another type: chain recording
+    refuses to book to it (nothing written) instead of posting fees to a counterparty."""
+    v = reserve.add_vault("older")
+    t = node.fund(v.address(), 1_000_000)
+    with db.begin() as c:
+        c.execute(text("INSERT INTO accounts (name, type) VALUES ('network-fees', 'counterparty')"))
+    before = journal_size(db)
+    for argv in (["record", "deposit", "--vault", v.name, "--txid", t], ["sync"]):
+        r = reserve.run(*argv)
+        assert r.code == 2 and "'network-fees' has type counterparty" in r.err, (argv, r.err)
+    assert journal_size(db) == before
 
 
 # --- 2. every address handed out is watched ------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +50,8 @@ def alembic_config(url: str | None = None) -> Config:
     passed through ``config.attributes["connection"]``)."""
     from alembic.config import Config
 
-    cfg = Config()
+    # sys.stdout as it is now: Config's default stream was bound when alembic was first imported
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(migrations_dir()))
     if url is not None:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -227,3 +227,9 @@ def block_places(rpc: RpcClient, block_hashes: Sequence[str]) -> dict[str, Block
         else:
             out[h] = BlockPlace(h, int(reply["height"]), int(reply["confirmations"]))
     return out
+
+
+def coinbase_txid(rpc: RpcClient, block_hash: str) -> str:
+    """The txid of the coinbase transaction of block ``block_hash`` (its first transaction)."""
+    block = rpc.call("getblock", block_hash, 1)
+    return check_txid(str(block["tx"][0]))

@@ -529,6 +529,12 @@ def cover_range(
     return tuple(sorted(present, key=lambda b: b.branch != "receive"))
 
 
+def watches_address(rpc_wallet: RpcClient, address: str) -> bool:
+    """Whether the wallet counts ``address`` as its own (``getaddressinfo``'s ``ismine``; a
+    watch-only wallet's descriptors make it so)."""
+    return bool(rpc_wallet.call("getaddressinfo", address).get("ismine"))
+
+
 def wallet_balances(rpc_wallet: RpcClient) -> Balances:
     """``getbalances`` of a watch-only descriptor wallet (its coins are under ``mine``)."""
     mine = rpc_wallet.call("getbalances")["mine"]

@@ -18,14 +18,15 @@ from contextlib import redirect_stderr, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
-from custody.amount import btc_decimal, format_btc, sat_from_rpc
+from custody.amount import btc_decimal, format_btc
+from custody.chain import coinbase_txid
 from custody.descriptor import MultisigDescriptor
 from custody.errors import CustodyError, WalletAlreadyLoaded, WalletNotFound
 from custody.keys import ExtendedKey
 from custody.maturity import COINBASE_MATURITY
 from custody.network import Network
 from custody.rpc import RpcClient
-from custody.wallet import vault_wallet_name
+from custody.wallet import vault_wallet_name, wallet_balances, watches_address
 from ledger.errors import LedgerError
 from regtest.signers import DemoSigner, spend_from_vault
 
@@ -105,10 +106,9 @@ class Demo:
         return self.rpc.call(method, *params)
 
     def miner(self) -> RpcClient:
-        loaded = self.rpc.call("listwallets")
-        if MINER_WALLET not in loaded:
+        if MINER_WALLET not in self.rpc.list_wallets():
             try:
-                self.rpc.call("loadwallet", MINER_WALLET)
+                self.rpc.loadwallet(MINER_WALLET)
             except WalletNotFound:
                 self.rpc.createwallet(MINER_WALLET, disable_private_keys=False, blank=False)
             except WalletAlreadyLoaded:
@@ -142,7 +142,7 @@ class Demo:
         name = vault_wallet_name(vault)
         address = self.vaults[vault].address(0, False, self.network)
         try:
-            mine = self.rpc.wallet(name).call("getaddressinfo", address).get("ismine")
+            mine = watches_address(self.rpc.wallet(name), address)
         except WalletNotFound:
             mine = False
         if not mine:
@@ -158,7 +158,7 @@ class Demo:
         A persistent node keeps the watch-only wallets of earlier runs; reusing one would mix that
         run's coins into this run's vault, so a later run picks fresh names.
         """
-        taken = {str(w["name"]) for w in self.rpc.call("listwalletdir")["wallets"]}
+        taken = set(self.rpc.list_wallet_dir())
         if {vault_wallet_name("treasury"), vault_wallet_name("cold")} & taken:
             suffix = secrets.token_hex(3)
             self.treasury, self.cold = f"treasury-{suffix}", f"cold-{suffix}"
@@ -180,7 +180,7 @@ class Demo:
             )
         self.reserve("node", "status")
         miner = self.miner()
-        balance = sat_from_rpc(miner.call("getbalances")["mine"]["trusted"])
+        balance = wallet_balances(miner).trusted
         while balance < MINER_MIN_BALANCE:
             blocks = 101 if self.rpc.get_block_count() < 101 else 10
             self.say(
@@ -188,7 +188,7 @@ class Demo:
                 "rewards mature (they become spendable after 100 confirmations)."
             )
             self.mine(blocks)
-            balance = sat_from_rpc(miner.call("getbalances")["mine"]["trusted"])
+            balance = wallet_balances(miner).trusted
         self.say(f"The miner wallet has {format_btc(balance)} BTC to play the outside world with.")
         self.pick_vault_names()
 
@@ -223,7 +223,7 @@ class Demo:
         address = self.address(self.treasury, 0)
         self.say(f"A block is mined straight to the treasury ({address}): a mining reward.")
         block = self.mine(1, address)[0]
-        coinbase = str(self.rpc.call("getblock", block)["tx"][0])
+        coinbase = coinbase_txid(self.rpc, block)
         self.say(f"Its coinbase transaction is {coinbase}; it matures after 100 more blocks.")
         self.mine(COINBASE_MATURITY)
         self.reserve("record", "mining", "--vault", self.treasury, "--txid", coinbase)

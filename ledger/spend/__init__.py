@@ -1,0 +1,1 @@
+"""Spending under policy: the per-vault policy store, spends and their gate (issue 10)."""

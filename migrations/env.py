@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 import ledger.store.audit_models  # registers the audits table on Base.metadata
 import ledger.store.models
+import ledger.store.spend_models  # registers the policy, spend and attestation tables
 import ledger.store.vault_models  # registers the vault tables on Base.metadata
 from ledger.settings import normalise_db_url
 from ledger.store.db import make_engine
@@ -42,6 +43,9 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # SQLite runs DDL in transactions here (ledger.store.db.make_engine begins them), so a run of
+        # several migrations that fails half-way leaves nothing behind, as on PostgreSQL.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()

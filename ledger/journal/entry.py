@@ -59,6 +59,9 @@ class RecordKind(StrEnum):
     AUDIT = "audit"
     ADDRESSES_ISSUED = "addresses-issued"
     KEY_ROTATED = "key-rotated"
+    POLICY_CHANGED = "policy-changed"  # a vault's spending policy or allowlist changed
+    SPEND = "spend"  # a spend proposal changed state (proposed, signed, broadcast, ...)
+    ATTESTATION = "attestation"  # an attestation document was issued
 
 
 # The same values as plain strings, in declaration order (messages, CHECK constraints, CLI choices).

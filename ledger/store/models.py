@@ -94,7 +94,7 @@ class EntryRow(AppendOnly, Base):
     txid: Mapped[str | None] = mapped_column(String(64), index=True)
     outputs: Mapped[str | None] = mapped_column(String(200))
     block_hash: Mapped[str | None] = mapped_column(String(64))
-    block_height: Mapped[int | None] = mapped_column(Integer)
+    block_height: Mapped[int | None] = mapped_column(Integer, index=True)  # velocity: recent outflows
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 

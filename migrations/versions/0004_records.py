@@ -3,9 +3,10 @@ already stored (vaults, retirements, audits), so old history keeps its prefix an
 checkpoints still verify.
 
 PostgreSQL drops and recreates the constraint. SQLite has no ALTER for a CHECK constraint and a
-table rebuild cannot run inside the migration's transaction (see :func:`_sqlite_set_kinds`): the
-constraint's text is rewritten in the schema, as SQLite documents for such changes; no row,
-trigger, index or foreign key is touched.
+table rebuild cannot run inside the migration's transaction (see
+:func:`ledger.store.entry_kinds.sqlite_set_entry_kinds`): the constraint's text is rewritten in
+the schema, as SQLite documents for such changes; no row, trigger, index or foreign key is
+touched.
 
 Revision ID: 0004_records
 Revises: 0003_audits
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +26,7 @@ from ledger.journal.canonical import encode_draft, encode_entry_fields
 from ledger.journal.entry import EntryDraft
 from ledger.journal.merkle import leaf_hash
 from ledger.journal.records import KeyFields, audit_body, canonical_json, vault_added_body, vault_retired_body
+from ledger.store.entry_kinds import set_entry_kinds
 
 revision: str = "0004_records"
 down_revision: str | None = "0003_audits"
@@ -36,61 +37,8 @@ MONEY_KINDS = ("opening", "deposit", "withdrawal", "transfer", "fee", "mining", 
 RECORD_KINDS = ("vault-added", "vault-retired", "audit", "addresses-issued", "key-rotated")
 
 
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-_SQLITE_KIND_CHECK = re.compile(r"CONSTRAINT ck_entries_kind CHECK \(kind IN \([^()]*\)\)")
-
-
-def _set_kinds(kinds: tuple[str, ...]) -> None:
-    """Make ``ck_entries_kind`` allow exactly ``kinds``."""
-    if op.get_bind().dialect.name == "sqlite":
-        _sqlite_set_kinds(kinds)
-        return
-    op.drop_constraint(op.f("ck_entries_kind"), "entries", type_="check")
-    op.create_check_constraint(op.f("ck_entries_kind"), "entries", _one_of("kind", kinds))
-
-
-def _sqlite_set_kinds(kinds: tuple[str, ...]) -> None:
-    """SQLite cannot ALTER a CHECK constraint. Rebuilding ``entries`` (batch mode: create a copy,
-    drop the original, rename the copy) cannot work inside the migration's transaction: dropping
-    ``entries`` orphans every posting, SQLite counts each as a deferred foreign key violation,
-    the rename does not take the count back, so COMMIT fails; and ``PRAGMA foreign_keys=OFF``,
-    which the rebuild needs, is a no-op inside a transaction.
-
-    So the constraint's text in the schema is rewritten in place, SQLite's documented procedure
-    for changing constraints that the stored rows already satisfy (sqlite.org/lang_altertable.html,
-    "making other kinds of table schema changes"): in one transaction, rewrite the table's
-    ``CREATE TABLE`` in ``sqlite_schema`` with ``writable_schema``, and bump ``schema_version``
-    so every connection reloads the schema. No row, trigger or index is touched. A downgrade
-    narrows it only when no row uses a removed kind (checked first).
-    """
-    bind = op.get_bind()
-    create = bind.scalar(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'"))
-    found = _SQLITE_KIND_CHECK.findall(create or "")
-    if len(found) != 1:
-        raise RuntimeError(f"entries: expected one ck_entries_kind constraint in its schema, found {found}")
-    new_create = _SQLITE_KIND_CHECK.sub(
-        lambda _m: f"CONSTRAINT ck_entries_kind CHECK ({_one_of('kind', kinds)})", create
-    )
-    version = bind.scalar(sa.text("PRAGMA schema_version"))
-    bind.exec_driver_sql("PRAGMA writable_schema = ON")
-    try:
-        bind.execute(
-            sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'entries'"),
-            {"sql": new_create},
-        )
-        bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
-    finally:
-        bind.exec_driver_sql("PRAGMA writable_schema = OFF")
-    problems = bind.execute(sa.text("PRAGMA quick_check(entries)")).scalars().all()
-    if problems != ["ok"]:
-        raise RuntimeError(f"entries: the schema check failed after widening its kinds: {problems}")
-
-
 def upgrade() -> None:
-    _set_kinds(MONEY_KINDS + RECORD_KINDS)
+    set_entry_kinds(MONEY_KINDS + RECORD_KINDS)
     op.create_index(op.f("ix_entries_kind"), "entries", ["kind"], unique=False)  # records are few
     _backfill()
 
@@ -106,7 +54,7 @@ def downgrade() -> None:
             "from an append-only log, so 0004_records cannot be downgraded"
         )
     op.drop_index(op.f("ix_entries_kind"), table_name="entries")
-    _set_kinds(MONEY_KINDS)
+    set_entry_kinds(MONEY_KINDS)
 
 
 # --- backfill ---------------------------------------------------------------------------------------

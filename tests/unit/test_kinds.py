@@ -33,7 +33,16 @@ def test_the_values_are_the_stored_ones_in_the_same_order() -> None:
         "adjustment",
         "reversal",
     )
-    assert RECORD_KINDS == ("vault-added", "vault-retired", "audit", "addresses-issued", "key-rotated")
+    assert RECORD_KINDS == (
+        "vault-added",
+        "vault-retired",
+        "audit",
+        "addresses-issued",
+        "key-rotated",
+        "policy-changed",
+        "spend",
+        "attestation",
+    )
     assert ALL_KINDS == ENTRY_KINDS + RECORD_KINDS
     assert RESERVE_ACCOUNT_TYPE == "vault"
 

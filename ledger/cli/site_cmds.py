@@ -1,0 +1,87 @@
+"""``reserve report site OUT/``: write the static transparency site into a directory.
+
+Thin shell: one short read (:func:`ledger.report.site_data.gather_site`), pure rendering
+(:func:`ledger.report.site.render_site`), then each file written whole or not at all. The
+plotting library is imported only when this command runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ledger.cli.app import App, json_option, pass_app
+from ledger.errors import InvalidInput
+
+
+@click.command("site")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path), metavar="OUT")
+@click.option("--title", default="Reserve transparency report", show_default=True, help="The page's title.")
+@json_option
+@pass_app
+def site(app: App, out: Path, title: str, as_json: bool) -> None:
+    """Write a static transparency site into directory OUT (created if missing).
+
+    OUT/index.html shows the reserve over time, each vault's holdings, policy, descriptor and
+    addresses handed out, monthly statements, the latest attestation with how to verify it and
+    the latest signed checkpoint; the attestation and checkpoint documents are written beside
+    it. The page works offline: no script, font, image or link to another site.
+    """
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.report.site import render_site
+    from ledger.report.site_data import gather_site
+
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"cannot write the site to {out}: it is a file; give a directory")
+    pem = _public_key(app)
+    with journal_session(app, read_only=True) as s:
+        data = gather_site(s, title=title, public_key_pem=pem)
+    files = render_site(data)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInput(f"cannot create directory {out}: {e.strerror}") from e
+    for name, content in files.items():
+        _write(out / name, content)
+    if as_json:
+        app.print_json(
+            {
+                "directory": str(out),
+                "files": sorted(files),
+                "as_of": data.as_of,
+                "reserve_sat": data.reserve,
+                "attestation_height": None if data.attestation is None else data.attestation.height,
+                "checkpoint_tree_size": None if data.checkpoint is None else data.checkpoint.tree_size,
+            }
+        )
+        return
+    click.echo(f"wrote {out / 'index.html'} (after entry {data.as_of}; open it in any browser, offline)")
+    for name in sorted(files):
+        if name != "index.html":
+            click.echo(f"  and {out / name}")
+
+
+def _public_key(app: App) -> bytes | None:
+    """The checkpoint signing key's public half, or ``None`` where there is no key file."""
+    from ledger.journal.checkpoint import load_signing_key, public_key_pem
+
+    path = app.settings.signing_key_path
+    if not path.exists():
+        return None
+    return public_key_pem(load_signing_key(path))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
+
+
+COMMANDS: tuple[click.Command, ...] = (site,)

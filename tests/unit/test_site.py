@@ -1,0 +1,326 @@
+"""The transparency site's rendering: self-contained, escaped, figures exact to the satoshi."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html.parser
+import json
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from custody.amount import format_btc
+from ledger.journal.entry import Entry, Posting
+from ledger.report.site import (
+    Address,
+    AttestationView,
+    CheckpointView,
+    ReservePoint,
+    Sat,
+    SiteData,
+    Table,
+    VaultView,
+    render_page,
+    render_site,
+    reserve_chart,
+)
+from ledger.report.site_data import attestation_totals, monthly_statements, reserve_series
+
+EVIL = "<script>alert('x')</script>&\"quoted\" <img src=https://evil.example/x.png>"
+DATE = dt.date(2026, 3, 14)
+NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
+
+
+def entry(seq: int, date: dt.date, *postings: tuple[str, str, int]) -> Entry:
+    return Entry(
+        seq=seq,
+        kind="adjustment" if all(t != "vault" for _, t, _ in postings) else "deposit",
+        date=date,
+        memo="m",
+        postings=tuple(Posting(a, n, t) for a, t, n in postings),
+        leaf_hash=bytes(32),
+    )
+
+
+def vault(name: str, balance: int, **kw: object) -> VaultView:
+    return VaultView(
+        name=name,
+        label="2-of-3",
+        holders=("ministry", "central-bank", "regulator"),
+        descriptor="wsh(sortedmulti(2,tpubA,tpubB,tpubC))#abcdefgh",
+        network="regtest",
+        balance=balance,
+        addresses=(Address("receive", 0, "bcrt1qexample0"), Address("change", 0, "bcrt1qexample1")),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def site(**kw: object) -> SiteData:
+    values: dict[str, object] = {
+        "title": "Reserve of Testland",
+        "network": "regtest",
+        "generated_at": NOW,
+        "as_of": 7,
+        "reserve": 150_000_001,
+        "vaults": (vault("cold", 150_000_000), vault("hot", 1)),
+        "series": (
+            ReservePoint(3, DATE, 150_000_000, (("cold", 150_000_000),)),
+            ReservePoint(5, DATE, 150_000_001, (("cold", 150_000_000), ("hot", 1))),
+        ),
+        "statements": (Table("2026-03", ("vault", "opening (BTC)"), (("cold", Sat(0)), ("hot", Sat(1)))),),
+        "statement_source": "from the postings",
+        "attestation": AttestationView(
+            number=2,
+            height=101,
+            block_hash="ab" * 32,
+            sha256="cd" * 32,
+            document='{"height":101}',
+            totals=(("chain total", 150_000_001), ("ledger total", 150_000_001)),
+            created_at="2026-03-15 11:00:00",
+        ),
+        "checkpoint": CheckpointView(7, "ee" * 32, 1_773_000_000, "0123456789abcdef", "ff" * 64, "{}\n"),
+    }
+    values.update(kw)
+    return SiteData(**values)  # type: ignore[arg-type]
+
+
+class Collect(html.parser.HTMLParser):
+    """Every start tag with its attributes, and the text of the page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.styles: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        (self.styles if self._in_style else self.text).append(data)
+
+
+def parse(page: str) -> Collect:
+    c = Collect()
+    c.feed(page)
+    c.close()
+    return c
+
+
+def referencing_tags(page: str) -> list[str]:
+    """Tags and attributes that could make a browser fetch something: scripts, stylesheets,
+    frames, images, and any src/href/srcset/action/xlink:href that is not in the page or beside it,
+    any ``url(...)`` that is not a ``#fragment`` and any ``@import`` in a style."""
+    found: list[str] = []
+    parsed = parse(page)
+    for tag, attrs in parsed.tags:
+        if tag in ("script", "link", "iframe", "frame", "object", "embed", "img", "image", "base"):
+            found.append(f"<{tag}>")
+        for name, value in attrs.items():
+            if value is None:
+                continue
+            if name in ("src", "href", "srcset", "action", "xlink:href", "poster", "data"):
+                if not (value.startswith("#") or re.fullmatch(r"[A-Za-z0-9._-]+\.json", value)):
+                    found.append(f"<{tag} {name}={value}>")
+            found += [f"<{tag} {name}={value}>" for m in _REMOTE_URL.finditer(value)]
+    found += [f"in a style: {m.group()}" for m in _REMOTE_URL.finditer("".join(parsed.styles))]
+    found += ["@import" for style in parsed.styles if "@import" in style.lower()]
+    return found
+
+
+_REMOTE_URL = re.compile(r"(?i)url\s*\(\s*['\"]?(?!#)[^)]*\)")
+
+
+def external_references(page: str) -> list[str]:
+    """:func:`referencing_tags`, and any URL at all written in the page (``http(s)://``, ``//host``,
+    ``data:``): a page of plain figures has none."""
+    found = referencing_tags(page)
+    found += [m.group() for m in re.finditer(r"(?i)(?:https?:|ftp:|file:)?//[^\s\"'<>]*|data:", page)]
+    return found
+
+
+def test_the_page_has_no_external_reference() -> None:
+    page = render_page(site())
+    assert external_references(page) == []
+    assert "<svg" in page and 'role="img"' in page
+
+
+def test_the_reference_check_finds_each_kind() -> None:
+    for bad in (
+        '<script src="a.js"></script>',
+        '<link rel="stylesheet" href="https://x/y.css">',
+        "<style>@import 'x.css';</style>",
+        "<style>body{background:url(x.png)}</style>",
+        "<div style=\"background: url('x.png')\">",
+        "<base href=x>",
+        '<a href="https://example.org">x</a>',
+        '<a href="//example.org">x</a>',
+        '<img src="a.png">',
+        '<svg><use xlink:href="other.svg#a"/></svg>',
+    ):
+        assert external_references(bad), bad
+
+
+def test_every_stored_text_is_escaped() -> None:
+    evil_vault = vault("cold", 5, retired=True, retired_reason=EVIL)
+    data = site(
+        title=EVIL,
+        vaults=(
+            evil_vault,
+            VaultView(
+                name=EVIL,
+                label=EVIL,
+                holders=(EVIL, "b"),
+                descriptor=EVIL,
+                network=EVIL,
+                balance=1,
+                addresses=(Address(EVIL, 1, EVIL),),
+            ),
+        ),
+        statements=(Table(EVIL, (EVIL, EVIL), ((EVIL, Sat(1)),), note=EVIL),),
+        statement_source=EVIL,
+        notes=(EVIL,),
+    )
+    page = render_page(data)
+    assert "<script" not in page and "<img" not in page
+    assert referencing_tags(page) == []  # the URL in the text is text, never a link
+    parsed = parse(page)
+    assert {t for t, _ in parsed.tags} <= {
+        "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "main",
+        "section", "span", "figure", "figcaption", "details", "summary", "table", "thead", "tbody",
+        "tfoot", "tr", "th", "td", "article", "dl", "dt", "dd", "code", "pre", "a", "footer",
+        "svg", "defs", "g", "path", "use", "clippath", "rect", "style",
+    }  # fmt: skip
+    text = "".join(parsed.text)
+    assert text.count(EVIL) >= 10  # shown as text, each time it is stored
+
+
+def test_vault_names_in_the_chart_are_drawn_not_written() -> None:
+    series = (ReservePoint(1, DATE, 5, (("$x_1$", 2), ("_hidden", 3))),)
+    svg = reserve_chart(series)
+    assert "$x_1$" not in svg and "_hidden" not in svg  # text is paths; names left no trace
+    assert "<!--" not in svg and "xmlns" not in svg and "http" not in svg
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert svg == reserve_chart(series)  # byte-stable
+
+
+def amounts(page: str) -> list[tuple[int, str]]:
+    """Every (data-sat, shown text) pair of the page."""
+    return [(int(m.group(1)), m.group(2)) for m in re.finditer(r'data-sat="(-?[0-9]+)">([^<]*)<', page)]
+
+
+def test_figures_equal_the_values_to_the_satoshi() -> None:
+    page = render_page(site())
+    pairs = amounts(page)
+    assert pairs and all(format_btc(sat) == shown for sat, shown in pairs)
+    assert re.search(r'id="reserve-total" data-sat="150000001">1\.50000001<', page)
+    vault_rows = dict(re.findall(r'<tr data-vault="([^"]+)">.*?data-sat="(-?[0-9]+)"', page))
+    assert vault_rows == {"cold": "150000000", "hot": "1"}
+    assert 'id="attestation-height">101<' in page and "cd" * 32 in page
+    assert "reserve attest verify attestation-101-2.json" in page
+    assert 'id="checkpoint-size">7<' in page and "ee" * 32 in page and "0123456789abcdef" in page
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=-(21_000_000 * 10**8), max_value=21_000_000 * 10**8))
+def test_any_amount_is_shown_exactly(sat: int) -> None:
+    page = render_page(site(reserve=sat, series=(), statements=(), attestation=None, checkpoint=None))
+    (shown,) = re.findall(r'id="reserve-total" data-sat="([^"]+)">([^<]+)<', page)
+    assert shown == (str(sat), format_btc(sat))
+
+
+def test_without_attestation_checkpoint_or_movements_the_page_says_so() -> None:
+    data = site(series=(), statements=(), attestation=None, checkpoint=None, vaults=(), reserve=0)
+    files = render_site(data)
+    assert set(files) == {"index.html"}
+    page = files["index.html"]
+    assert 'id="no-attestation"' in page and "No attestation has been issued yet" in page
+    assert "No checkpoint has been signed yet" in page
+    assert "No vault has moved yet" in page and "<svg" not in page
+    assert external_references(page) == []
+
+
+def test_documents_are_written_beside_the_page_as_stored() -> None:
+    files = render_site(site())
+    assert files["attestation-101-2.json"] == '{"height":101}'
+    assert files["checkpoint.json"] == "{}\n"
+    assert 'href="attestation-101-2.json"' in files["index.html"]
+
+
+# --- the figures gathered from entries ---------------------------------------------------------------
+
+
+def test_series_and_statements_from_entries() -> None:
+    march, april = dt.date(2026, 3, 2), dt.date(2026, 4, 1)
+    entries = [
+        entry(1, march, ("cold", "vault", 100), ("acme", "counterparty", -100)),
+        entry(2, march, ("acme", "counterparty", 5), ("fees", "expense", -5)),  # no vault: skipped
+        entry(3, march, ("cold", "vault", -30), ("hot", "vault", 29), ("fees", "expense", 1)),
+        entry(4, april, ("hot", "vault", -9), ("acme", "counterparty", 9)),
+    ]
+    series = reserve_series(entries)
+    assert [(p.seq, p.total, p.per_vault) for p in series] == [
+        (1, 100, (("cold", 100),)),
+        (3, 99, (("cold", 70), ("hot", 29))),
+        (4, 90, (("cold", 70), ("hot", 20))),
+    ]
+    tables = monthly_statements(entries)
+    assert [t.title for t in tables] == ["2026-03", "2026-04"]
+    assert tables[0].rows == (
+        ("cold", Sat(0), Sat(100), Sat(30), Sat(70)),
+        ("hot", Sat(0), Sat(29), Sat(0), Sat(29)),
+        ("reserve", Sat(0), Sat(129), Sat(30), Sat(99)),
+    )
+    assert tables[1].rows == (
+        ("hot", Sat(29), Sat(0), Sat(9), Sat(20)),
+        ("reserve", Sat(99), Sat(0), Sat(9), Sat(90)),
+    )
+    assert tables[0].note == "journal entries 1 to 3"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]), st.integers(-(10**12), 10**12).filter(bool), st.integers(0, 3)
+        ),
+        max_size=30,
+    )
+)
+def test_closing_is_opening_plus_received_minus_sent(moves: list[tuple[str, int, int]]) -> None:
+    entries = [
+        entry(i + 1, dt.date(2026, 1 + month, 1), (v, "vault", n), ("x", "counterparty", -n))
+        for i, (v, n, month) in enumerate(sorted(moves, key=lambda m: m[2]))
+    ]
+    tables = monthly_statements(entries)
+    held: dict[str, int] = {}
+    for e in entries:
+        for p in e.postings:
+            if p.account_type == "vault":
+                held[p.account] = held.get(p.account, 0) + p.amount
+    previous_close = 0
+    for t in tables:
+        for row in t.rows:
+            _, opening, received, sent, closing = row
+            assert isinstance(opening, Sat) and isinstance(received, Sat)
+            assert isinstance(sent, Sat) and isinstance(closing, Sat)
+            assert closing.value == opening.value + received.value - sent.value
+        total = t.rows[-1]
+        assert isinstance(total[1], Sat) and isinstance(total[4], Sat)
+        assert total[1].value == previous_close
+        previous_close = total[4].value
+    assert previous_close == sum(held.values())
+    assert (reserve_series(entries)[-1].total if entries else 0) == sum(held.values())
+
+
+def test_attestation_totals_are_the_whole_satoshi_fields() -> None:
+    doc = {"chain_total_sat": 5, "height": 3, "totals": {"ledger_total_sat": 5, "x_sat": 1.5, "y_sat": True}}
+    assert attestation_totals(doc) == (("chain total", 5), ("ledger total", 5))
+    assert attestation_totals([1]) == ()
+    assert attestation_totals(json.loads('{"a_sat": 1e3}')) == ()

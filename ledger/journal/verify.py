@@ -21,7 +21,10 @@ and reports, as findings rather than exceptions:
   round), the tree each covered must still have the root it saw, and the checkpoint it names
   must exist;
 - vaults: each vault's rows must match its ``vault-added`` / ``vault-retired`` records
-  (:func:`ledger.chain.vaults.vault_findings`).
+  (:func:`ledger.chain.vaults.vault_findings`);
+- spending policy changes, spend events and attestations: each row must match the log record it
+  names, and its PSBT or document must still hash to the digest the record committed to
+  (:func:`ledger.journal.table_records.table_record_findings`).
 
 The prefix roots for the checkpoints and audits are noted as the streaming Merkle root passes
 each one's size, so there is a single read of the journal.
@@ -46,6 +49,7 @@ from ledger.journal.checkpoint import Checkpoint, verify_checkpoint
 from ledger.journal.entry import RECORD_KINDS
 from ledger.journal.merkle import EMPTY_ROOT, MerkleAccumulator, ProofError, leaf_hash
 from ledger.journal.records import RecordKind, audit_body
+from ledger.journal.table_records import table_record_findings
 from ledger.store.audit_models import AuditRow
 from ledger.store.models import CheckpointRow, EntryRow
 from ledger.verify_proof import key_id
@@ -326,6 +330,7 @@ def verify_ledger(
         bad_seqs.append(acc.size + 1)
     findings += audit_problems
     findings += vault_findings(session)
+    findings += table_record_findings(session)
     return VerifyReport(
         ok=not findings,
         entries=acc.size,

@@ -1,0 +1,194 @@
+"""``reserve report statement`` and ``reserve export entries``.
+
+Thin shell: parse the arguments, read in one short read-only transaction
+(:func:`ledger.report.statement.read_statement`, or the stored entries for an export), render: a rich
+table for people, ``--json`` (``reserve-ledger-statement/v1``) or ``--csv`` for programs. The three
+statement renderings come from the same :class:`~ledger.report.statement.Statement` and its
+:func:`~ledger.report.statement.summary_rows`, so they show the same figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from custody.amount import format_btc
+from ledger.cli.app import App, pass_app
+from ledger.cli.app import escape_controls as printable
+from ledger.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ledger.report.statement import Bound, Statement
+
+
+class BoundParam(click.ParamType[Any, Any]):
+    """A date (YYYY-MM-DD) or a block height."""
+
+    name = "DATE|HEIGHT"
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Bound:
+        from ledger.report.statement import Bound
+
+        if isinstance(value, Bound):
+            return value
+        return Bound.parse(str(value), self.what)
+
+
+@click.group("report")
+def report() -> None:
+    """Period statements of the reserve (and the transparency site)."""
+
+
+# Integration: the coordinator adds H8's `site` command to this group here
+# (`report.add_command(site)` from ledger/cli/site_cmds.py).
+
+
+@report.command("statement")
+@click.option(
+    "--from", "start", type=BoundParam("--from"), required=True, help="First day or block (inclusive)."
+)
+@click.option("--to", "end", type=BoundParam("--to"), required=True, help="Last day or block (inclusive).")
+@click.option("--json", "as_json", is_flag=True, help="Print the reserve-ledger-statement/v1 JSON document.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the summary as CSV.")
+@pass_app
+def statement_cmd(app: App, start: Bound, end: Bound, as_json: bool, as_csv: bool) -> None:
+    """The reserve's statement for a period, per vault and in total.
+
+    Each bound is a date (YYYY-MM-DD) or a block height; both are inclusive. Chain entries go by
+    their block height against a height bound, entries without a block (manual, reversals) by
+    their date against a date bound (docs/statement.md says the rest). Shows opening balance,
+    additions by nature and counterparty, dispositions by counterparty, network fees, internal
+    transfers (apart, never additions in total) and closing balance, each with its entry numbers,
+    and the signed checkpoint that covers the entries counted.
+    """
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.report.statement import csv_rows, read_statement, statement_json
+
+    if as_json and as_csv:
+        raise InvalidInput("--json and --csv each print the statement; give one of them")
+    with journal_session(app, read_only=True) as s:
+        st = read_statement(s, start, end)
+    if as_json:
+        app.print_json(statement_json(st))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerows(csv_rows(st))
+        return
+    _print_statement(app, st)
+
+
+def _entries_text(entries: tuple[int, ...]) -> str:
+    if len(entries) > 12:
+        return " ".join(f"#{s}" for s in entries[:12]) + f" … (+{len(entries) - 12}, see --json)"
+    return " ".join(f"#{s}" for s in entries)
+
+
+def _print_statement(app: App, st: Statement) -> None:
+    from ledger.report.statement import summary_rows
+
+    title = f"reserve statement {st.start} .. {st.end} (both inclusive)"
+    table = Table(title=title)
+    for col in ("section", "item", "account", "amount (BTC)", "entries"):
+        table.add_column(col, justify="right" if col == "amount (BTC)" else "left")
+    section = None
+    for r in summary_rows(st):
+        shown = r.section if r.section != section else ""
+        if r.section != section and section is not None:
+            table.add_section()
+        section = r.section
+        table.add_row(
+            Text(printable(shown)),
+            r.item,
+            Text(printable(r.account)),
+            format_btc(r.amount),
+            _entries_text(r.entries),
+        )
+    app.console.print(table)
+    if st.transfers:
+        moves = Table(title="internal transfers between the reserve's vaults (not additions in total)")
+        for col in ("entry", "from vault", "to vault", "amount (BTC)", "txid"):
+            moves.add_column(col, justify="right" if col == "amount (BTC)" else "left")
+        for t in st.transfers:
+            entry = f"#{t.seq}" + (f" (reverses #{t.reverses})" if t.reverses else "")
+            moves.add_row(
+                entry,
+                Text(printable(t.source)),
+                Text(printable(t.target)),
+                format_btc(t.amount),
+                t.txid or "",
+            )
+        app.console.print(moves)
+    for seq, original in st.reversals:
+        click.echo(f"entry #{seq} reverses entry #{original}: its lines are #{original}'s, negated")
+    click.echo(f"entries in the period: {len(st.entries)}; entries counted: 1..{st.last_entry}")
+    cp = st.checkpoint
+    if cp is None:
+        click.echo(f"no signed checkpoint covers entry {st.last_entry} yet: run `reserve ledger checkpoint`")
+    else:
+        click.echo(
+            f"covered by signed checkpoint: tree size {cp.tree_size}, root {cp.root.hex()}, key {cp.key_id}"
+        )
+
+
+@click.group("export")
+def export() -> None:
+    """Every entry of the journal for accountants and auditors."""
+
+
+@export.command("entries")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV: one row per posting with its entry's fields.")
+@click.option(
+    "--jsonl", "as_jsonl", is_flag=True, help="JSON Lines: one entry a line, with its canonical bytes."
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Write to FILE (whole or not at all) instead of standard output.",
+)
+@pass_app
+def export_entries(app: App, as_csv: bool, as_jsonl: bool, out_path: Path | None) -> None:
+    """Every entry with its postings, amounts in integer satoshis (and exact BTC).
+
+    The JSONL carries each entry's canonical bytes (hex) and leaf hash: SHA-256 of 0x00 and the
+    bytes is the leaf hash, and the leaf hashes fold into the root of `reserve ledger checkpoint`
+    (RFC 6962). docs/statement.md describes both formats.
+    """
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.journal.book import iter_stored
+    from ledger.report.export import write_csv, write_jsonl
+
+    if as_csv == as_jsonl:
+        raise InvalidInput("give one format: --csv or --jsonl")
+    write = write_csv if as_csv else write_jsonl
+    if out_path is None:
+        with journal_session(app, read_only=True) as s:
+            write(iter_stored(s), sys.stdout)
+        return
+    parent = out_path.parent if str(out_path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidInput(f"cannot export to {out_path}: directory {parent} does not exist")
+    if out_path.is_dir():
+        raise InvalidInput(f"cannot export to {out_path}: it is a directory; give a file name")
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    try:
+        with journal_session(app, read_only=True) as s, tmp.open("w", encoding="utf-8", newline="") as f:
+            count = write(iter_stored(s), f)
+        tmp.replace(out_path)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {out_path}: {e.strerror}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    click.echo(f"wrote {count} entries to {out_path}", err=True)

@@ -1,0 +1,1 @@
+"""Reports on the books: period statements, entry exports and the transparency site."""

@@ -58,6 +58,8 @@ LAZY_GROUPS = (  # name, where the group is, its docstring (what the root help s
         "Multisig vaults: define, inspect, check against the policy, watch on the node.",
     ),
     ("node", "ledger.cli.node_cmds:node", "The configured bitcoind."),
+    ("report", "ledger.cli.report_cmds:report", "Period statements of the reserve (and the transparency site)."),
+    ("export", "ledger.cli.report_cmds:export", "Every entry of the journal for accountants and auditors."),
     (
         "regtest",
         "ledger.cli.node_cmds:regtest",

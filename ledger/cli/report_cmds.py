@@ -97,6 +97,9 @@ def _entries_text(entries: tuple[int, ...]) -> str:
 def _print_statement(app: App, st: Statement) -> None:
     from ledger.report.statement import summary_rows
 
+    def say(text: str) -> None:
+        app.console.print(Text(text), soft_wrap=True)
+
     title = f"reserve statement {st.start} .. {st.end} (both inclusive)"
     table = Table(title=title)
     for col in ("section", "item", "account", "amount (BTC)", "entries"):
@@ -130,15 +133,13 @@ def _print_statement(app: App, st: Statement) -> None:
             )
         app.console.print(moves)
     for seq, original in st.reversals:
-        click.echo(f"entry #{seq} reverses entry #{original}: its lines are #{original}'s, negated")
-    click.echo(f"entries in the period: {len(st.entries)}; entries counted: 1..{st.last_entry}")
+        say(f"entry #{seq} reverses entry #{original}: its lines are #{original}'s, negated")
+    say(f"entries in the period: {len(st.entries)}; entries counted: 1..{st.last_entry}")
     cp = st.checkpoint
     if cp is None:
-        click.echo(f"no signed checkpoint covers entry {st.last_entry} yet: run `reserve ledger checkpoint`")
+        say(f"no signed checkpoint covers entry {st.last_entry} yet: run `reserve ledger checkpoint`")
     else:
-        click.echo(
-            f"covered by signed checkpoint: tree size {cp.tree_size}, root {cp.root.hex()}, key {cp.key_id}"
-        )
+        say(f"covered by signed checkpoint: tree size {cp.tree_size}, root {cp.root.hex()}, key {cp.key_id}")
 
 
 @click.group("export")

@@ -30,7 +30,7 @@ from custody.errors import InvalidInput
 from custody.network import Network
 from custody.psbt import Psbt, PsbtInput, UnsignedTx
 from custody.script import p2wsh_script_pubkey, sortedmulti_witness_script
-from custody.sighash import SIGHASH_ALL, check_signature
+from custody.sighash import SIGHASH_ALL, check_signature, segwit_v0_sighash, verify_ecdsa
 from custody.spend_gate import Destination, GateFacts, InputFact, OutputFact, btc
 
 Outpoint = tuple[str, int]
@@ -115,6 +115,7 @@ def _attribute(
     holder_of = dict(zip(pubkeys, holders, strict=True))
     signed: set[str] = set()
     refusals: list[str] = []
+    digest: bytes | None = None
     if psbt_input.sighash_type is not None and psbt_input.sighash_type != SIGHASH_ALL:
         refusals.append(
             f"the PSBT asks for sighash type {psbt_input.sighash_type:#x}; only ALL (0x01) is accepted"
@@ -131,14 +132,16 @@ def _attribute(
                 "(0x01) is accepted, sign again with SIGHASH_ALL"
             )
             continue
-        reason = check_signature(tx, index, witness_script, amount, pubkey, sig)
-        if reason is not None:
-            refusals.append(
-                f"{holder}'s signature (key {_key(pubkey)}) does not verify over {btc(amount)} at "
-                f"path {path[0]}/{path[1]}: {reason}"
-            )
+        if digest is None:  # one BIP-143 digest per input serves all its SIGHASH_ALL signatures
+            digest = segwit_v0_sighash(tx, index, witness_script, amount, SIGHASH_ALL)
+        if verify_ecdsa(pubkey, sig[:-1], digest):  # strict DER, low S, valid: what check_signature accepts
+            signed.add(holder)
             continue
-        signed.add(holder)
+        reason = check_signature(tx, index, witness_script, amount, pubkey, sig)  # why not
+        refusals.append(
+            f"{holder}'s signature (key {_key(pubkey)}) does not verify over {btc(amount)} at path "
+            f"{path[0]}/{path[1]}: {reason or 'ECDSA verification failed'}"
+        )
     signers = tuple(dict.fromkeys(h for h in holders if h in signed))
     return signers, tuple(refusals)
 

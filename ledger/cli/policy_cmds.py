@@ -1,0 +1,434 @@
+"""``reserve policy show|set`` and ``reserve policy allow add|remove``: each vault's governed
+spending policy and allowlist.
+
+- ``reserve policy show VAULT``: the limits in force at the node's tip, every change with the
+  height it was requested at and the height it is (or becomes) active from, and the allowlist,
+  active and pending.
+- ``reserve policy set VAULT --max-per-spend 0.5 --loosen-delay 144 ...``: amounts in BTC (or
+  ``NNNsat``), the fee rate in sat/vB with up to 3 decimals, windows and delays in blocks;
+  ``none`` removes a cap (``--max-per-spend``, ``--velocity-limit``, ``--delay-above``) or every
+  required holder (``--require-holder none``).
+- ``reserve policy allow add VAULT NAME --address A | --descriptor D`` and ``allow remove VAULT NAME``.
+
+A change that tightens is in force at once; one that loosens (and every allowlist entry added)
+waits the vault's loosen delay. Every command gathers from the node first (its tip height, and
+for ``--descriptor`` the addresses bitcoind derives), then writes in one short transaction. Bad
+input is refused before the node is asked and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from custody.amount import format_btc, parse_btc
+from ledger.cli.app import App, json_option, pass_app
+from ledger.errors import InvalidInput
+
+if TYPE_CHECKING:  # each command imports the services it runs: `reserve --help` loads none
+    from custody.network import Network
+    from custody.spend_policy import FieldValue, SpendLimits
+    from ledger.spend.policy_store import AllowEntry, PolicyChange
+
+NONE_WORDS = frozenset({"none", "off"})
+
+UNITS = {  # field -> JSON key of its value, with its unit
+    "max-per-spend": "max_per_spend_sat",
+    "velocity-limit": "velocity_limit_sat",
+    "velocity-window": "velocity_window_blocks",
+    "max-fee-rate": "max_fee_rate_sat_per_kvb",
+    "max-fee": "max_fee_sat",
+    "delay-above": "delay_above_sat",
+    "delay-blocks": "delay_blocks",
+    "required-holders": "required_holders",
+    "loosen-delay": "loosen_delay_blocks",
+}
+
+
+# --- parsing (pure; before the node or the database is touched) -----------------------------------
+
+
+def parse_cap(option: str, text: str) -> int | None:
+    """An amount in BTC (or ``NNNsat``) as int sat, or ``None`` for ``none``."""
+    if text.strip().lower() in NONE_WORDS:
+        return None
+    try:
+        return parse_btc(text, allow_zero=True)
+    except InvalidInput as e:
+        raise InvalidInput(f"{option}: {e} (or 'none' for no cap)") from None
+
+
+def parse_amount(option: str, text: str) -> int:
+    try:
+        return parse_btc(text, allow_zero=True)
+    except InvalidInput as e:
+        raise InvalidInput(f"{option}: {e}") from None
+
+
+def parse_blocks(option: str, text: str) -> int:
+    raw = text.strip()
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise InvalidInput(f"{option} {raw[:24]!r} is not a whole number of blocks (e.g. 144)")
+    return int(raw)
+
+
+def parse_sat_per_vb(option: str, text: str) -> int:
+    """A fee rate in sat/vB with at most 3 decimals, exactly, as int sat/kvB (``2.5`` -> 2500)."""
+    raw = text.strip()
+    if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,3})?", raw):
+        raise InvalidInput(
+            f"{option} {raw[:24]!r} is not a fee rate in sat/vB with at most 3 decimals (e.g. 25 or 1.5)"
+        )
+    try:
+        return int(Decimal(raw) * 1000)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        raise InvalidInput(f"{option} {raw!r} is not a number") from None
+
+
+def policy_changes(
+    max_per_spend: str | None,
+    velocity_limit: str | None,
+    velocity_window: str | None,
+    max_fee_rate: str | None,
+    max_fee: str | None,
+    delay_above: str | None,
+    delay_blocks: str | None,
+    require_holders: tuple[str, ...],
+    loosen_delay: str | None,
+) -> dict[str, FieldValue]:
+    """The options given, as CLI field name -> value (int sat, sat/kvB, blocks, None, holders)."""
+    changes: dict[str, FieldValue] = {}
+    if max_per_spend is not None:
+        changes["max-per-spend"] = parse_cap("--max-per-spend", max_per_spend)
+    if velocity_limit is not None:
+        changes["velocity-limit"] = parse_cap("--velocity-limit", velocity_limit)
+    if velocity_window is not None:
+        changes["velocity-window"] = parse_blocks("--velocity-window", velocity_window)
+    if max_fee_rate is not None:
+        changes["max-fee-rate"] = parse_sat_per_vb("--max-fee-rate", max_fee_rate)
+    if max_fee is not None:
+        changes["max-fee"] = parse_amount("--max-fee", max_fee)
+    if delay_above is not None:
+        changes["delay-above"] = parse_cap("--delay-above", delay_above)
+    if delay_blocks is not None:
+        changes["delay-blocks"] = parse_blocks("--delay-blocks", delay_blocks)
+    if require_holders:
+        names = tuple(h.strip() for h in require_holders)
+        if any(n.lower() in NONE_WORDS for n in names):
+            if len(names) > 1:
+                raise InvalidInput("--require-holder none clears the list; do not combine it with names")
+            changes["required-holders"] = ()
+        else:
+            changes["required-holders"] = tuple(sorted(names))
+    if loosen_delay is not None:
+        changes["loosen-delay"] = parse_blocks("--loosen-delay", loosen_delay)
+    if not changes:
+        raise InvalidInput(
+            "nothing to set: give at least one of --max-per-spend, --velocity-limit, "
+            "--velocity-window, --max-fee-rate, --max-fee, --delay-above, --delay-blocks, "
+            "--require-holder, --loosen-delay"
+        )
+    from custody.spend_policy import SpendLimits
+
+    SpendLimits().with_changes(changes)  # every value in range before the node is asked
+    return changes
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def sat_per_vb(sat_per_kvb: int) -> str:
+    whole, frac = divmod(sat_per_kvb, 1000)
+    return f"{whole}.{frac:03d}".rstrip("0").rstrip(".") + " sat/vB"
+
+
+def value_text(field: str, value: Any) -> str:
+    """A field's value for people: BTC, sat/vB, blocks, holder names, 'none'."""
+    if field == "required-holders":
+        return ", ".join(value) if value else "none"
+    if value is None:
+        return "none (no cap)"
+    if field in {"max-per-spend", "velocity-limit", "max-fee", "delay-above"}:
+        return f"{format_btc(value)} BTC"
+    if field == "max-fee-rate":
+        return sat_per_vb(value)
+    return f"{value} blocks"
+
+
+def limits_json(limits: SpendLimits) -> dict[str, Any]:
+    from custody.spend_policy import FIELDS
+
+    return {UNITS[f]: _json_value(limits.value(f)) for f in FIELDS}
+
+
+def _json_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def change_summary(change: PolicyChange) -> str:
+    if change.change == "set":
+        return "; ".join(f"{f} {value_text(f, v)}" for f, v in change.fields.items())
+    if change.change == "allow-add":
+        return f"allow {change.body['name']} -> {change.body['target']}"
+    return f"remove {change.body['name']} from the allowlist"
+
+
+def change_status(change: PolicyChange, tip: int, superseded: frozenset[str]) -> str:
+    if change.change == "set" and superseded and superseded >= set(change.fields):
+        return "superseded"
+    return "active" if change.in_force(tip) else "pending"
+
+
+def change_json(change: PolicyChange, tip: int, superseded: frozenset[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": change.id,
+        "change": change.change,
+        "loosens": change.loosens,
+        "requested_height": change.requested_height,
+        "effective_height": change.effective_height,
+        "status": change_status(change, tip, superseded),
+        "record_seq": change.record_seq,
+    }
+    if change.change == "set":
+        data["fields"] = {UNITS[f]: _json_value(v) for f, v in change.fields.items()}
+        data["superseded_fields"] = sorted(superseded)
+    else:
+        data["name"] = change.body["name"]
+        if change.change == "allow-add":
+            data["target"] = change.body["target"]
+            data["target_kind"] = change.body["kind"]
+            data["scripts"] = len(change.body["scripts"])
+    return data
+
+
+def entry_json(entry: AllowEntry, tip: int) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "target": entry.target,
+        "scripts": [s.hex() for s in entry.scripts],
+        "active_at": entry.active_at,
+        "status": "active" if entry.active_at <= tip else "pending",
+    }
+
+
+def _when(change: PolicyChange, tip: int) -> str:
+    if change.in_force(tip):
+        return f"in force now (height {tip})"
+    wait = change.effective_height - tip
+    return f"in force from height {change.effective_height} ({wait} blocks from now)"
+
+
+# --- gathering ----------------------------------------------------------------------------------
+
+
+def node_tip(app: App, vault: str) -> tuple[int, Network]:
+    """The node's tip height, after checking the vault exists and is on the node's network."""
+    from custody.network import Network
+    from ledger.chain.vaults import get_vault
+    from ledger.cli.vault_cmds import reading
+
+    with reading(app) as s:
+        v = get_vault(s, vault)
+    info = app.rpc().get_blockchain_info()
+    network = Network.from_chain(info.chain)
+    if network is not v.network:
+        raise InvalidInput(
+            f"vault {vault} is on {v.network.chain} but the node is on {network.chain}; "
+            "configure the vault's node (--rpc-url)"
+        )
+    return info.blocks, v.network
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@click.group()
+def policy() -> None:
+    """Per-vault spending policy and allowlists: show, set, allow add|remove."""
+
+
+@policy.command("show")
+@click.argument("vault")
+@json_option
+@pass_app
+def policy_show(app: App, vault: str, as_json: bool) -> None:
+    """The limits in force now, every change (requested and active heights; active, pending or
+    superseded) and the allowlist (active and pending)."""
+    from ledger.chain.vaults import get_vault
+    from ledger.cli.vault_cmds import reading
+    from ledger.spend.policy_store import allowlist, effective_limits, history, superseded_fields
+
+    with reading(app) as s:  # the vault first: an unknown one is named without asking the node
+        get_vault(s, vault)
+    tip = app.rpc().get_block_count()
+    with reading(app) as s:
+        limits = effective_limits(s, vault, tip)
+        changes = history(s, vault)
+        active, pending = allowlist(s, vault, tip)
+    superseded = superseded_fields(changes)
+    if as_json:
+        app.print_json(
+            {
+                "vault": vault,
+                "height": tip,
+                "limits": limits_json(limits),
+                "changes": [change_json(c, tip, superseded.get(c.id, frozenset())) for c in changes],
+                "allowlist": [entry_json(e, tip) for e in (*active, *pending)],
+            }
+        )
+        return
+    from custody.spend_policy import FIELDS
+
+    click.echo(f"vault {vault}: spending policy at height {tip}")
+    for field in FIELDS:
+        click.echo(f"  {field:<17}: {value_text(field, limits.value(field))}")
+    click.echo("allowlist:" if active or pending else "allowlist: empty (only transfers to vaults)")
+    for e in (*active, *pending):
+        state = "active" if e.active_at <= tip else f"pending until height {e.active_at}"
+        scripts = "" if len(e.scripts) == 1 else f" ({len(e.scripts)} scripts)"
+        click.echo(f"  {e.name:<17}: {e.target}{scripts} — {state}")
+    if not changes:
+        click.echo("changes: none (the defaults apply)")
+        return
+    from rich.table import Table
+
+    table = Table(title="changes")
+    for column in ("#", "change", "requested", "active from", "status"):
+        table.add_column(column)
+    for c in changes:
+        status = change_status(c, tip, superseded.get(c.id, frozenset()))
+        start = str(c.effective_height) if c.loosens else f"{c.requested_height} (at once)"
+        table.add_row(str(c.id), change_summary(c), str(c.requested_height), start, status)
+    app.console.print(table)
+
+
+@policy.command("set")
+@click.argument("vault")
+@click.option("--max-per-spend", metavar="BTC|none", help="Most that may leave in one spend.")
+@click.option("--velocity-limit", metavar="BTC|none", help="Most that may leave per velocity window.")
+@click.option("--velocity-window", metavar="BLOCKS", help="Blocks the velocity limit looks back over.")
+@click.option("--max-fee-rate", metavar="SAT_PER_VB", help="Highest fee rate (up to 3 decimals).")
+@click.option("--max-fee", metavar="BTC", help="Highest absolute fee.")
+@click.option("--delay-above", metavar="BTC|none", help="Spends above this wait --delay-blocks after quorum.")
+@click.option("--delay-blocks", metavar="N", help="Blocks a spend above --delay-above waits.")
+@click.option(
+    "--require-holder",
+    "require_holders",
+    multiple=True,
+    metavar="NAME|none",
+    help="A holder who must sign every spend; repeat (the full list), or 'none'.",
+)
+@click.option("--loosen-delay", metavar="N", help="Blocks before a loosening change is in force.")
+@json_option
+@pass_app
+def policy_set(
+    app: App,
+    vault: str,
+    max_per_spend: str | None,
+    velocity_limit: str | None,
+    velocity_window: str | None,
+    max_fee_rate: str | None,
+    max_fee: str | None,
+    delay_above: str | None,
+    delay_blocks: str | None,
+    require_holders: tuple[str, ...],
+    loosen_delay: str | None,
+    as_json: bool,
+) -> None:
+    """Change VAULT's spending limits: tightening is in force at once, loosening after the
+    vault's loosen delay (blocks)."""
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.spend.policy_store import set_policy
+
+    changes = policy_changes(
+        max_per_spend,
+        velocity_limit,
+        velocity_window,
+        max_fee_rate,
+        max_fee,
+        delay_above,
+        delay_blocks,
+        require_holders,
+        loosen_delay,
+    )
+    tip, _ = node_tip(app, vault)
+    with journal_session(app) as s:
+        stored = set_policy(s, vault, changes, tip)
+    if as_json:
+        app.print_json(
+            {"vault": vault, "height": tip, "changes": [change_json(c, tip, frozenset()) for c in stored]}
+        )
+        return
+    for c in stored:
+        verb = "loosened" if c.loosens else "set"
+        click.echo(f"vault {vault}: {verb} {change_summary(c)} — {_when(c, tip)}")
+
+
+@policy.group("allow")
+def allow() -> None:
+    """Destinations a vault may pay besides the reserve's own vaults."""
+
+
+@allow.command("add")
+@click.argument("vault")
+@click.argument("name")
+@click.option("--address", help="The counterparty's address (of the vault's network).")
+@click.option("--descriptor", help="A descriptor bitcoind can derive (first 1,000 addresses if ranged).")
+@json_option
+@pass_app
+def allow_add_cmd(
+    app: App, vault: str, name: str, address: str | None, descriptor: str | None, as_json: bool
+) -> None:
+    """Allow VAULT to pay NAME (a counterparty account) at an address or descriptor; active
+    after the vault's loosen delay."""
+    from custody.address import address_script
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.journal.entry import check_account_name
+    from ledger.spend.policy_store import allow_add
+
+    if (address is None) == (descriptor is None):
+        raise InvalidInput("give the destination with exactly one of --address A or --descriptor D")
+    check_account_name(name)
+    tip, network = node_tip(app, vault)
+    scripts: tuple[bytes, ...] | None = None
+    if descriptor is not None:
+        from custody.derived_target import derive_target
+
+        derived = derive_target(app.rpc(), descriptor, network)
+        target, scripts = derived.descriptor, derived.scripts
+    else:
+        target = (address or "").strip()
+        address_script(target, network)  # wrong network or malformed: refused before writing
+    with journal_session(app) as s:
+        change = allow_add(s, vault, name, target, tip, scripts)
+    if as_json:
+        app.print_json({"vault": vault, "height": tip, "change": change_json(change, tip, frozenset())})
+        return
+    count = len(change.body["scripts"])
+    scripts_text = "" if count == 1 else f" ({count:,} scripts)"
+    click.echo(f"vault {vault}: {name} -> {target}{scripts_text} added — {_when(change, tip)}")
+
+
+@allow.command("remove")
+@click.argument("vault")
+@click.argument("name")
+@json_option
+@pass_app
+def allow_remove_cmd(app: App, vault: str, name: str, as_json: bool) -> None:
+    """Remove NAME from VAULT's allowlist, at once (pending or active)."""
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.spend.policy_store import allow_remove
+
+    tip, _ = node_tip(app, vault)
+    with journal_session(app) as s:
+        change = allow_remove(s, vault, name, tip)
+    if as_json:
+        app.print_json({"vault": vault, "height": tip, "change": change_json(change, tip, frozenset())})
+        return
+    click.echo(f"vault {vault}: {name} removed from the allowlist — in force now (height {tip})")
+
+
+COMMANDS: tuple[click.Command, ...] = (policy,)

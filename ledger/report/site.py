@@ -160,6 +160,8 @@ def _chart_label(name: str) -> str:
 def reserve_chart(series: Sequence[ReservePoint]) -> str:
     """The reserve after each entry, in total and per vault, as an inline ``<svg>`` element.
 
+    Each value holds from its entry to the next one; the last holds on to the right edge.
+
     Drawn by matplotlib's SVG backend with every text as paths (no font needed to show it), no
     metadata, no comments and no namespace URLs (HTML needs none), the same bytes for the same
     values. The y axis is in satoshis, labelled in BTC.
@@ -169,7 +171,9 @@ def reserve_chart(series: Sequence[ReservePoint]) -> str:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    seqs = [p.seq for p in series]
+    seqs: list[float] = [p.seq for p in series]
+    seqs.append(seqs[-1] + 0.6)  # the last values, held until now
+    series = [*series, series[-1]]
     vaults = sorted({name for p in series for name, _ in p.per_vault})
     with matplotlib.rc_context(
         {"svg.fonttype": "path", "svg.hashsalt": "reserve-ledger", "font.family": "DejaVu Sans"}
@@ -186,9 +190,10 @@ def reserve_chart(series: Sequence[ReservePoint]) -> str:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
         axes.yaxis.set_major_formatter(FuncFormatter(_btc_tick))
-        axes.set_ylim(bottom=0)
+        axes.set_ylim(0, max(max(p.total for p in series), 1) * 1.08)
+        axes.set_xlim(seqs[0] - 0.2, seqs[-1])
         axes.grid(True, color="#ddd", linewidth=0.6)
-        axes.legend(loc="upper left", fontsize="small", frameon=False)
+        figure.legend(loc="outside right upper", fontsize="small", frameon=False)
         out = io.StringIO()
         figure.savefig(
             out, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None}
@@ -388,16 +393,27 @@ def _checkpoint(data: SiteData) -> str:
 <p>No checkpoint has been signed yet (<code>reserve ledger checkpoint</code>).</p>
 </section>"""
     when = dt.datetime.fromtimestamp(c.timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    download = (
-        f'<dt>document</dt><dd><a href="{CheckpointView.FILE_NAME}">{CheckpointView.FILE_NAME}</a> '
-        "(with the public key)</dd>"
-        if c.exported is not None
-        else ""
-    )
+    name = CheckpointView.FILE_NAME
+    if c.exported is None:
+        download = ""
+        check = (
+            "<p>The operator publishes it with <code>reserve ledger checkpoint --export FILE</code>; "
+            "anyone then checks its signature offline with <code>verify_proof.py</code>.</p>"
+        )
+    else:
+        download = f'<dt>document</dt><dd><a href="{name}">{name}</a> (with the public key)</dd>'
+        check = f"""<p>Anyone can check its signature offline with the project's standalone verifier
+(standard library and <code>cryptography</code> only), given the ledger's public key with key id
+<code>{_e(c.key_id)}</code> obtained from the reserve's operator (<code>reserve ledger pubkey</code>),
+not from this page:</p>
+<pre>python3 verify_proof.py {name} --pubkey ledger-key.pem</pre>
+<p>The operator checks the whole journal against it with
+<code>reserve ledger verify --checkpoint {name}</code>.</p>"""
     return f"""<section id="checkpoint">
 <h2>Latest signed checkpoint</h2>
 <p>The journal is an append-only Merkle log (RFC 6962 hashing); the ledger's Ed25519 key signs its
-size and root. Every entry above can be proven included in this tree.</p>
+size and root. Every entry up to the tree size can be proven included in it
+(<code>reserve ledger prove SEQ</code>, checked with <code>verify_proof.py</code>).</p>
 <dl>
 <dt>tree size</dt><dd id="checkpoint-size">{c.tree_size}</dd>
 <dt>root</dt><dd class="mono" id="checkpoint-root">{_e(c.root)}</dd>
@@ -406,9 +422,7 @@ size and root. Every entry above can be proven included in this tree.</p>
 <dt>signature</dt><dd class="mono">{_e(c.signature)}</dd>
 {download}
 </dl>
-<p>Check it against the ledger with
-<code>reserve ledger verify --checkpoint {CheckpointView.FILE_NAME}</code>, and an entry's inclusion
-with <code>reserve ledger prove SEQ</code> and <code>verify_proof.py</code>.</p>
+{check}
 </section>"""
 
 

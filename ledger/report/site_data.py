@@ -7,30 +7,30 @@ checkpoint, and returns them as a :class:`~ledger.report.site.SiteData` of plain
 :func:`~ledger.report.site.render_site`. No RPC: the site shows what the books say, and the
 attestation shows what the chain said at its block.
 
-The period statements are a month-by-month movement table per vault computed here from the
-postings (opening, received, sent, closing); every figure is a sum of vault postings, so the
-closing balance of the last month equals ``reserve balance``.
+The period statements are one per calendar month with movements, each the statement
+:mod:`ledger.report.statement` computes (``reserve report statement --from D --to D`` prints
+the same figures), from the same entries as everything else on the page.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.chain.vaults import Vault, list_vaults
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, TamperDetected
 from ledger.journal.balances import balance, is_reserve
 from ledger.journal.book import iter_entries, last_seq
 from ledger.journal.checkpoint import Checkpoint
 from ledger.journal.entry import Entry
-from ledger.journal.proofs import latest_checkpoint
+from ledger.journal.proofs import latest_checkpoint, list_checkpoints
 from ledger.journal.records import RecordKind, records
 from ledger.report.site import (
     Address,
@@ -42,10 +42,15 @@ from ledger.report.site import (
     Table,
     VaultView,
 )
+from ledger.report.statement import Bound, CheckpointRef, build_statement, summary_rows
+from ledger.store.spend_models import AttestationRow
 
 STATEMENT_SOURCE = (
-    "Per vault and month: the balance at the start, what the vault received and sent (fees "
-    "included in what was sent), and the balance at the end, from the vault postings of the journal."
+    "Per calendar month, newest first: per vault and in total (section total), the opening balance, "
+    "additions by nature (deposits by counterparty, mining), dispositions by counterparty, network "
+    "fees, internal transfers between the reserve's vaults (apart: never additions in total) and the "
+    "closing balance, each line with the journal entries it comes from. Each is the statement "
+    "that reserve report statement prints for that month (with --json, every txid too)."
 )
 
 
@@ -69,6 +74,7 @@ def gather_site(
     issued = issued_addresses(session)
     entries = [e for e in iter_entries(session) if e.seq <= as_of]
     checkpoint = latest_checkpoint(session)
+    refs = [CheckpointRef(c.tree_size, c.root, c.timestamp, c.key_id) for c in list_checkpoints(session)]
     network = ", ".join(sorted({v.network.chain for v in vaults})) or "no vault yet"
     return SiteData(
         title=title,
@@ -78,7 +84,7 @@ def gather_site(
         reserve=books.reserve,
         vaults=tuple(_vault_view(v, balances.get(v.account, 0), issued.get(v.name, {})) for v in vaults),
         series=reserve_series(entries),
-        statements=monthly_statements(entries),
+        statements=monthly_statements(entries, [v.account for v in vaults], refs),
         statement_source=STATEMENT_SOURCE,
         attestation=latest_attestation(session),
         checkpoint=None if checkpoint is None else checkpoint_view(checkpoint, public_key_pem),
@@ -148,94 +154,91 @@ def reserve_series(entries: Iterable[Entry]) -> tuple[ReservePoint, ...]:
     return tuple(points)
 
 
-@dataclass
-class _Month:
-    opening: int
-    received: int = 0
-    sent: int = 0
+def month_bounds(entries: Iterable[Entry]) -> tuple[tuple[dt.date, dt.date], ...]:
+    """The calendar months (first day, last day) in which an entry moved a vault, in order."""
+    months = sorted({(e.date.year, e.date.month) for e in entries if _vault_flows(e)})
+    return tuple((dt.date(y, m, 1), dt.date(y, m, calendar.monthrange(y, m)[1])) for y, m in months)
 
 
-def monthly_statements(entries: Iterable[Entry]) -> tuple[Table, ...]:
-    """One table per month with movements: per vault that moved, the opening balance, received,
-    sent and closing balance (closing = opening + received - sent), then the reserve in total
-    (all vaults; a transfer between two vaults is both received and sent)."""
-    held: dict[str, int] = {}
-    months: dict[str, dict[str, _Month]] = {}
-    opening: dict[str, int] = {}
-    seqs: dict[str, tuple[int, int]] = {}
-    for entry in entries:
-        flows = _vault_flows(entry)
-        if not flows:
-            continue
-        month = entry.date.strftime("%Y-%m")
-        opening.setdefault(month, sum(held.values()))
-        seqs[month] = (seqs.get(month, (entry.seq, 0))[0], entry.seq)
-        rows = months.setdefault(month, {})
-        for name, amount in flows.items():
-            row = rows.setdefault(name, _Month(opening=held.get(name, 0)))
-            if amount > 0:
-                row.received += amount
-            else:
-                row.sent -= amount
-            held[name] = held.get(name, 0) + amount
+def monthly_statements(
+    entries: Sequence[Entry], vaults: Sequence[str] = (), checkpoints: Sequence[CheckpointRef] = ()
+) -> tuple[Table, ...]:
+    """One statement per calendar month with movements, newest first: the figures of
+    ``reserve report statement --from FIRST-DAY --to LAST-DAY``
+    (:func:`ledger.report.statement.build_statement`), each row as its summary shows it."""
     tables = []
-    for month, rows in months.items():
-        lines: list[tuple[str | int | Sat, ...]] = []
-        for name in sorted(rows):
-            r = rows[name]
-            closing = r.opening + r.received - r.sent
-            lines.append((name, Sat(r.opening), Sat(r.received), Sat(r.sent), Sat(closing)))
-        received = sum(r.received for r in rows.values())
-        sent = sum(r.sent for r in rows.values())
-        start = opening[month]
-        lines.append(("reserve", Sat(start), Sat(received), Sat(sent), Sat(start + received - sent)))
-        first, last = seqs[month]
+    for first, last in reversed(month_bounds(entries)):
+        st = build_statement(
+            entries, Bound(date=first), Bound(date=last), vaults=vaults, checkpoints=checkpoints
+        )
+        summary = summary_rows(st)
+        rows = tuple(
+            (
+                r.section if i == 0 or summary[i - 1].section != r.section else "",
+                r.item,
+                r.account,
+                Sat(r.amount),
+                _entries_text(r.entries),
+            )
+            for i, r in enumerate(summary)
+        )
+        cp = st.checkpoint
+        covered = (
+            f"; covered by the signed checkpoint of tree size {cp.tree_size} (root {cp.root.hex()})"
+            if cp is not None
+            else "; no signed checkpoint covers them yet"
+        )
         tables.append(
             Table(
-                title=month,
-                header=("vault", "opening (BTC)", "received (BTC)", "sent (BTC)", "closing (BTC)"),
-                rows=tuple(lines),
-                note=f"journal entries {first} to {last}",
+                title=f"{first:%B %Y}",
+                header=("section", "item", "account", "amount (BTC)", "entries"),
+                rows=rows,
+                note=(
+                    f"reserve report statement --from {first} --to {last}: "
+                    f"{len(st.entries)} entries moved a vault{covered}"
+                ),
             )
         )
     return tuple(tables)
+
+
+def _entries_text(entries: tuple[int, ...], limit: int = 12) -> str:
+    shown = " ".join(f"#{s}" for s in entries[:limit])
+    return shown + (f" … (+{len(entries) - limit})" if len(entries) > limit else "")
 
 
 # --- attestation and checkpoint ---------------------------------------------------------------------
 
 
 def latest_attestation(session: Session) -> AttestationView | None:
-    """The latest row of ``attestations`` (``reserve attest``), or ``None`` when there is none
-    (or the database predates the table)."""
-    if not inspect(session.connection()).has_table("attestations"):
-        return None
-    row = session.execute(
-        text(
-            "SELECT id, height, block_hash, document, sha256, created_at FROM attestations "
-            "ORDER BY id DESC LIMIT 1"
-        )
-    ).first()
+    """The latest attestation stored (``reserve attest``), or ``None`` when there is none.
+
+    Its document must still hash to the SHA-256 stored with it (``reserve ledger verify`` holds
+    both to the log record), or nothing is published."""
+    row = session.scalar(select(AttestationRow).order_by(AttestationRow.id.desc()).limit(1))
     if row is None:
         return None
-    number, height, block_hash, document, sha256, created_at = row
-    digest = hashlib.sha256(str(document).encode()).hexdigest()
-    if digest != sha256:
-        raise LedgerError(
-            f"attestation #{number}: its document's SHA-256 is {digest}, not the stored {sha256}; "
-            "the attestations table was changed: run `reserve ledger verify`"
+    digest = hashlib.sha256(row.document.encode()).hexdigest()
+    if digest != row.sha256:
+        raise TamperDetected(
+            f"attestation #{row.id}: its document's SHA-256 is {digest}, not the stored {row.sha256}; "
+            "run `reserve ledger verify`"
         )
     try:
-        doc = json.loads(document)
+        doc = json.loads(row.document)
     except ValueError as e:
-        raise LedgerError(f"attestation #{number}: its document is not JSON ({e})") from e
+        raise TamperDetected(f"attestation #{row.id}: its document is not JSON ({e})") from e
+    created = row.created_at  # SQLite: naive UTC (CURRENT_TIMESTAMP); PostgreSQL: aware
+    created = created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created.astimezone(dt.UTC)
     return AttestationView(
-        number=int(number),
-        height=int(height),
-        block_hash=str(block_hash),
-        sha256=str(sha256),
-        document=str(document),
+        number=row.id,
+        height=row.height,
+        block_hash=row.block_hash,
+        sha256=row.sha256,
+        document=row.document,
         totals=attestation_totals(doc),
-        created_at=str(created_at),
+        created_at=created.strftime("%Y-%m-%d %H:%M:%S")
+        + (" UTC" if created.tzinfo is None else f" {created:%Z}"),
     )
 
 

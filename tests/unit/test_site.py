@@ -25,7 +25,8 @@ from ledger.report.site import (
     render_site,
     reserve_chart,
 )
-from ledger.report.site_data import attestation_totals, monthly_statements, reserve_series
+from ledger.report.site_data import attestation_totals, month_bounds, monthly_statements, reserve_series
+from ledger.report.statement import Bound, build_statement, summary_rows
 
 EVIL = "<script>alert('x')</script>&\"quoted\" <img src=https://evil.example/x.png>"
 DATE = dt.date(2026, 3, 14)
@@ -256,12 +257,12 @@ def test_documents_are_written_beside_the_page_as_stored() -> None:
 # --- the figures gathered from entries ---------------------------------------------------------------
 
 
-def test_series_and_statements_from_entries() -> None:
+def test_series_from_entries() -> None:
     march, april = dt.date(2026, 3, 2), dt.date(2026, 4, 1)
     entries = [
         entry(1, march, ("cold", "vault", 100), ("acme", "counterparty", -100)),
         entry(2, march, ("acme", "counterparty", 5), ("fees", "expense", -5)),  # no vault: skipped
-        entry(3, march, ("cold", "vault", -30), ("hot", "vault", 29), ("fees", "expense", 1)),
+        entry(3, march, ("cold", "vault", -30), ("hot", "vault", 29), ("network-fees", "expense", 1)),
         entry(4, april, ("hot", "vault", -9), ("acme", "counterparty", 9)),
     ]
     series = reserve_series(entries)
@@ -270,53 +271,33 @@ def test_series_and_statements_from_entries() -> None:
         (3, 99, (("cold", 70), ("hot", 29))),
         (4, 90, (("cold", 70), ("hot", 20))),
     ]
-    tables = monthly_statements(entries)
-    assert [t.title for t in tables] == ["2026-03", "2026-04"]
-    assert tables[0].rows == (
-        ("cold", Sat(0), Sat(100), Sat(30), Sat(70)),
-        ("hot", Sat(0), Sat(29), Sat(0), Sat(29)),
-        ("reserve", Sat(0), Sat(129), Sat(30), Sat(99)),
+    assert month_bounds(entries) == (
+        (dt.date(2026, 3, 1), dt.date(2026, 3, 31)),
+        (dt.date(2026, 4, 1), dt.date(2026, 4, 30)),
     )
-    assert tables[1].rows == (
-        ("hot", Sat(29), Sat(0), Sat(9), Sat(20)),
-        ("reserve", Sat(99), Sat(0), Sat(9), Sat(90)),
-    )
-    assert tables[0].note == "journal entries 1 to 3"
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c"]), st.integers(-(10**12), 10**12).filter(bool), st.integers(0, 3)
-        ),
-        max_size=30,
-    )
-)
-def test_closing_is_opening_plus_received_minus_sent(moves: list[tuple[str, int, int]]) -> None:
+def test_statements_are_the_period_statements_of_each_month() -> None:
+    dates = [dt.date(2026, 1, 31), dt.date(2026, 2, 1), dt.date(2026, 2, 28), dt.date(2028, 2, 29)]
     entries = [
-        entry(i + 1, dt.date(2026, 1 + month, 1), (v, "vault", n), ("x", "counterparty", -n))
-        for i, (v, n, month) in enumerate(sorted(moves, key=lambda m: m[2]))
+        entry(1, dates[0], ("cold", "vault", 100), ("acme", "counterparty", -100)),
+        entry(2, dates[1], ("cold", "vault", -30), ("hot", "vault", 29), ("network-fees", "expense", 1)),
+        entry(3, dates[2], ("acme", "counterparty", 5), ("fees", "expense", -5)),
+        entry(4, dates[3], ("hot", "vault", -9), ("acme", "counterparty", 9)),
     ]
-    tables = monthly_statements(entries)
-    held: dict[str, int] = {}
-    for e in entries:
-        for p in e.postings:
-            if p.account_type == "vault":
-                held[p.account] = held.get(p.account, 0) + p.amount
-    previous_close = 0
-    for t in tables:
-        for row in t.rows:
-            _, opening, received, sent, closing = row
-            assert isinstance(opening, Sat) and isinstance(received, Sat)
-            assert isinstance(sent, Sat) and isinstance(closing, Sat)
-            assert closing.value == opening.value + received.value - sent.value
-        total = t.rows[-1]
-        assert isinstance(total[1], Sat) and isinstance(total[4], Sat)
-        assert total[1].value == previous_close
-        previous_close = total[4].value
-    assert previous_close == sum(held.values())
-    assert (reserve_series(entries)[-1].total if entries else 0) == sum(held.values())
+    tables = monthly_statements(entries, ("cold", "hot"))
+    assert [t.title for t in tables] == ["February 2028", "February 2026", "January 2026"]  # newest first
+    assert "--from 2028-02-01 --to 2028-02-29:" in tables[0].note
+    for table, (first, last) in zip(tables, reversed(month_bounds(entries)), strict=True):
+        rows = summary_rows(
+            build_statement(entries, Bound(date=first), Bound(date=last), vaults=("cold", "hot"))
+        )
+        assert [(c[1], c[2], c[3]) for c in table.rows] == [(r.item, r.account, Sat(r.amount)) for r in rows]
+        sections = [c[0] for c in table.rows]
+        assert [x for x in sections if x] == list(dict.fromkeys(r.section for r in rows))  # each named once
+    closing = tables[0].rows[-1]
+    assert closing[:2] == ("", "closing") and closing[3] == Sat(90)
+    assert monthly_statements([]) == ()
 
 
 def test_attestation_totals_are_the_whole_satoshi_fields() -> None:

@@ -33,8 +33,6 @@ def site(app: App, out: Path, title: str, as_json: bool) -> None:
     from ledger.report.site import render_site
     from ledger.report.site_data import gather_site
 
-    if out.exists() and not out.is_dir():
-        raise InvalidInput(f"cannot write the site to {out}: it is a file; give a directory")
     pem = _public_key(app)
     with journal_session(app, read_only=True) as s:
         data = gather_site(s, title=title, public_key_pem=pem)

@@ -12,6 +12,7 @@ temporary files and copied to ``$RESERVE_SCREENSHOT_DIR`` (default: pytest's bas
 from __future__ import annotations
 
 import csv
+import hashlib
 import html.parser
 import io
 import json
@@ -249,3 +250,66 @@ def test_the_site_renders_the_ledgers_figures_in_chromium(
     kept = screenshot_dir(tmp_path_factory) / f"site-{request.node.callspec.id}.png"
     shutil.copyfile(shot, kept)
     print(f"screenshot of the site: {kept}")
+
+
+def test_the_latest_attestation_is_published_with_its_document(reserve: Reserve, tmp_path: Path) -> None:
+    """An attestation stored as the schema says (row + log record, as ``reserve attest`` writes
+    it): the page shows its block, totals and hash, and its document is published byte for byte."""
+    from sqlalchemy.orm import Session
+
+    from ledger.journal.records import RecordKind, append_record
+    from ledger.store.spend_models import AttestationRow
+
+    engine = make_engine(reserve.db_url)
+    try:
+        for height in (101, 102):
+            document = json.dumps(
+                {
+                    "height": height,
+                    "totals": {"chain_total_sat": 123_456_789, "ledger_total_sat": 123_456_789},
+                },
+                sort_keys=True,
+                separators=(",", ":"),
+            )
+            digest = hashlib.sha256(document.encode()).hexdigest()
+            block_hash = f"{height:064x}"
+            with Session(engine) as s, s.begin():
+                record = append_record(
+                    s, RecordKind.ATTESTATION, {"height": height, "block_hash": block_hash, "sha256": digest}
+                )
+                s.add(
+                    AttestationRow(
+                        height=height,
+                        block_hash=block_hash,
+                        document=document,
+                        sha256=digest,
+                        record_seq=record.seq,
+                    )
+                )
+    finally:
+        engine.dispose()
+    assert reserve.ok("ledger", "verify").out.startswith("OK")
+
+    out = tmp_path / "site"
+    written = reserve.ok("report", "site", str(out), "--json").json()
+    assert written["attestation_height"] == 102
+    [doc_name] = [n for n in written["files"] if n.startswith("attestation-")]
+    published = (out / doc_name).read_bytes()
+    assert published == document.encode() and hashlib.sha256(published).hexdigest() == digest
+    page = (out / "index.html").read_text()
+    assert 'id="attestation-height">102<' in page and f'id="attestation-sha256">{digest}<' in page
+    assert block_hash in page and f"reserve attest verify {doc_name}" in page
+    assert page.count('data-sat="123456789">1.23456789<') == 2  # chain total and ledger total
+
+
+def test_bad_output_paths_write_nothing(reserve: Reserve, tmp_path: Path) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    r = reserve.run("report", "site", str(target))
+    assert r.code == 2 and "is a file" in r.err and target.read_text() == "keep me"
+    r = reserve.run("report", "site", str(target / "sub"))
+    assert r.code == 2 and target.read_text() == "keep me"
+    again = tmp_path / "site"
+    for _ in range(2):  # writing over an earlier site is fine
+        assert reserve.ok("report", "site", str(again), "--json").json()["files"] == ["index.html"]
+    assert sorted(p.name for p in again.iterdir()) == ["index.html"]  # no temporary file left

@@ -18,8 +18,8 @@ imports it); the service side reads :class:`~ledger.chain.vaults.Vault` and
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from custody import bip322
 from custody.bech32 import segwit_v0_address
@@ -33,65 +33,56 @@ if TYPE_CHECKING:
     from ledger.chain.vaults import Vault
 
 MESSAGE_TITLE = "reserve-ledger proof of control v1"
+CONTROL_FORMAT = "reserve-ledger-proof-of-control/v1"
 PROOF_FORMAT = "bip322-full-proof-of-funds/v1"
-DEFAULT_RANGE_END = 1000  # addresses searched per branch when locating a proven output's script
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[\x21-\x7e]+$")
 
+# An unspent output of a vault at the attested block, with the path its script derives at:
+# (txid, vout, amount sat, scriptPubKey, branch (0 receive, 1 change), index).
+Output = tuple[str, int, int, bytes, int, int]
+# The same for the offline verifier, with the witness script it derived from the descriptor:
+# (txid, vout, amount sat, scriptPubKey, witness script).
+CheckedOutput = tuple[str, int, int, bytes, bytes]
 
-def control_message(block_hash: str, height: int, ledger_root: str, vault: str) -> bytes:
-    """The message a vault's proofs sign at block ``height`` (its ``block_hash``) and ``ledger_root``.
 
-    Four ASCII lines, short enough for a hardware signer's screen::
+def control_message(
+    *, network: str, height: int, block_hash: str, tree_size: int, root: str, vault: str
+) -> bytes:
+    """The message every proof of ``vault`` signs for an attestation at block ``height``.
+
+    Five ASCII lines, short enough for a hardware signer's screen (no newline at the end)::
 
         reserve-ledger proof of control v1
+        network: <chain name, e.g. main or regtest>
         vault: <vault name>
         block: <height> <block hash>
-        ledger root: <Merkle root of the journal, 64 hex>
+        ledger: <tree size> <Merkle root of the journal>
+
+    The block hash makes the proof younger than the block; the ledger root ties it to one state
+    of the books (the attestation's signed checkpoint).
     """
-    if not _HEX64.match(block_hash) or not _HEX64.match(ledger_root):
+    if not _HEX64.match(block_hash) or not _HEX64.match(root):
         raise InvalidInput(
-            f"block hash {block_hash!r} and ledger root {ledger_root!r} must each be 64 lowercase hex digits"
+            f"block hash {block_hash!r} and ledger root {root!r} must each be 64 lowercase hex digits"
         )
-    if isinstance(height, bool) or not 0 <= height < 2**31:
-        raise InvalidInput(f"block height {height} is out of range")
-    if not _NAME.match(vault):
-        raise InvalidInput(f"vault name {vault!r} must be printable ASCII without spaces")
-    text = f"{MESSAGE_TITLE}\nvault: {vault}\nblock: {height} {block_hash}\nledger root: {ledger_root}"
-    return text.encode("ascii")
-
-
-class Unspent(Protocol):
-    """An unspent output as the chain reports it (:class:`custody.wallet.ScannedOutput` is one)."""
-
-    @property
-    def txid(self) -> str: ...
-    @property
-    def vout(self) -> int: ...
-    @property
-    def amount(self) -> int: ...
-    @property
-    def script_pubkey(self) -> bytes: ...
+    for what, number in (("block height", height), ("ledger tree size", tree_size)):
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 2**63:
+            raise InvalidInput(f"{what} {number!r} is not a whole number in range")
+    for what, name in (("network", network), ("vault name", vault)):
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise InvalidInput(f"{what} {name!r} must be printable ASCII without spaces")
+    lines = (
+        MESSAGE_TITLE,
+        f"network: {network}",
+        f"vault: {vault}",
+        f"block: {height} {block_hash}",
+        f"ledger: {tree_size} {root}",
+    )
+    return "\n".join(lines).encode("ascii")
 
 
 # --- service side: build, collect signatures, finish ---
-
-
-def locate(
-    descriptor: MultisigDescriptor, scripts: Collection[bytes], range_end: int = DEFAULT_RANGE_END
-) -> dict[bytes, tuple[bool, int]]:
-    """``script -> (change, index)`` for each script the descriptor derives within ``0..range_end``."""
-    wanted = set(scripts)
-    found: dict[bytes, tuple[bool, int]] = {}
-    branches = (False, True) if descriptor.is_multipath else (False,)
-    for index in range(range_end + 1):
-        for change in branches:
-            script = descriptor.script_pubkey(index, change)
-            if script in wanted:
-                found[script] = (change, index)
-        if len(found) == len(wanted):
-            break
-    return found
 
 
 def spend_info(descriptor: MultisigDescriptor, change: bool, index: int) -> bip322.SpendInfo:
@@ -114,53 +105,68 @@ def global_xpubs(descriptor: MultisigDescriptor) -> tuple[GlobalXpub, ...]:
     )
 
 
+def _by_script(vault: Vault, outputs: Sequence[Output]) -> dict[bytes, tuple[bool, int, list[Output]]]:
+    """Group ``outputs`` by script, checking each script is the vault's at the path given."""
+    descriptor = vault.descriptor
+    groups: dict[bytes, tuple[bool, int, list[Output]]] = {}
+    for out in outputs:
+        txid, vout, _, script, branch, index = out
+        if branch not in descriptor.branches:
+            raise InvalidInput(f"output {txid}:{vout}: branch {branch} is not one of vault {vault.name}'s")
+        change = descriptor.branches.index(branch) == 1
+        if script not in groups:
+            if descriptor.script_pubkey(index, change) != script:
+                raise InvalidInput(
+                    f"output {txid}:{vout} does not pay vault {vault.name}'s script at {branch}/{index}; "
+                    "only the vault's own outputs can be proven"
+                )
+            groups[script] = (change, index, [])
+        elif groups[script][:2] != (change, index):
+            raise InvalidInput(f"output {txid}:{vout} names another path for the same script")
+        groups[script][2].append(out)
+    return groups
+
+
 def prepare(
     vault: Vault,
-    utxos_by_address: Mapping[str, Sequence[Unspent]],
+    outputs: Sequence[Output],
     message: bytes,
     *,
     funding_txs: Mapping[str, bytes] | None = None,
-    range_end: int = DEFAULT_RANGE_END,
 ) -> list[tuple[str, Psbt]]:
     """One ``(address, PSBT)`` per funded address of ``vault``, in address order.
 
-    Each PSBT proves the address's outputs (sorted by outpoint) over ``message``. ``funding_txs``
-    (txid -> raw transaction) adds each output's funding transaction for signers that want it.
-    Raises :class:`InvalidInput` for an address that is not the vault's (within ``range_end``), an
-    output paid to another script, or an address without outputs.
+    Each PSBT proves the address's outputs (sorted by outpoint) over ``message``: the address is
+    the challenge, its outputs the additional inputs. ``funding_txs`` (txid -> raw transaction)
+    adds each output's funding transaction for signers that want it. Deterministic: the same
+    arguments give the same PSBTs. Raises :class:`InvalidInput` for an output that is not the
+    vault's at the path given, and for no outputs at all.
     """
-    descriptor = vault.descriptor
-    paths = locate(descriptor, {u.script_pubkey for us in utxos_by_address.values() for u in us}, range_end)
-    xpubs = global_xpubs(descriptor)
+    if not outputs:
+        raise InvalidInput(f"vault {vault.name} has no outputs to prove")
+    outpoints = [(o[0], o[1]) for o in outputs]
+    if len(set(outpoints)) != len(outpoints):
+        raise InvalidInput("an output is listed twice; give each outpoint once")
+    xpubs = global_xpubs(vault.descriptor)
     proposals = []
-    for address in sorted(utxos_by_address):
-        utxos = sorted(utxos_by_address[address], key=lambda u: (u.txid, u.vout))
-        if not utxos:
-            raise InvalidInput(f"address {address} has no outputs to prove; leave it out")
-        script = utxos[0].script_pubkey
-        if script not in paths:
-            raise InvalidInput(
-                f"address {address} is not one of vault {vault.name}'s first {range_end + 1} receive or "
-                "change addresses; only the vault's own outputs can be proven"
-            )
-        if segwit_v0_address(script, vault.network) != address:
-            raise InvalidInput(
-                f"outputs listed under {address} pay {segwit_v0_address(script, vault.network)}"
-            )
-        odd = [f"{u.txid}:{u.vout}" for u in utxos if u.script_pubkey != script]
-        if odd:
-            raise InvalidInput(f"outputs {', '.join(odd)} listed under {address} pay another script")
-        info = spend_info(descriptor, *paths[script])
+    for script, (change, index, outs) in _by_script(vault, outputs).items():
+        info = spend_info(vault.descriptor, change, index)
         proven = [
             bip322.ProvenInput(
-                bip322.Prevout(u.txid, u.vout, u.amount, u.script_pubkey),
+                bip322.Prevout(txid, vout, amount, script),
                 info,
-                None if funding_txs is None else funding_txs.get(u.txid),
+                None if funding_txs is None else funding_txs.get(txid),
             )
-            for u in utxos
+            for txid, vout, amount, *_ in sorted(outs)
         ]
+        address = segwit_v0_address(script, vault.network)
         proposals.append((address, bip322.proof_psbt(message, info, proven, xpubs)))
-    return proposals
+    return sorted(proposals, key=lambda pair: pair[0])
+
+
+def prepare_control(vault: Vault, outputs: Sequence[Output], message: bytes) -> list[tuple[str, str]]:
+    """:func:`prepare` as text: ``(address, base64 PSBT)`` for the holders to sign."""
+    return [(address, psbt.to_base64()) for address, psbt in prepare(vault, outputs, message)]
 
 
 def add_signed(proposal: Psbt, signed: Psbt) -> Psbt:
@@ -207,46 +213,81 @@ def _path_of(psbt: Psbt, descriptor: MultisigDescriptor) -> tuple[bool, int]:
 
 
 def finalize(psbt: Psbt, vault: Vault, message: bytes) -> dict[str, Any]:
-    """The finished proof as a JSON-ready dict, after checking every signature and the whole proof.
+    """The finished proof of one address as a JSON-ready dict, after checking every signature and
+    verifying the whole proof (a proof that would not verify is never handed out).
 
     Keys: ``format``, ``address``, ``challenge`` (scriptPubKey hex), ``branch``, ``index``,
     ``witness_script`` (hex), ``utxos`` (``txid``, ``vout``, ``amount`` sat, ``script_pubkey`` hex),
     ``proof`` (base64 of the signed ``to_sign``), ``to_sign_txid``, ``signers`` (holders whose
-    signatures the witnesses carry, in key order). The message is not in it: a verifier rebuilds it
-    from the attestation's block and ledger root.
+    signatures every witness carries, in key order).
     """
     descriptor = vault.descriptor
     change, index = _path_of(psbt, descriptor)
+    address = segwit_v0_address(descriptor.script_pubkey(index, change), vault.network)
     refusals = [r for i in range(len(psbt.inputs)) for r in bip322.check_partial_sigs(psbt, i)[1]]
     if refusals:
-        raise PolicyViolation(tuple(refusals))
+        raise PolicyViolation(tuple(f"{address}: {r}" for r in refusals))
     try:
         signed = bip322.signed_tx(bip322.finalize_psbt(psbt))
     except InvalidInput as exc:
-        raise PolicyViolation((f"vault {vault.name}: {exc}",)) from exc
+        raise PolicyViolation((f"vault {vault.name}, address {address}: {exc}",)) from exc
     amount_script = [bip322.input_prevout(psbt, i) for i in range(1, len(psbt.inputs))]
     utxos = [
         {"txid": txin.txid, "vout": txin.vout, "amount": amount, "script_pubkey": script.hex()}
         for txin, (amount, script) in zip(signed.tx.inputs[1:], amount_script, strict=True)
     ]
-    challenge = bip322.input_prevout(psbt, 0)[1]
-    proof = {
+    witness_script = descriptor.witness_script(index, change)
+    proof: dict[str, Any] = {
         "format": PROOF_FORMAT,
-        "address": segwit_v0_address(challenge, vault.network),
-        "challenge": challenge.hex(),
+        "address": address,
+        "challenge": bip322.p2wsh(witness_script).hex(),
         "branch": descriptor.branches[1 if change else 0],
         "index": index,
-        "witness_script": descriptor.witness_script(index, change).hex(),
+        "witness_script": witness_script.hex(),
         "utxos": utxos,
         "proof": signed.to_base64(),
         "to_sign_txid": signed.tx.txid,
         "signers": [],
     }
-    check = _check(proof, str(descriptor), message, vault.holders)
-    if check[0]:
-        raise PolicyViolation(check[0])
-    proof["signers"] = list(check[1])
+    findings, signers = _check(
+        proof, witness_script, message, _key_names(descriptor, vault.holders, change, index)
+    )
+    if findings:
+        raise PolicyViolation(findings)
+    proof["signers"] = list(signers)
     return proof
+
+
+def finish_control(
+    vault: Vault, outputs: Sequence[Output], message: bytes, psbts: Sequence[str | bytes]
+) -> dict[str, Any]:
+    """The vault's control object from the holders' signed PSBTs (any order, several per address).
+
+    Rebuilds the proposals (:func:`prepare` is deterministic), adds each signed PSBT's signatures
+    to the proposal with the same unsigned transaction (:func:`add_signed`), and finalizes every
+    address's proof. Raises :class:`InvalidInput` for a PSBT that matches no proposal and
+    :class:`PolicyViolation` naming each address whose signatures do not reach the threshold.
+    """
+    proposals = {psbt.tx.txid: (address, psbt) for address, psbt in prepare(vault, outputs, message)}
+    merged = {txid: psbt for txid, (_, psbt) in proposals.items()}
+    for text in psbts:
+        signed = Psbt.parse(text)
+        if signed.tx.txid not in proposals:
+            raise InvalidInput(
+                f"a signed PSBT (transaction {signed.tx.txid}) is for none of vault {vault.name}'s "
+                "proofs at this block and ledger state; sign the PSBTs prepared for this attestation"
+            )
+        merged[signed.tx.txid] = add_signed(merged[signed.tx.txid], signed)
+    proofs: list[dict[str, Any]] = []
+    short: list[str] = []
+    for txid in sorted(proposals, key=lambda t: proposals[t][0]):
+        try:
+            proofs.append(finalize(merged[txid], vault, message))
+        except PolicyViolation as exc:
+            short += exc.findings
+    if short:
+        raise PolicyViolation(tuple(short))
+    return {"format": CONTROL_FORMAT, "message": message.decode("ascii"), "proofs": proofs}
 
 
 # --- verification (offline: standard library and coincurve) ---
@@ -255,7 +296,7 @@ def finalize(psbt: Psbt, vault: Vault, message: bytes) -> dict[str, Any]:
 def verify(
     proof: Mapping[str, Any], descriptor: str, message: bytes, holders: Sequence[str] | None = None
 ) -> tuple[str, ...]:
-    """Findings against one proof (empty: valid). ``descriptor`` is the vault's, with checksum.
+    """Findings against one address's proof (empty: valid). ``descriptor``: the vault's, with checksum.
 
     Checks: the address, challenge and witness script are the descriptor's at the stated branch and
     index; every claimed output pays the challenge; the proof is BIP-322 full format for exactly
@@ -263,62 +304,144 @@ def verify(
     ECDSA, threshold of distinct keys on every input); with ``holders`` (in key order), the
     ``signers`` listed are the holders whose keys signed.
     """
-    findings, signers = _check(proof, descriptor, message, holders)
+    where = f"proof of {proof.get('address', '?')}"
+    try:
+        desc = wsh_descriptor.parse(descriptor)
+        branch, index = proof["branch"], proof["index"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (branch, index)):
+            raise InvalidInput("branch and index must be integers")
+        witness_script = desc.witness_script(branch, index)
+        if proof.get("witness_script") != witness_script.hex():
+            raise InvalidInput(f"its witness script is not the descriptor's at {branch}/{index}")
+        networks = [n for n in Network if n.is_mainnet == desc.mainnet]
+        if proof.get("address") not in {segwit_v0_address(bip322.p2wsh(witness_script), n) for n in networks}:
+            raise InvalidInput(f"its address is not the descriptor's at {branch}/{index}")
+        key_order = desc.pubkeys(branch, index)
+    except (InvalidInput, KeyError, TypeError) as exc:
+        return (f"{where}: {exc}",)
+    names = list(holders) if holders is not None else [k.fingerprint.hex() for k in desc.keys]
+    if len(names) != len(key_order):
+        return (f"{where}: {len(names)} holders for {len(key_order)} keys",)
+    findings, signers = _check(proof, witness_script, message, tuple(zip(key_order, names, strict=True)))
     if holders is not None and not findings and list(signers) != list(proof.get("signers", ())):
-        findings += (
-            f"signers listed as {proof.get('signers')}, but the keys that signed are "
-            f"those of {list(signers)}",
-        )
+        findings += (f"{where}: signers listed as {proof.get('signers')}, but {list(signers)} signed",)
     return findings
 
 
-def _check(
-    proof: Mapping[str, Any], descriptor: str, message: bytes, holders: Sequence[str] | None
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(findings, signing holders in key order; key fingerprints when holders are not given)."""
+def verify_control(
+    control: Mapping[str, Any],
+    *,
+    network: str,
+    height: int,
+    block_hash: str,
+    tree_size: int,
+    root: str,
+    vault: str,
+    threshold: int,
+    outputs: Sequence[CheckedOutput],
+    descriptor: str | None = None,
+    holders: Sequence[str] | None = None,
+) -> list[str]:
+    """Findings against a vault's control object (empty: every output at the block is proven).
+
+    ``outputs`` are the vault's unspent outputs at the block as the verifier established them,
+    each with the witness script it derived from the descriptor. The message is rebuilt from the
+    block and ledger state (a proof for another block or state fails); the proofs together must
+    cover exactly ``outputs``, each once; every proof must verify (:func:`custody.bip322.verify_proof`)
+    with a witness script of ``threshold`` keys. With ``descriptor`` (and ``holders``) each proof
+    is also checked by :func:`verify` (path, address, signer names).
+    """
     try:
-        parsed = _read(proof, descriptor)
-    except (InvalidInput, KeyError, TypeError, ValueError) as exc:
-        return (f"proof of {proof.get('address', '?')} cannot be read: {exc}",), ()
-    desc, challenge, witness_script, prevouts, key_order = parsed
-    where = f"proof of {proof['address']}"
-    check = bip322.verify_proof(message, challenge, proof["proof"], prevouts, {challenge: witness_script})
+        message = control_message(
+            network=network, height=height, block_hash=block_hash, tree_size=tree_size, root=root, vault=vault
+        )
+        chain = Network.from_chain(network)
+    except InvalidInput as exc:
+        return [f"the proof of control cannot be checked: {exc}"]
+    if not isinstance(control, Mapping) or control.get("format") != CONTROL_FORMAT:
+        return [f"the proof of control is not {CONTROL_FORMAT}"]
+    proofs = control.get("proofs")
+    if not isinstance(proofs, list) or not proofs:
+        return ["the proof of control holds no proofs"]
+    findings: list[str] = []
+    if control.get("message") != message.decode("ascii"):
+        findings.append("its message is not the one this block and ledger state give")
+    expected = {(o[0], o[1]): o for o in outputs}
+    scripts = {o[3]: o[4] for o in outputs}
+    proven: list[tuple[str, int]] = []
+    for proof in proofs:
+        where = f"proof of {proof.get('address', '?') if isinstance(proof, Mapping) else '?'}"
+        try:
+            challenge = bytes.fromhex(proof["challenge"])
+            witness_script = scripts.get(challenge)
+            if witness_script is None:
+                raise InvalidInput("its address holds none of the vault's outputs at this block")
+            if bip322.multisig_keys(witness_script)[0] != threshold:
+                raise InvalidInput(f"its witness script is not {threshold}-of-n")
+            if proof.get("address") != segwit_v0_address(challenge, chain):
+                raise InvalidInput(f"its address does not encode its challenge on {network}")
+            for utxo in proof["utxos"]:
+                key = (utxo["txid"], utxo["vout"])
+                out = expected.get(key)
+                if out is None or (out[2], out[3].hex()) != (utxo["amount"], utxo["script_pubkey"]):
+                    raise InvalidInput(
+                        f"it claims {key[0]}:{key[1]}, not an output of the vault at this block"
+                    )
+                proven.append(key)
+        except (InvalidInput, KeyError, TypeError, ValueError, AttributeError) as exc:
+            findings.append(f"{where}: {exc}")
+            continue
+        if descriptor is not None:
+            findings += verify(proof, descriptor, message, holders)
+        else:
+            findings += _check(proof, witness_script, message, None)[0]
+    missing = sorted(f"{t}:{v}" for t, v in set(expected) - set(proven))
+    if missing:
+        findings.append(f"outputs not proven: {', '.join(missing)}")
+    if len(proven) != len(set(proven)):
+        findings.append("an output is proven twice")
+    return findings
+
+
+def _key_names(
+    descriptor: MultisigDescriptor, holders: Sequence[str], change: bool, index: int
+) -> tuple[tuple[bytes, str], ...]:
+    return tuple(zip(descriptor.pubkeys(index, change), holders, strict=True))
+
+
+def _check(
+    proof: Mapping[str, Any],
+    witness_script: bytes,
+    message: bytes,
+    key_names: Sequence[tuple[bytes, str]] | None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(findings, names of the keys that signed every input, in key order) for one address's proof."""
+    where = f"proof of {proof.get('address', '?')}"
+    challenge = bip322.p2wsh(witness_script)
+    try:
+        if proof.get("format") != PROOF_FORMAT:
+            raise InvalidInput(f"format is {proof.get('format')!r}, not {PROOF_FORMAT!r}")
+        if proof.get("challenge") != challenge.hex():
+            raise InvalidInput("its challenge is not the P2WSH of the vault's witness script")
+        prevouts = []
+        for utxo in proof["utxos"]:
+            amount = utxo["amount"]
+            if not isinstance(amount, int) or isinstance(amount, bool):
+                raise InvalidInput(f"amount {amount!r} is not an integer of satoshis")
+            if utxo["script_pubkey"] != challenge.hex():
+                raise InvalidInput(f"output {utxo['txid']}:{utxo['vout']} does not pay the proven address")
+            prevouts.append(bip322.Prevout(utxo["txid"], utxo["vout"], amount, challenge))
+        if not prevouts:
+            raise InvalidInput("no outputs are claimed")
+        text = proof["proof"]
+        if not isinstance(text, str):
+            raise InvalidInput("its proof is not base64 text")
+    except (InvalidInput, KeyError, TypeError) as exc:
+        return (f"{where} cannot be read: {exc}",), ()
+    check = bip322.verify_proof(message, challenge, text, prevouts, {challenge: witness_script})
     if not check.ok:
         return tuple(f"{where}: {f}" for f in check.findings), ()
     common = set(check.signers[0]).intersection(*check.signers[1:])
-    names = list(holders) if holders is not None else [k.fingerprint.hex() for k in desc.keys]
-    if len(names) != len(key_order):
-        return (f"{where}: {len(names)} holders for {len(key_order)} keys",), ()
-    return (), tuple(name for name, key in zip(names, key_order, strict=True) if key in common)
-
-
-def _read(
-    proof: Mapping[str, Any], descriptor: str
-) -> tuple[wsh_descriptor.WshMultisig, bytes, bytes, list[bip322.Prevout], tuple[bytes, ...]]:
-    """Parse the proof dict and rebuild its scripts from the descriptor; raise on any mismatch."""
-    if proof.get("format") != PROOF_FORMAT:
-        raise InvalidInput(f"format is {proof.get('format')!r}, not {PROOF_FORMAT!r}")
-    desc = wsh_descriptor.parse(descriptor)
-    branch, index = proof["branch"], proof["index"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (branch, index)):
-        raise InvalidInput("branch and index must be integers")
-    key_order = desc.pubkeys(branch, index)
-    witness_script = desc.witness_script(branch, index)
-    challenge = bip322.p2wsh(witness_script)
-    if proof["witness_script"] != witness_script.hex() or proof["challenge"] != challenge.hex():
-        raise InvalidInput(f"witness script or challenge is not the descriptor's at {branch}/{index}")
-    networks = [n for n in Network if n.is_mainnet == desc.mainnet]
-    if proof["address"] not in {segwit_v0_address(challenge, n) for n in networks}:
-        raise InvalidInput(f"address {proof['address']} is not the descriptor's at {branch}/{index}")
-    prevouts = []
-    for utxo in proof["utxos"]:
-        if not isinstance(utxo["amount"], int) or isinstance(utxo["amount"], bool):
-            raise InvalidInput(f"amount {utxo['amount']!r} is not an integer of satoshis")
-        if utxo["script_pubkey"] != challenge.hex():
-            raise InvalidInput(f"output {utxo['txid']}:{utxo['vout']} does not pay the proven address")
-        prevouts.append(bip322.Prevout(utxo["txid"], utxo["vout"], utxo["amount"], challenge))
-    if not prevouts:
-        raise InvalidInput("no outputs are claimed")
-    if not isinstance(proof["proof"], str):
-        raise InvalidInput("proof is not base64 text")
-    return desc, challenge, witness_script, prevouts, key_order
+    if key_names is None:
+        return (), tuple(key.hex() for key in check.signers[0] if key in common)
+    return (), tuple(name for key, name in key_names if key in common)

@@ -33,7 +33,14 @@ from ledger.chain.vaults import Vault
 
 NET = Network.REGTEST
 SEEDS = {name: hashlib.sha256(f"bip322 unit {name}".encode()).digest() for name in ("ann", "bob", "cat")}
-MESSAGE = control.control_message("11" * 32, 120, "22" * 32, "treasury")
+BLOCK: dict[str, Any] = {
+    "network": "regtest",
+    "height": 120,
+    "block_hash": "11" * 32,
+    "tree_size": 57,
+    "root": "22" * 32,
+}
+MESSAGE = control.control_message(**BLOCK, vault="treasury")
 
 
 # --- BIP-322 test vectors ---
@@ -99,18 +106,13 @@ def _secret(name: str, branch: int, index: int) -> PrivateKey:
     return PrivateKey(bytes(node.PrivateKey().Raw().ToBytes()))
 
 
-@dataclasses.dataclass(frozen=True)
-class Out:
-    txid: str
-    vout: int
-    amount: int
-    script_pubkey: bytes
-
-
-def _outs(vault: Vault, index: int = 3, change: bool = False) -> dict[str, list[Out]]:
+def _outs(vault: Vault, index: int = 3, change: bool = False) -> list[control.Output]:
     script = vault.descriptor.script_pubkey(index, change)
-    address = vault.descriptor.address(index, change, NET)
-    return {address: [Out("ab" * 32, 1, 150_000, script), Out("0c" * 32, 0, 2_500_000_000, script)]}
+    branch = 1 if change else 0
+    return [
+        ("ab" * 32, 1, 150_000, script, branch, index),
+        ("0c" * 32, 0, 2_500_000_000, script, branch, index),
+    ]
 
 
 def _sign(psbt: Psbt, name: str, sighash: int = 1, high_s: bool = False) -> Psbt:
@@ -230,7 +232,7 @@ def _prevouts(psbt: Psbt) -> list[bip322.Prevout]:
 def test_proof_for_another_message_or_block_is_refused() -> None:
     vault, psbt = _signed_psbt()
     proof = control.finalize(psbt, vault, MESSAGE)
-    other = control.control_message("33" * 32, 121, "22" * 32, "treasury")
+    other = control.control_message(**{**BLOCK, "block_hash": "33" * 32, "height": 121}, vault="treasury")
     findings = control.verify(proof, str(vault.descriptor), other)
     assert findings and "another message, block or address" in findings[0]
     assert _independent(proof["address"], psbt, other) is State.INVALID
@@ -310,13 +312,74 @@ def test_add_signed_refuses_bad_signatures_and_other_transactions() -> None:
 
 def test_prepare_refuses_foreign_outputs() -> None:
     vault = _vault()
-    foreign = Out("ab" * 32, 0, 1000, b"\x00\x20" + bytes(32))
+    foreign = ("ab" * 32, 0, 1000, b"\x00\x20" + bytes(32), 0, 3)
     with pytest.raises(InvalidInput, match="only the vault's own outputs"):
-        control.prepare(vault, {"bcrt1qx": [foreign]}, MESSAGE, range_end=5)
-    outs = _outs(vault)
-    [address] = outs
-    with pytest.raises(InvalidInput, match=r"listed under .* pay "):
-        control.prepare(vault, {vault.descriptor.address(0, False, NET): outs[address]}, MESSAGE)
+        control.prepare(vault, [foreign], MESSAGE)
+    with pytest.raises(InvalidInput, match="branch 7"):
+        control.prepare(vault, [(*_outs(vault)[0][:4], 7, 3)], MESSAGE)
+    with pytest.raises(InvalidInput, match="twice"):
+        control.prepare(vault, [_outs(vault)[0], _outs(vault)[0]], MESSAGE)
+    with pytest.raises(InvalidInput, match="no outputs"):
+        control.prepare(vault, [], MESSAGE)
+
+
+def _two_addresses(vault: Vault) -> list[control.Output]:
+    change_script = vault.descriptor.script_pubkey(7, True)
+    return [*_outs(vault), ("dd" * 32, 5, 42_000, change_script, 1, 7)]
+
+
+def _checked(vault: Vault, outputs: list[control.Output]) -> list[control.CheckedOutput]:
+    return [(t, v, a, s, vault.descriptor.witness_script(i, b == 1)) for t, v, a, s, b, i in outputs]
+
+
+def test_finish_and_verify_control_over_two_addresses() -> None:
+    vault = _vault()
+    outputs = _two_addresses(vault)
+    texts = control.prepare_control(vault, outputs, MESSAGE)
+    assert [a for a, _ in texts] == sorted(
+        [vault.descriptor.address(3, False, NET), vault.descriptor.address(7, True, NET)]
+    )
+    signed = [_sign(Psbt.parse(t), name).to_base64() for _, t in texts for name in ("cat", "bob")]
+    result = control.finish_control(vault, outputs, MESSAGE, signed)
+    assert result["message"] == MESSAGE.decode()
+    assert [p["signers"] for p in result["proofs"]] == [["bob", "cat"], ["bob", "cat"]]
+    checked = _checked(vault, outputs)
+    common = {**BLOCK, "vault": "treasury", "threshold": 2}
+    assert control.verify_control(result, **common, outputs=checked) == []
+    full: dict[str, Any] = {"descriptor": str(vault.descriptor), "holders": vault.holders}
+    assert control.verify_control(result, **common, outputs=checked, **full) == []
+
+    extra = [*checked, ("ee" * 32, 0, 1, checked[0][3], checked[0][4])]
+    assert any(
+        "not proven: " + "ee" * 32 in f for f in control.verify_control(result, **common, outputs=extra)
+    )
+    assert any(
+        "not 3-of-n" in f
+        for f in control.verify_control(result, **{**common, "threshold": 3}, outputs=checked)
+    )
+    later = {**common, "height": 121, "block_hash": "44" * 32}
+    findings = control.verify_control(result, **later, outputs=checked)
+    assert "message is not" in findings[0] and "another message, block or address" in findings[1]
+    shifted = {**result, "proofs": result["proofs"][:1]}
+    assert "not proven" in control.verify_control(shifted, **common, outputs=checked)[-1]
+    doubled = {**result, "proofs": [*result["proofs"], result["proofs"][0]]}
+    assert "proven twice" in control.verify_control(doubled, **common, outputs=checked)[-1]
+    assert control.verify_control({"format": "x"}, **common, outputs=checked)
+    assert control.verify_control({**result, "proofs": [7]}, **common, outputs=checked)
+
+
+def test_finish_control_refuses_too_few_signatures_and_foreign_psbts() -> None:
+    vault = _vault()
+    outputs = _two_addresses(vault)
+    texts = control.prepare_control(vault, outputs, MESSAGE)
+    one_each = [_sign(Psbt.parse(t), "ann").to_base64() for _, t in texts]
+    with pytest.raises(PolicyViolation) as refused:
+        control.finish_control(vault, outputs, MESSAGE, one_each)
+    assert len(refused.value.findings) == 2 and all("1 signature" in f for f in refused.value.findings)
+    other = control.control_message(**{**BLOCK, "tree_size": 58}, vault="treasury")
+    [(_, foreign), *_] = control.prepare_control(vault, outputs, other)
+    with pytest.raises(InvalidInput, match="none of vault treasury's proofs"):
+        control.finish_control(vault, outputs, MESSAGE, [_sign(Psbt.parse(foreign), "ann").to_base64()])
 
 
 # --- verify_proof: each rule on its own ---
@@ -422,19 +485,15 @@ def test_offline_descriptor_reader_equals_the_service_descriptor() -> None:
 
 
 def test_control_message() -> None:
-    assert MESSAGE == (
-        b"reserve-ledger proof of control v1\nvault: treasury\nblock: 120 "
-        + b"11" * 32
-        + b"\nledger root: "
-        + b"22" * 32
+    assert MESSAGE.decode() == (
+        "reserve-ledger proof of control v1\nnetwork: regtest\nvault: treasury\n"
+        f"block: 120 {'11' * 32}\nledger: 57 {'22' * 32}"
     )
-    for bad in (
-        ("XX" * 32, 1, "22" * 32, "v"),
-        ("11" * 32, -1, "22" * 32, "v"),
-        ("11" * 32, 1, "22" * 32, "a b"),
-    ):
+    for bad in ({"block_hash": "XX" * 32}, {"height": -1}, {"tree_size": True}, {"network": "a b"}):
         with pytest.raises(InvalidInput):
-            control.control_message(*bad)
+            control.control_message(**{**BLOCK, "vault": "v", **bad})
+    with pytest.raises(InvalidInput):
+        control.control_message(**BLOCK, vault="two words")
 
 
 def test_verifier_imports_only_stdlib_cryptography_and_coincurve() -> None:

@@ -14,13 +14,19 @@ Gather, judge, write, like :mod:`ledger.chain.recording`:
 3. **write** (:func:`write_sync`): one short transaction that re-checks each txid is still
    unbooked (one booked meanwhile, e.g. by ``record``, is skipped) and appends the rest.
 
+A transaction of a spend made through ``reserve spend`` (:mod:`ledger.spend`) is booked with the
+spend's memo, each allowlist destination's amount to that counterparty's account (opened when
+needed) and a transfer to another vault as such; in the same write the spend gets its
+``confirmed`` event naming the entry, and an open spend whose coins another transaction spent is
+``conflicted`` (:mod:`ledger.spend.settle`).
+
 Idempotent: a second run books nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -44,8 +50,20 @@ from ledger.chain.recording import (
 )
 from ledger.chain.vaults import Vault
 from ledger.errors import LedgerError, NotFound
-from ledger.journal import book
-from ledger.journal.entry import EntryDraft
+from ledger.journal import accounts, book
+from ledger.journal.entry import AccountType, EntryDraft
+from ledger.spend.events import Spend, spends_by_txid
+from ledger.spend.settle import (
+    Settlement,
+    SettlePlan,
+    gather_settle,
+    judge_settle,
+    open_spends,
+    spend_counterparties,
+    spend_postings,
+    unlock_settled,
+    write_settle,
+)
 from ledger.store.db import lock_journal
 
 
@@ -124,6 +142,7 @@ class SyncReport:
     already_recorded: int
     pending: tuple[str, ...]  # unconfirmed transactions of the vaults: record after they confirm
     skipped: tuple[Skipped, ...]  # what could not be booked, with why and what to do
+    spends: tuple[Settlement, ...] = ()  # spends confirmed or conflicted by this sync
 
     @property
     def unconfirmed(self) -> int:
@@ -139,6 +158,8 @@ class SyncPlan:
     known: WalletTxids
     todo: tuple[str, ...]  # confirmed, unbooked txids
     txs: dict[str, ChainTx]  # the todo ones, and the unconfirmed ones
+    spends: Mapping[str, Spend] = dataclasses.field(default_factory=dict)  # txid -> spend paying in it
+    counterparties: frozenset[str] = frozenset()  # spends' counterparty accounts that may be booked to
 
     @property
     def orphaned(self) -> frozenset[str]:
@@ -229,15 +250,32 @@ def judge_sync(plan: SyncPlan) -> tuple[list[tuple[int, EntryDraft, Movement]], 
             )
             continue
         draft = draft_for(tx, movement, counterparty=None, memo=None)
+        spend = plan.spends.get(txid)
+        if spend is not None:  # a spend of ours: its counterparties and memo
+            postings = spend_postings(movement, spend, plan.counterparties)
+            draft = dataclasses.replace(draft, postings=postings, memo=spend.memo)
         found.append((tx.block.height, draft, movement))
     found.sort(key=lambda f: (f[0], f[2].txid))
     return found, skipped
 
 
+def _open_counterparties(session: Session, drafts: Sequence[EntryDraft], names: frozenset[str]) -> None:
+    """Open the spends' counterparty accounts the drafts book to and that do not exist yet."""
+    wanted = {p.account for d in drafts for p in d.postings if p.account in names}
+    for name in sorted(wanted):
+        try:
+            accounts.get_account(session, name)
+        except NotFound:
+            accounts.add_account(session, name, AccountType.COUNTERPARTY)
+
+
 def write_sync(
-    session: Session, found: Sequence[tuple[int, EntryDraft, Movement]]
+    session: Session,
+    found: Sequence[tuple[int, EntryDraft, Movement]],
+    counterparties: frozenset[str] = frozenset(),
 ) -> tuple[list[SyncItem], list[Skipped]]:
-    """Book the drafts in the caller's (short, write) transaction; skip those booked meanwhile."""
+    """Book the drafts in the caller's (short, write) transaction; skip those booked meanwhile.
+    ``counterparties``: account names of spends' destinations, opened when a draft books to one."""
     if not found:
         return [], []
     lock_journal(session)  # PostgreSQL: the re-check and the system accounts under the writers' lock
@@ -253,6 +291,7 @@ def write_sync(
         return [], skipped
     ensure_system_accounts(session)
     drafts = [dataclasses.replace(d, ref=chain_ref(session, str(d.txid))) for _, d, _ in todo]
+    _open_counterparties(session, drafts, counterparties)
     try:
         with session.begin_nested():  # the whole batch at once (the usual case)
             entries = book.append_many(session, drafts, chain_verified=True)
@@ -272,6 +311,22 @@ def write_sync(
     return items, skipped
 
 
+def _usable_counterparties(session: Session, spends: Mapping[str, Spend]) -> frozenset[str]:
+    """Spends' counterparty names that are counterparty accounts, or no account yet (never a vault's
+    or a system account of another type: those legs go to unattributed)."""
+    names = {n for s in spends.values() for n in spend_counterparties(s)}
+    usable: set[str] = set()
+    for name in names:
+        try:
+            account = accounts.get_account(session, name)
+        except NotFound:
+            usable.add(name)
+            continue
+        if account.type == AccountType.COUNTERPARTY:
+            usable.add(name)
+    return frozenset(usable)
+
+
 def sync(
     read: SessionFactory,
     write: SessionFactory,
@@ -283,14 +338,26 @@ def sync(
     """Gather (``read`` session, then the node), judge, write (one ``write`` session)."""
     with read() as s:
         books = read_books(s, None)
-    plan = gather_sync(rpc, books, vault)
+        spends = spends_by_txid(s)
+        counterparties = _usable_counterparties(s, spends)
+        still_open = tuple(x for x in open_spends(s) if vault is None or x.vault == vault)
+    plan = dataclasses.replace(gather_sync(rpc, books, vault), spends=spends, counterparties=counterparties)
+    settle_plan: SettlePlan = gather_settle(rpc, still_open, books.vaults)
+    tip = rpc.get_block_count()
     found, skipped = judge_sync(plan)
+    conflicted = judge_settle(settle_plan)
+    settled: list[Settlement] = []
     if dry_run:
         items = [SyncItem(m, h, None) for h, _, m in found]
     else:
         with write() as s:
-            items, late = write_sync(s, found)
+            items, late = write_sync(s, found, counterparties)
+            if settle_plan.spends:
+                lock_journal(s)
+                booked = recorded_txids(s, [x.txid for x in settle_plan.spends])
+                settled = write_settle(s, settle_plan, conflicted, booked, tip)
         skipped += late
+        unlock_settled(rpc, read, settled)
     pending = tuple(sorted(plan.known.unconfirmed - plan.orphaned))
     already = len(plan.known.confirmed & plan.books.booked.keys())
-    return SyncReport(tuple(items), dry_run, already, pending, tuple(skipped))
+    return SyncReport(tuple(items), dry_run, already, pending, tuple(skipped), tuple(settled))

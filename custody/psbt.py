@@ -708,6 +708,7 @@ def _parse_input(reader: _Reader, index: int, tx: UnsignedTx) -> PsbtInput:
     name = f"input {index}"
     _map_start(reader, name)
     non_witness_utxo: bytes | None = None
+    spent: TxOut | None = None  # the non-witness UTXO's output this input spends
     witness_utxo: TxOut | None = None
     sighash_type: int | None = None
     scripts: dict[int, bytes] = {}
@@ -737,7 +738,7 @@ def _parse_input(reader: _Reader, index: int, tx: UnsignedTx) -> PsbtInput:
                 raise reader.fail(
                     f"{name} spends output {prevout.vout} of a transaction with {len(outs)}", value_at
                 )
-            non_witness_utxo = value
+            non_witness_utxo, spent = value, outs[prevout.vout]
         elif key_type == IN_WITNESS_UTXO:
             sub = _Reader(value, "PSBT", value_at)
             witness_utxo = _read_txout(sub, label)
@@ -763,6 +764,12 @@ def _parse_input(reader: _Reader, index: int, tx: UnsignedTx) -> PsbtInput:
                 raise sub.fail(f"{sub.left} trailing byte(s) in the {label}")
         else:  # redeem script, witness script, final scriptSig
             scripts[key_type] = value
+    if spent is not None and witness_utxo is not None and spent != witness_utxo:
+        raise InvalidInput(
+            f"PSBT {name}: the witness UTXO ({witness_utxo.value} sat) is not the output the non-witness "
+            f"UTXO says is spent ({spent.value} sat); the PSBT contradicts itself about the amount or script "
+            f"(map ends at byte {reader.at})"
+        )
     with _at(reader.at):
         return PsbtInput(
             non_witness_utxo=non_witness_utxo,

@@ -454,6 +454,16 @@ def test_non_witness_utxo_must_be_the_spent_transaction() -> None:
     psbt = Psbt.parse(_raw([(b"\x00", spend.serialize())], [[(b"\x00", prev)]], [[]]))
     assert psbt.inputs[0].non_witness_utxo == prev
     assert psbt.input_utxo(0) == TxOut(10_000, b"\x51")
+    consistent = (b"\x01", TxOut(10_000, b"\x51").serialize())
+    assert Psbt.parse(_raw([(b"\x00", spend.serialize())], [[(b"\x00", prev), consistent]], [[]])).input_utxo(
+        0
+    ) == TxOut(10_000, b"\x51")
+    lying = (b"\x01", TxOut(9_000, b"\x51").serialize())
+    _refused(
+        _raw([(b"\x00", spend.serialize())], [[(b"\x00", prev), lying]], [[]]),
+        "witness UTXO (9000 sat) is not the output",
+        "(10000 sat)",
+    )
     _refused(_simple(None, [(b"\x00", prev)]), f"is transaction {prev_txid}, not the spent {TXID}")
     beyond = UnsignedTx(2, 0, (TxIn(prev_txid, 2, 0),), (TxOut(1, b"\x51"),))
     _refused(

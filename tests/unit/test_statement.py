@@ -439,3 +439,52 @@ def test_a_bad_reversal_is_refused() -> None:
 def test_split_amounts_are_positive_for_original_entries() -> None:
     legs = [("v-a", -310), ("v-b", 100), ("bob", 200), ("network-fees", 10)]
     assert all(isinstance(s, Split) and s.amount > 0 for s in entry_lines(tuple(p(a, n) for a, n in legs)))
+
+
+# --- the documented JSON schema ---------------------------------------------------------------------
+
+
+def documented_schema() -> dict[str, Any]:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "statement.md").read_text()
+    block = text.split("```json schema\n", 1)[1].split("```", 1)[0]
+    schema: dict[str, Any] = json.loads(block)
+    return schema
+
+
+def conforms(value: Any, schema: dict[str, Any], root: dict[str, Any], where: str = "$") -> None:
+    """The JSON Schema keywords docs/statement.md uses: $ref, type, const, enum, required,
+    properties (no other keys than those named), items."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    if "const" in schema:
+        assert value == schema["const"], where
+    if "enum" in schema:
+        assert value in schema["enum"], where
+    kinds = schema.get("type")
+    if kinds is not None:
+        python = {"object": dict, "array": list, "string": str, "integer": int, "null": type(None)}
+        allowed = kinds if isinstance(kinds, list) else [kinds]
+        assert any(isinstance(value, python[k]) and not isinstance(value, bool) for k in allowed), where
+    if isinstance(value, dict) and "properties" in schema:
+        assert set(schema.get("required", ())) <= set(value), (where, set(schema["required"]) - set(value))
+        assert set(value) <= set(schema["properties"]), (where, set(value) - set(schema["properties"]))
+        for key, sub in schema["properties"].items():
+            if key in value:
+                conforms(value[key], sub, root, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            conforms(item, schema["items"], root, f"{where}[{i}]")
+
+
+@settings(max_examples=100, deadline=None)
+@given(ledgers(), bounds, bounds)
+def test_the_json_follows_the_documented_schema(es: list[Entry], start: Bound, end: Bound) -> None:
+    schema = documented_schema()
+    assert schema["$id"] == "reserve-ledger-statement/v1"
+    try:
+        s = build_statement(es, start, end, vaults=VAULTS, checkpoints=[CheckpointRef(99, LEAF, 1, "ab" * 8)])
+    except InvalidInput:
+        return  # reversed bounds
+    conforms(json.loads(json.dumps(statement_json(s))), schema, schema)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import struct
 
 import coincurve
@@ -657,3 +658,38 @@ def test_mutated_psbts_parse_or_raise_invalid_input(raw: bytes, data: st.DataObj
     except InvalidInput:
         return
     assert Psbt.parse(psbt.serialize()) == psbt
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_after_the_magic_parse_or_raise_invalid_input(tail: bytes) -> None:
+    for data in (b"psbt\xff" + tail, b"psbt\xff\x01\x00" + tail, tail):
+        with contextlib.suppress(InvalidInput):
+            Psbt.parse(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_arbitrary_text_parses_or_raises_invalid_input(text: str) -> None:
+    for data in (text, "cHNidP8" + text):
+        with contextlib.suppress(InvalidInput):
+            Psbt.parse(data)
+
+
+def test_non_ascii_text_is_invalid_input() -> None:
+    _refused("cHNidP8Bé", "base64")
+    _refused("ψ", "bad magic")
+
+
+def test_importing_psbt_and_sighash_stays_light() -> None:
+    """The auditor's offline verifier imports these: stdlib and coincurve only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, custody.psbt, custody.sighash; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'bip_utils', 'bitcoin', 'sqlalchemy', 'click', 'rich', 'ledger', 'cryptography'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -364,6 +364,41 @@ def proof_psbt(
     )
 
 
+def check_proof_psbt(psbt: Psbt, message: bytes) -> tuple[str, ...]:
+    """What a holder checks before signing: this PSBT is a BIP-322 proof over ``message``, not a spend.
+
+    Bitcoin Core signs any PSBT its keys can sign. A ``to_sign`` whose input 0 were a real output
+    would be a valid transaction paying every input to fees; it is harmless only because input 0
+    spends ``to_spend``, which cannot exist. So: input 0 carries exactly ``to_spend`` of
+    ``message`` and its challenge, the transaction is version 0, locktime 0, with the one empty
+    OP_RETURN output, and every input asks for SIGHASH_ALL (or nothing, which Core signs as ALL).
+    Empty findings: safe to sign.
+    """
+    findings = []
+    tx = psbt.tx
+    first = psbt.inputs[0]
+    challenge = first.witness_utxo.script_pubkey if first.witness_utxo is not None else b""
+    if first.witness_utxo != TxOut(0, challenge) or not challenge:
+        findings.append("input 0 does not spend a 0-sat output to the challenge (witness_utxo)")
+    elif first.non_witness_utxo != to_spend_bytes(message, challenge):
+        findings.append("input 0's previous transaction is not to_spend of this message and challenge")
+    elif tx.inputs[0] != TxIn(to_spend_txid(message, challenge), 0, 0):
+        findings.append("input 0 does not spend to_spend:0 with sequence 0")
+    if (tx.version, tx.locktime) != (0, 0):
+        findings.append(
+            f"the transaction is version {tx.version}, locktime {tx.locktime}; BIP-322 gives 0, 0"
+        )
+    if tx.outputs != (TxOut(0, OP_RETURN),):
+        findings.append("the transaction has outputs other than one 0-sat bare OP_RETURN")
+    outpoints = [(i.txid, i.vout) for i in tx.inputs]
+    if len(set(outpoints)) != len(outpoints) or (NULL_TXID, NULL_VOUT) in outpoints:
+        findings.append("the transaction spends an outpoint twice or the null outpoint")
+    for index, inp in enumerate(psbt.inputs):
+        if inp.sighash_type not in (None, SIGHASH_ALL):
+            findings.append(f"input {index} asks for sighash type {inp.sighash_type}, not ALL")
+    return tuple(findings)
+
+
 def input_prevout(psbt: Psbt, index: int) -> tuple[int, bytes]:
     """(amount, scriptPubKey) the PSBT says input ``index`` spends (its ``witness_utxo``)."""
     utxo = psbt.inputs[index].witness_utxo

@@ -78,6 +78,8 @@ def _sign_files(node: RegtestNode, setup: Setup, holders: tuple[str, ...], tmp: 
         path = tmp / f"{setup.vault.name}-{n}.psbt"
         path.write_text(text)
         for holder in holders:
+            # what each holder checks before signing: a proof over the attested message, not a spend
+            assert bip322.check_proof_psbt(Psbt.parse(path.read_text()), setup.message) == ()
             back = tmp / f"{setup.vault.name}-{n}-{holder}.psbt"
             back.write_text(setup.signers[holder].sign(node.rpc(), path.read_text()))
             signed.append(back.read_text())

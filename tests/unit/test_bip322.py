@@ -504,3 +504,21 @@ def test_verifier_imports_only_stdlib_cryptography_and_coincurve() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_holders_can_check_a_psbt_is_a_proof_not_a_spend() -> None:
+    vault = _vault()
+    [(_, psbt)] = control.prepare(vault, _outs(vault), MESSAGE)
+    assert bip322.check_proof_psbt(psbt, MESSAGE) == ()
+    assert bip322.check_proof_psbt(Psbt.parse(psbt.to_base64()), MESSAGE) == ()
+    assert "not to_spend of this message" in bip322.check_proof_psbt(psbt, b"another message")[0]
+    # a coordinator swapping input 0 for a real output would have the holders burn every input to fees
+    real = dataclasses.replace(psbt.tx, inputs=(TxIn("ab" * 32, 7, 0), *psbt.tx.inputs[1:]))
+    first = dataclasses.replace(psbt.inputs[0], non_witness_utxo=None)
+    spend = dataclasses.replace(psbt, tx=real, inputs=(first, *psbt.inputs[1:]))
+    assert "not to_spend" in bip322.check_proof_psbt(spend, MESSAGE)[0]
+    paying = dataclasses.replace(psbt.tx, outputs=(dataclasses.replace(psbt.tx.outputs[0], value=1000),))
+    assert "outputs other than" in bip322.check_proof_psbt(dataclasses.replace(psbt, tx=paying), MESSAGE)[-1]
+    anyone = dataclasses.replace(psbt.inputs[1], sighash_type=0x81)
+    loose = dataclasses.replace(psbt, inputs=(psbt.inputs[0], anyone, *psbt.inputs[2:]))
+    assert "not ALL" in bip322.check_proof_psbt(loose, MESSAGE)[0]

@@ -88,6 +88,18 @@ class Table:
 
 
 @dataclass(frozen=True, slots=True)
+class AttestedVault:
+    """One vault of an attestation: what the chain held at the block and what the books said."""
+
+    name: str
+    outputs: int  # unspent outputs found at the block
+    chain: int  # satoshis
+    ledger: int
+    difference: int  # chain - ledger
+    control: bool  # whether the document carries the vault's proof of control
+
+
+@dataclass(frozen=True, slots=True)
 class AttestationView:
     """The latest attestation (``reserve attest``): where, what it sums up, and its document."""
 
@@ -96,8 +108,12 @@ class AttestationView:
     block_hash: str
     sha256: str  # of ``document``, as stored
     document: str  # the document's JSON text, as stored (published as a file beside the page)
-    totals: tuple[tuple[str, int], ...]  # (what, satoshis), e.g. ("on chain", ...), ("in the books", ...)
+    totals: tuple[tuple[str, int], ...]  # (what, satoshis): on chain, in the books, difference
     created_at: str
+    network: str = ""
+    key_id: str = ""  # of the ledger key that signed the document
+    checkpoint: tuple[int, str] | None = None  # (tree size, root) of the ledger checkpoint it carries
+    vaults: tuple[AttestedVault, ...] = ()
 
     @property
     def file_name(self) -> str:
@@ -367,21 +383,59 @@ the chain at a block: every unspent output of each vault, with its Merkle proof,
 signed by each vault's key holders.</p>
 </section>"""
     totals = "\n".join(f"<dt>{_e(what)}</dt><dd>{_btc(sat)} BTC</dd>" for what, sat in a.totals)
+    books = (
+        f"<dt>books at</dt><dd>checkpoint of tree size {a.checkpoint[0]}, root "
+        f'<span class="mono">{_e(a.checkpoint[1])}</span></dd>'
+        if a.checkpoint is not None
+        else ""
+    )
+    signed = (
+        f'<dt>signed by</dt><dd>ledger key <span class="mono">{_e(a.key_id)}</span></dd>' if a.key_id else ""
+    )
+    rows = "\n".join(
+        f'<tr data-attested-vault="{_e(v.name)}"><td>{_e(v.name)}</td><td>{v.outputs}</td>'
+        f'<td class="btc" data-sat="{v.chain}">{format_btc(v.chain)}</td>'
+        f'<td class="btc" data-sat="{v.ledger}">{format_btc(v.ledger)}</td>'
+        f'<td class="btc" data-sat="{v.difference}">{format_btc(v.difference)}</td>'
+        f"<td>{'yes' if v.control else 'no'}</td></tr>"
+        for v in a.vaults
+    )
+    vaults = (
+        '<table id="attested-vaults"><thead><tr><th>vault</th><th>unspent outputs</th>'
+        '<th class="btc">on chain (BTC)</th><th class="btc">in the books (BTC)</th>'
+        '<th class="btc">difference (BTC)</th><th>proof of control</th></tr></thead>\n'
+        f"<tbody>\n{rows}\n</tbody></table>"
+        if a.vaults
+        else ""
+    )
+    name = _e(a.file_name)
     return f"""<section id="attestation">
 <h2>Latest attestation</h2>
+<p>The books bound to the chain at one block: every unspent output of each vault with the Merkle
+proof of its transaction and the block headers up to that block, the ledger's signed checkpoint and
+balances at the same moment, and each vault's proof of control (BIP-322, signed by at least the
+vault's threshold of key holders), signed by the ledger's key.</p>
 <dl>
 <dt>attestation</dt><dd>#{a.number}, issued {_e(a.created_at)}</dd>
+<dt>network</dt><dd>{_e(a.network)}</dd>
 <dt>block height</dt><dd id="attestation-height">{a.height}</dd>
-<dt>block hash</dt><dd class="mono">{_e(a.block_hash)}</dd>
+<dt>block hash</dt><dd class="mono" id="attestation-block">{_e(a.block_hash)}</dd>
 {totals}
-<dt>document</dt><dd><a href="{_e(a.file_name)}">{_e(a.file_name)}</a></dd>
+{books}
+{signed}
+<dt>document</dt><dd><a href="{name}">{name}</a></dd>
 <dt>SHA-256</dt><dd class="mono" id="attestation-sha256">{_e(a.sha256)}</dd>
 </dl>
-<p>To verify it yourself, download the document, check its hash and run the verifier, offline
-(add <code>--node</code> to also check against your own node that the outputs were unspent at
-that block and that its headers are on the best chain):</p>
-<pre>sha256sum {_e(a.file_name)}    # must print {_e(a.sha256)}
-reserve attest verify {_e(a.file_name)}</pre>
+{vaults}
+<p>To verify it yourself, offline, download the document and check its hash, then run the
+verifier with the ledger's public key (obtained from the reserve's operator, not from this page):
+with the verifier's few hash-pinned dependencies from the reserve-ledger repository, or with
+reserve-ledger installed (<code>--node</code> also checks against your own node that the outputs
+were unspent at that block and its headers are on your best chain):</p>
+<pre>sha256sum {name}    # must print {_e(a.sha256)}
+pip install --require-hashes -r docs/auditor-requirements.txt
+python3 -m ledger.attest.verify_doc {name} --pubkey ledger-key.pem
+reserve attest verify {name}</pre>
 </section>"""
 
 

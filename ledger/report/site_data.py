@@ -35,6 +35,7 @@ from ledger.journal.records import RecordKind, records
 from ledger.report.site import (
     Address,
     AttestationView,
+    AttestedVault,
     CheckpointView,
     ReservePoint,
     Sat,
@@ -230,31 +231,60 @@ def latest_attestation(session: Session) -> AttestationView | None:
         raise TamperDetected(f"attestation #{row.id}: its document is not JSON ({e})") from e
     created = row.created_at  # SQLite: naive UTC (CURRENT_TIMESTAMP); PostgreSQL: aware
     created = created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created.astimezone(dt.UTC)
-    return AttestationView(
-        number=row.id,
-        height=row.height,
-        block_hash=row.block_hash,
-        sha256=row.sha256,
-        document=row.document,
-        totals=attestation_totals(doc),
-        created_at=created.strftime("%Y-%m-%d %H:%M:%S")
-        + (" UTC" if created.tzinfo is None else f" {created:%Z}"),
+    return attestation_view(
+        row.id, row.height, row.block_hash, row.sha256, row.document, f"{created:%Y-%m-%d %H:%M:%S} UTC", doc
     )
 
 
-def attestation_totals(doc: Any) -> tuple[tuple[str, int], ...]:
-    """The totals an attestation document states: every whole-number ``*_sat`` field at its top
-    level and in its ``totals`` object, labelled by its name."""
-    found: list[tuple[str, int]] = []
-    if not isinstance(doc, dict):
-        return ()
-    for source in (doc, doc.get("totals")):
-        if not isinstance(source, dict):
-            continue
-        for key, value in source.items():
-            if isinstance(key, str) and key.endswith("_sat") and type(value) is int:
-                found.append((key.removesuffix("_sat").replace("_", " "), value))
-    return tuple(found)
+def _nat(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def attestation_view(
+    number: int, height: int, block_hash: str, sha256: str, document: str, created_at: str, doc: Any
+) -> AttestationView:
+    """An attestation as the page shows it, from its stored columns and its parsed
+    ``reserve-ledger-attestation/v1`` document (docs/attestation.md): the totals (on chain, in the
+    books, difference), per vault the same with its count of outputs and whether it carries a
+    proof of control, the network, the signing key id and the ledger checkpoint it carries. A
+    field missing or not of its type is left out: the verifier, not the page, judges the document."""
+    doc = _dict(doc)
+    totals = _dict(doc.get("totals"))
+    labels = (("chain", "on chain at the block"), ("ledger", "in the books"), ("difference", "difference"))
+    vaults = []
+    for v in map(_dict, _list(doc.get("vaults"))):
+        if isinstance(v.get("name"), str):
+            chain, ledger, difference = (
+                _nat(v.get(k)) or 0 for k in ("chain_amount", "ledger_amount", "difference")
+            )
+            outputs = len(_list(v.get("outputs")))
+            vaults.append(
+                AttestedVault(v["name"], outputs, chain, ledger, difference, v.get("control") is not None)
+            )
+    key_id = _dict(doc.get("signature")).get("key_id")
+    cp = _dict(_dict(doc.get("ledger")).get("checkpoint"))
+    size, root = _nat(cp.get("tree_size")), cp.get("root")
+    return AttestationView(
+        number=number,
+        height=height,
+        block_hash=block_hash,
+        sha256=sha256,
+        document=document,
+        totals=tuple((label, n) for key, label in labels if (n := _nat(totals.get(key))) is not None),
+        created_at=created_at,
+        network=doc["network"] if isinstance(doc.get("network"), str) else "",
+        key_id=key_id if isinstance(key_id, str) else "",
+        checkpoint=(size, root) if size is not None and isinstance(root, str) else None,
+        vaults=tuple(vaults),
+    )
 
 
 def checkpoint_view(cp: Checkpoint, public_key_pem: bytes | None) -> CheckpointView:

@@ -263,14 +263,9 @@ def test_the_latest_attestation_is_published_with_its_document(reserve: Reserve,
     engine = make_engine(reserve.db_url)
     try:
         for height in (101, 102):
-            document = json.dumps(
-                {
-                    "height": height,
-                    "totals": {"chain_total_sat": 123_456_789, "ledger_total_sat": 123_456_789},
-                },
-                sort_keys=True,
-                separators=(",", ":"),
-            )
+            figures = {"chain": 123_456_789, "ledger": 123_456_789, "difference": 0}
+            doc = {"format": "reserve-ledger-attestation/v1", "height": height, "totals": figures}
+            document = json.dumps(doc, sort_keys=True, separators=(",", ":"))
             digest = hashlib.sha256(document.encode()).hexdigest()
             block_hash = f"{height:064x}"
             with Session(engine) as s, s.begin():
@@ -299,7 +294,8 @@ def test_the_latest_attestation_is_published_with_its_document(reserve: Reserve,
     page = (out / "index.html").read_text()
     assert 'id="attestation-height">102<' in page and f'id="attestation-sha256">{digest}<' in page
     assert block_hash in page and f"reserve attest verify {doc_name}" in page
-    assert page.count('data-sat="123456789">1.23456789<') == 2  # chain total and ledger total
+    assert page.count('data-sat="123456789">1.23456789<') == 2  # on chain and in the books
+    assert 'data-sat="0">0.00000000<' in page
 
 
 def test_bad_output_paths_write_nothing(reserve: Reserve, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from ledger.report.site import (
     render_site,
     reserve_chart,
 )
-from ledger.report.site_data import attestation_totals, month_bounds, monthly_statements, reserve_series
+from ledger.report.site_data import attestation_view, month_bounds, monthly_statements, reserve_series
 from ledger.report.statement import Bound, build_statement, summary_rows
 
 EVIL = "<script>alert('x')</script>&\"quoted\" <img src=https://evil.example/x.png>"
@@ -300,8 +300,45 @@ def test_statements_are_the_period_statements_of_each_month() -> None:
     assert monthly_statements([]) == ()
 
 
-def test_attestation_totals_are_the_whole_satoshi_fields() -> None:
-    doc = {"chain_total_sat": 5, "height": 3, "totals": {"ledger_total_sat": 5, "x_sat": 1.5, "y_sat": True}}
-    assert attestation_totals(doc) == (("chain total", 5), ("ledger total", 5))
-    assert attestation_totals([1]) == ()
-    assert attestation_totals(json.loads('{"a_sat": 1e3}')) == ()
+ATTESTATION_DOC = {
+    "format": "reserve-ledger-attestation/v1",
+    "network": "regtest",
+    "height": 101,
+    "block_hash": "ab" * 32,
+    "vaults": [
+        {"name": "cold", "outputs": [{}, {}], "chain_amount": 150_000_000, "ledger_amount": 150_000_000,
+         "difference": 0, "control": {"proof": "..."}},
+        {"name": EVIL, "outputs": [], "chain_amount": 1, "ledger_amount": 2, "difference": -1,
+         "control": None},
+    ],
+    "totals": {"chain": 150_000_001, "ledger": 150_000_002, "difference": -1},
+    "ledger": {"checkpoint": {"tree_size": 7, "root": "ee" * 32}},
+    "signature": {"key_id": "0123456789abcdef", "signature": "00"},
+}  # fmt: skip
+
+
+def test_an_attestation_document_is_shown_by_its_figures() -> None:
+    text = json.dumps(ATTESTATION_DOC)
+    view = attestation_view(3, 101, "ab" * 32, "cd" * 32, text, "2026-03-15 11:00:00 UTC", json.loads(text))
+    assert view.totals == (
+        ("on chain at the block", 150_000_001),
+        ("in the books", 150_000_002),
+        ("difference", -1),
+    )
+    assert [(v.name, v.outputs, v.chain, v.ledger, v.difference, v.control) for v in view.vaults] == [
+        ("cold", 2, 150_000_000, 150_000_000, 0, True),
+        (EVIL, 0, 1, 2, -1, False),
+    ]
+    assert (view.network, view.key_id, view.checkpoint) == ("regtest", "0123456789abcdef", (7, "ee" * 32))
+    page = render_page(site(attestation=view))
+    assert referencing_tags(page) == [] and "<script" not in page
+    assert 'data-attested-vault="cold"' in page and 'data-sat="-1">-0.00000001<' in page
+    assert "python3 -m ledger.attest.verify_doc attestation-101-3.json --pubkey" in page
+    assert render_site(site(attestation=view))["attestation-101-3.json"] == text
+
+
+def test_a_document_of_another_shape_shows_what_it_has() -> None:
+    for doc in ([1], {"totals": [1], "vaults": {"a": 1}, "ledger": 3}, {"vaults": [{"name": 5}, 3]}):
+        view = attestation_view(1, 5, "ab" * 32, "cd" * 32, json.dumps(doc), "now", doc)
+        assert (view.totals, view.vaults, view.checkpoint, view.network) == ((), (), None, "")
+        assert 'id="attestation-height">5<' in render_page(site(attestation=view))

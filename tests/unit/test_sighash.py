@@ -266,3 +266,37 @@ def test_sighash_argument_checks_and_names() -> None:
     assert hashtype_name(SIGHASH_NONE | SIGHASH_ANYONECANPAY) == "NONE|ANYONECANPAY"
     assert hashtype_name(SIGHASH_SINGLE) == "SINGLE"
     assert hashtype_name(0x04) == "0x04"
+
+
+def _der(r: int, s: int) -> bytes:
+    def integer(x: int) -> bytes:
+        b = x.to_bytes(33, "big").lstrip(b"\x00") or b"\x00"
+        if b[0] & 0x80:
+            b = b"\x00" + b
+        return b"\x02" + bytes((len(b),)) + b
+
+    body = integer(r) + integer(s)
+    return b"\x30" + bytes((len(body),)) + body
+
+
+@pytest.mark.parametrize(
+    ("r", "s"), [(SECP256K1_ORDER, 1), (SECP256K1_ORDER + 5, 1), (1, 0), (0, 1), (1, SECP256K1_ORDER - 1)]
+)
+def test_out_of_range_r_and_s_never_verify(r: int, s: int) -> None:
+    pubkey = coincurve.PrivateKey.from_int(5).public_key.format()
+    assert der_problem(_der(r, s)) is None  # well-formed DER, but not a valid signature
+    assert not verify_ecdsa(pubkey, _der(r, s), bytes(32))
+
+
+def test_verify_ecdsa_refuses_malformed_arguments() -> None:
+    secret, digest = 77, bytes(range(32))
+    der = _sign(secret, digest)
+    pubkey = coincurve.PrivateKey.from_int(secret).public_key.format()
+    assert verify_ecdsa(pubkey, der, digest)
+    assert verify_ecdsa(
+        coincurve.PrivateKey.from_int(secret).public_key.format(compressed=False), der, digest
+    )
+    assert not verify_ecdsa(pubkey, der, digest[:31])
+    assert not verify_ecdsa(pubkey[:32], der, digest)
+    assert not verify_ecdsa(b"\x02" + bytes(32), der, digest)
+    assert not verify_ecdsa(pubkey, der + b"\x01", digest)  # with a sighash byte it is not DER

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from custody.amount import format_btc
+from ledger.cli import site_cmds
 from ledger.cli.app import App, pass_app
 from ledger.cli.app import escape_controls as printable
 from ledger.errors import InvalidInput
@@ -49,8 +50,8 @@ def report() -> None:
     """Period statements of the reserve (and the transparency site)."""
 
 
-# Integration: the coordinator adds H8's `site` command to this group here
-# (`report.add_command(site)` from ledger/cli/site_cmds.py).
+for _command in site_cmds.COMMANDS:  # `reserve report site OUT/`: the static transparency site
+    report.add_command(_command)
 
 
 @report.command("statement")
@@ -193,3 +194,6 @@ def export_entries(app: App, as_csv: bool, as_jsonl: bool, out_path: Path | None
     finally:
         tmp.unlink(missing_ok=True)
     click.echo(f"wrote {count} entries to {out_path}", err=True)
+
+
+COMMANDS: tuple[click.Command, ...] = (report, export)

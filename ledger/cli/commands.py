@@ -58,8 +58,27 @@ LAZY_GROUPS = (  # name, where the group is, its docstring (what the root help s
         "Multisig vaults: define, inspect, check against the policy, watch on the node.",
     ),
     ("node", "ledger.cli.node_cmds:node", "The configured bitcoind."),
-    ("report", "ledger.cli.report_cmds:report", "Period statements of the reserve (and the transparency site)."),
+    (
+        "report",
+        "ledger.cli.report_cmds:report",
+        "Period statements of the reserve (and the transparency site).",
+    ),
     ("export", "ledger.cli.report_cmds:export", "Every entry of the journal for accountants and auditors."),
+    (
+        "spend",
+        "ledger.cli.spend_cmds:spend",
+        "Spends under policy: propose, sign, broadcast, cancel; PSBT files for the key holders.",
+    ),
+    (
+        "policy",
+        "ledger.cli.policy_cmds:policy",
+        "Per-vault spending policy and allowlists: show, set, allow add|remove.",
+    ),
+    (
+        "attest",
+        "ledger.cli.attest_cmds:attest",
+        "Proof of reserves at a block: attest, prepare/finish with proofs of control, list, verify.",
+    ),
     (
         "regtest",
         "ledger.cli.node_cmds:regtest",

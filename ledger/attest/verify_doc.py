@@ -1,0 +1,661 @@
+"""Offline verifier of reserve-ledger attestations (``reserve-ledger-attestation/v1``).
+
+An auditor runs it with no node and few dependencies: the Python standard library,
+``cryptography`` (Ed25519) and ``coincurve`` (secp256k1: BIP-32 derivation of the vaults'
+scripts, and the BIP-322 proofs of control), installed from the hash-pinned
+``docs/auditor-requirements.txt``, plus three files of this repository it imports:
+:mod:`ledger.verify_proof` (checkpoint signatures), :mod:`custody.merkleblock` (headers, Merkle
+proofs, transactions) and, for the proofs of control, :mod:`custody.bip322`::
+
+    pip install --require-hashes -r docs/auditor-requirements.txt
+    python -m ledger.attest.verify_doc ATTESTATION.json --pubkey LEDGER-PUB.pem
+
+prints one line per check (``ok``/``FAIL`` and what) and exits 0 when every check passes, 1 when
+one fails. The format and every check are described in ``docs/attestation.md``.
+
+The checks, by name (a failure names its check and the offending value):
+
+- ``format``: the document's shape and types;
+- ``signature``: Ed25519 over :func:`signing_message` by a trusted key (``--pubkey``);
+- ``headers``: the headers link by previous-block hash from ``headers.start`` up to ``height``,
+  each meets its own ``nBits`` target (within the network's limit), the last is ``block_hash``;
+- ``transactions``: each transaction's bytes hash to its txid;
+- ``proofs``: each ``gettxoutproof`` is a valid partial Merkle tree whose header is the document's
+  header of that block, leading to its Merkle root;
+- ``outputs``: each output's amount and script are those of its transaction's output, its block
+  and height agree with the headers, its txid is proven in that block, its script is the vault's
+  descriptor derived at its (branch, index), no outpoint twice, none spent by another attested
+  transaction;
+- ``sums``: per-vault and total chain amounts, ledger amounts and differences add up;
+- ``checkpoint``: the ledger checkpoint's signature by a trusted key, and the journal entries
+  carried in the document rebuild its tree size and root (RFC 6962);
+- ``balances``: the vault accounts' balances summed from those entries equal the stated ones, and
+  each vault's descriptor is the one its ``vault-added`` record in the journal defines;
+- ``control``: each vault's BIP-322 proof of control (when the document carries one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import struct
+import sys
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from custody.errors import InvalidInput
+from custody.merkleblock import POW_LIMITS, BlockHeader, MerkleBlock, RawTx, header_chain_findings
+from ledger.attest import wsh_descriptor
+from ledger.verify_proof import ProofError, key_id, verify_checkpoint_signature
+
+FORMAT = "reserve-ledger-attestation/v1"
+SIGNED_HEADER = b"reserve-ledger attestation v1\n"
+ENTRY_MAGIC = b"RLE\x01"
+VAULT_ACCOUNT_TYPE = "vault"
+CHECKS = (
+    "format",
+    "signature",
+    "headers",
+    "transactions",
+    "proofs",
+    "outputs",
+    "sums",
+    "checkpoint",
+    "balances",
+    "control",
+)
+
+
+# --- the signed bytes -------------------------------------------------------------------------
+
+
+def canonical_bytes(doc: dict[str, Any]) -> bytes:
+    """``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` as ASCII."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def signing_message(doc: dict[str, Any]) -> bytes:
+    """What the ledger's Ed25519 key signs: the header line, then the canonical JSON of the
+    document without its ``signature`` field."""
+    return SIGNED_HEADER + canonical_bytes({k: v for k, v in doc.items() if k != "signature"})
+
+
+def document_sha256(doc: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the whole document's canonical JSON: what the ledger's log records."""
+    return hashlib.sha256(canonical_bytes(doc)).hexdigest()
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    findings: tuple[str, ...]
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """Names of the checks that failed."""
+        return tuple(c.name for c in self.checks if not c.ok)
+
+    def check(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+    def lines(self) -> list[str]:
+        out = []
+        for c in self.checks:
+            if c.ok:
+                out.append(f"ok    {c.name}" + (f": {c.note}" if c.note else ""))
+            for f in c.findings:
+                out.append(f"FAIL  {c.name}: {f}")
+        return out
+
+
+class _Malformed(Exception):
+    """The document's shape is wrong: nothing further can be checked."""
+
+
+# --- field readers ----------------------------------------------------------------------------
+
+
+def _get(d: Any, name: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(d, dict):
+        raise _Malformed(f"{where} must be a JSON object")
+    if name not in d:
+        raise _Malformed(f"{where} has no field {name!r}")
+    value = d[name]
+    if (isinstance(value, bool) and kind is int) or not isinstance(value, kind):
+        raise _Malformed(f"{where} field {name!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _nat(d: Any, name: str, where: str) -> int:
+    value: int = _get(d, name, int, where)
+    if value < 0:
+        raise _Malformed(f"{where} field {name!r} is negative ({value})")
+    return value
+
+
+def _hexstr(value: Any, where: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str) or not re.fullmatch(r"(?:[0-9a-f]{2})*", value):
+        raise _Malformed(f"{where} must be lowercase hex, got {str(value)[:40]!r}")
+    raw = bytes.fromhex(value)
+    if size is not None and len(raw) != size:
+        raise _Malformed(f"{where} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def _hash_hex(value: Any, where: str) -> str:
+    _hexstr(value, where, 32)
+    return str(value)
+
+
+def p2wsh(witness_script: bytes) -> bytes:
+    return b"\x00\x20" + hashlib.sha256(witness_script).digest()
+
+
+# --- journal entries (docs/ledger-format.md) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    seq: int
+    kind: str
+    memo: str
+    postings: tuple[tuple[str, str, int], ...]  # (account, account type, amount)
+
+
+def decode_entry(data: bytes) -> JournalEntry:
+    """The fields of an entry's canonical bytes (format 1) that the balances need."""
+    pos = 0
+
+    def take(n: int) -> bytes:
+        nonlocal pos
+        if pos + n > len(data):
+            raise ValueError("entry bytes are truncated")
+        pos += n
+        return data[pos - n : pos]
+
+    def text() -> str:
+        return take(struct.unpack(">I", take(4))[0]).decode("utf-8")
+
+    def opt(read: Callable[[], object]) -> None:
+        flag = take(1)[0]
+        if flag not in (0, 1):
+            raise ValueError("bad presence byte")
+        if flag:
+            read()
+
+    if take(4) != ENTRY_MAGIC:
+        raise ValueError("entry bytes do not start with RLE\\x01")
+    seq = struct.unpack(">Q", take(8))[0]
+    kind, _date, memo = text(), text(), text()
+    opt(text)  # ref
+    opt(lambda: take(8))  # reverses_seq
+    opt(lambda: take(32))  # txid
+    opt(text)  # outputs
+    opt(lambda: take(32))  # block_hash
+    opt(lambda: take(4))  # block_height
+    postings = []
+    for _ in range(struct.unpack(">I", take(4))[0]):
+        account, account_type = text(), text()
+        postings.append((account, account_type, struct.unpack(">q", take(8))[0]))
+    if pos != len(data):
+        raise ValueError("entry bytes have trailing data")
+    return JournalEntry(seq, kind, memo, tuple(postings))
+
+
+def rfc6962_root(leaves: Sequence[bytes]) -> bytes:
+    """RFC 6962 Merkle tree hash of ``leaves`` (leaf hashes), bottom up (an unpaired node moves up)."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    level = list(leaves)
+    while len(level) > 1:
+        nxt = [
+            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+class _Checks:
+    def __init__(self) -> None:
+        self.found: dict[str, list[str]] = {name: [] for name in CHECKS}
+        self.notes: dict[str, str] = {}
+
+    def fail(self, name: str, finding: str) -> None:
+        self.found[name].append(finding)
+
+    def result(self) -> Verification:
+        return Verification(tuple(Check(n, tuple(self.found[n]), self.notes.get(n, "")) for n in CHECKS))
+
+
+def _check_signature(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    sig = _get(doc, "signature", dict, "document")
+    kid = _get(sig, "key_id", str, "signature")
+    signature = _hexstr(_get(sig, "signature", str, "signature"), "signature", 64)
+    if kid not in keys:
+        c.fail("signature", f"signed by key {kid}, which is not a trusted key ({', '.join(sorted(keys))})")
+        return
+    public = load_pem_public_key(keys[kid])
+    try:
+        public.verify(signature, signing_message(doc))  # type: ignore[union-attr, call-arg]
+    except InvalidSignature:
+        c.fail("signature", f"the Ed25519 signature does not verify with key {kid}: the document was changed")
+    else:
+        c.notes["signature"] = f"Ed25519 by key {kid}"
+
+
+def _check_headers(doc: dict[str, Any], c: _Checks) -> dict[str, tuple[int, BlockHeader]]:
+    height, block_hash = _nat(doc, "height", "document"), _hash_hex(doc.get("block_hash"), "block_hash")
+    hdrs = _get(doc, "headers", dict, "document")
+    start = _nat(hdrs, "start", "headers")
+    texts = _get(hdrs, "hex", list, "headers")
+    headers = []
+    for i, t in enumerate(texts):
+        try:
+            headers.append(BlockHeader.parse(_hexstr(t, f"header {start + i}", 80)))
+        except InvalidInput as exc:
+            raise _Malformed(f"header {start + i}: {exc}") from exc
+    if start + len(headers) - 1 != height:
+        c.fail("headers", f"headers cover heights {start}..{start + len(headers) - 1}, not up to {height}")
+    limit = POW_LIMITS.get(_get(doc, "network", str, "document"))
+    if limit is None:
+        c.fail("headers", f"network {doc['network']!r} is unknown; known: {', '.join(POW_LIMITS)}")
+    for f in header_chain_findings(headers, block_hash, limit):
+        c.fail("headers", f)
+    if c.found["headers"] == []:
+        c.notes["headers"] = f"{len(headers)} headers, heights {start}..{height}, end at {block_hash}"
+    return {h.hash: (start + i, h) for i, h in enumerate(headers)}
+
+
+def _check_transactions(doc: dict[str, Any], c: _Checks) -> dict[str, RawTx]:
+    txs: dict[str, RawTx] = {}
+    for txid, text in _get(doc, "transactions", dict, "document").items():
+        try:
+            tx = RawTx.parse(_hexstr(text, f"transaction {txid}"))
+        except InvalidInput as exc:
+            c.fail("transactions", f"transaction {txid} cannot be parsed: {exc}")
+            continue
+        if tx.txid != txid:
+            c.fail("transactions", f"transaction listed as {txid} hashes to {tx.txid}")
+            continue
+        txs[txid] = tx
+    return txs
+
+
+def _check_proofs(
+    doc: dict[str, Any], headers: dict[str, tuple[int, BlockHeader]], c: _Checks
+) -> dict[str, set[str]]:
+    proven: dict[str, set[str]] = {}
+    for block, text in _get(doc, "proofs", dict, "document").items():
+        try:
+            mb = MerkleBlock.parse(_hexstr(text, f"proof of block {block}"))
+            matched = mb.matched_txids()
+        except InvalidInput as exc:
+            c.fail("proofs", f"the Merkle proof of block {block} is invalid: {exc}")
+            continue
+        if mb.header.hash != block:
+            c.fail("proofs", f"the Merkle proof listed for block {block} is for block {mb.header.hash}")
+            continue
+        if block not in headers or headers[block][1].raw != mb.header.raw:
+            c.fail("proofs", f"block {block} of a Merkle proof is not among the attested headers")
+            continue
+        proven[block] = set(matched)
+    return proven
+
+
+Proven = dict[str, list[tuple[str, int, int, bytes, bytes]]]
+"""Per vault: (txid, vout, amount, script, witness script) of each output that verified."""
+
+
+def _check_outputs(
+    doc: dict[str, Any],
+    headers: dict[str, tuple[int, BlockHeader]],
+    txs: dict[str, RawTx],
+    proven: dict[str, set[str]],
+    c: _Checks,
+) -> dict[str, list[tuple[str, int, int, bytes, bytes]]]:
+    """Per vault: (txid, vout, amount, script, witness script) of its valid outputs."""
+    seen: set[tuple[str, int]] = set()
+    spent = {prev for tx in txs.values() for prev in tx.inputs}
+    network = doc.get("network")
+    out: dict[str, list[tuple[str, int, int, bytes, bytes]]] = {}
+    for v in _get(doc, "vaults", list, "document"):
+        name = _get(v, "name", str, "vault")
+        out[name] = []
+        try:
+            desc = wsh_descriptor.parse(_get(v, "descriptor", str, f"vault {name}"))
+        except (InvalidInput, ValueError) as exc:
+            c.fail("outputs", f"vault {name}: {exc}")
+            continue
+        if desc.mainnet != (network == "main"):
+            c.fail("outputs", f"vault {name}: its keys are not for the attestation's network {network}")
+        if _nat(v, "threshold", f"vault {name}") != desc.threshold:
+            c.fail(
+                "outputs",
+                f"vault {name}: threshold {v['threshold']} is not the descriptor's {desc.threshold}",
+            )
+        for o in _get(v, "outputs", list, f"vault {name}"):
+            where = f"vault {name}"
+            txid, vout = _hash_hex(o.get("txid"), f"{where} output txid"), _nat(o, "vout", where)
+            op = f"{txid}:{vout}"
+            amount, height = _nat(o, "amount", where), _nat(o, "height", where)
+            script = _hexstr(_get(o, "script_pubkey", str, where), f"{where} output {op} script")
+            block = _hash_hex(o.get("block_hash"), f"{where} output {op} block_hash")
+            branch, index = _nat(o, "branch", where), _nat(o, "index", where)
+            bad = len(c.found["outputs"])
+            if (txid, vout) in seen:
+                c.fail("outputs", f"output {op} is listed twice")
+            seen.add((txid, vout))
+            if (txid, vout) in spent:
+                c.fail("outputs", f"output {op} is spent by a transaction of the attestation")
+            tx = txs.get(txid)
+            if tx is None:
+                c.fail("outputs", f"output {op}: its transaction is not in the document")
+            elif vout >= len(tx.outputs):
+                c.fail("outputs", f"output {op}: transaction {txid} has only {len(tx.outputs)} outputs")
+            else:
+                real_amount, real_script = tx.outputs[vout]
+                if real_amount != amount:
+                    c.fail(
+                        "outputs", f"output {op}: amount {amount} sat, but the transaction pays {real_amount}"
+                    )
+                if real_script != script:
+                    c.fail(
+                        "outputs",
+                        f"output {op}: script {script.hex()} is not the transaction's {real_script.hex()}",
+                    )
+                if bool(o.get("coinbase")) != tx.is_coinbase:
+                    c.fail("outputs", f"output {op}: coinbase flag {o.get('coinbase')} is wrong")
+            if block not in headers:
+                c.fail("outputs", f"output {op}: block {block} is not among the attested headers")
+            elif headers[block][0] != height:
+                c.fail(
+                    "outputs", f"output {op}: block {block} is at height {headers[block][0]}, not {height}"
+                )
+            if txid not in proven.get(block, set()):
+                c.fail(
+                    "outputs", f"output {op}: no valid Merkle proof shows transaction {txid} in block {block}"
+                )
+            try:
+                ws = desc.witness_script(branch, index)
+            except (InvalidInput, ValueError) as exc:
+                c.fail("outputs", f"output {op}: {exc}")
+                continue
+            if p2wsh(ws) != script:
+                c.fail("outputs", f"output {op}: script is not vault {name}'s at {branch}/{index}")
+            if len(c.found["outputs"]) == bad:
+                out[name].append((txid, vout, amount, script, ws))
+    if not c.found["outputs"]:
+        c.notes["outputs"] = f"{len(seen)} outputs in {len(out)} vaults"
+    return out
+
+
+def _check_sums(doc: dict[str, Any], c: _Checks) -> None:
+    vaults = _get(doc, "vaults", list, "document")
+    totals = _get(doc, "totals", dict, "document")
+    chain_sum = 0
+    for v in vaults:
+        name = v["name"]
+        chain = sum(_nat(o, "amount", name) for o in v["outputs"])
+        stated = _nat(v, "chain_amount", f"vault {name}")
+        ledger = _get(v, "ledger_amount", int, f"vault {name}")
+        if stated != chain:
+            c.fail("sums", f"vault {name}: chain_amount {stated} but its outputs sum to {chain}")
+        if _get(v, "difference", int, f"vault {name}") != stated - ledger:
+            c.fail("sums", f"vault {name}: difference {v['difference']} is not {stated} - {ledger}")
+        chain_sum += stated
+    t_chain, t_ledger = _nat(totals, "chain", "totals"), _get(totals, "ledger", int, "totals")
+    if t_chain != chain_sum:
+        c.fail("sums", f"total chain {t_chain} but the vaults' chain amounts sum to {chain_sum}")
+    if _get(totals, "difference", int, "totals") != t_chain - t_ledger:
+        c.fail("sums", f"total difference {totals['difference']} is not {t_chain} - {t_ledger}")
+    balances = _get(_get(doc, "ledger", dict, "document"), "balances", dict, "ledger")
+    if t_ledger != sum(int(x) for x in balances.values()):
+        c.fail("sums", f"total ledger {t_ledger} is not the sum of the vault accounts' balances")
+    for v in vaults:
+        stated_ledger = balances.get(_get(v, "account", str, f"vault {v['name']}"), 0)
+        if v["ledger_amount"] != stated_ledger:
+            c.fail(
+                "sums",
+                f"vault {v['name']}: ledger_amount {v['ledger_amount']} but its account has {stated_ledger}",
+            )
+
+
+def _check_ledger(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> dict[str, Any]:
+    ledger = _get(doc, "ledger", dict, "document")
+    cp = _get(ledger, "checkpoint", dict, "ledger")
+    size, ts = _nat(cp, "tree_size", "checkpoint"), _nat(cp, "timestamp", "checkpoint")
+    root = _hexstr(_get(cp, "root", str, "checkpoint"), "checkpoint root", 32)
+    sig = _hexstr(_get(cp, "signature", str, "checkpoint"), "checkpoint signature", 64)
+    kid = _get(cp, "key_id", str, "checkpoint")
+    if kid not in keys:
+        c.fail("checkpoint", f"checkpoint signed by key {kid}, which is not a trusted key")
+    else:
+        try:
+            verify_checkpoint_signature(keys[kid], size, root, ts, sig)
+        except ProofError as exc:
+            c.fail("checkpoint", str(exc))
+    texts = _get(ledger, "entries", list, "ledger")
+    entries, leaves = [], []
+    for i, t in enumerate(texts):
+        data = _hexstr(t, f"journal entry {i + 1}")
+        leaves.append(hashlib.sha256(b"\x00" + data).digest())
+        try:
+            e = decode_entry(data)
+        except (ValueError, struct.error, UnicodeDecodeError) as exc:
+            c.fail("checkpoint", f"journal entry {i + 1} cannot be decoded: {exc}")
+            continue
+        if e.seq != i + 1:
+            c.fail("checkpoint", f"journal entry {i + 1} says it is entry {e.seq}")
+        entries.append(e)
+    if len(texts) != size:
+        c.fail(
+            "checkpoint", f"the document carries {len(texts)} journal entries, the checkpoint covers {size}"
+        )
+    elif rfc6962_root(leaves) != root:
+        c.fail(
+            "checkpoint", f"the journal entries lead to root {rfc6962_root(leaves).hex()}, not {root.hex()}"
+        )
+    if not c.found["checkpoint"]:
+        c.notes["checkpoint"] = f"tree size {size}, root {root.hex()}, key {kid}"
+    computed: dict[str, int] = {}
+    definitions: dict[str, str] = {}
+    for e in entries:
+        for account, account_type, amount in e.postings:
+            if account_type == VAULT_ACCOUNT_TYPE:
+                computed[account] = computed.get(account, 0) + amount
+        if e.kind == "vault-added":
+            try:
+                body = json.loads(e.memo)
+                definitions[str(body["vault"])] = str(body["descriptor"])
+            except (ValueError, KeyError, TypeError):
+                c.fail(
+                    "balances",
+                    f"the vault-added record {e.seq} is not a JSON object with vault and descriptor",
+                )
+    stated = _get(ledger, "balances", dict, "ledger")
+    for account in sorted(set(stated) | set(computed)):
+        if stated.get(account, 0) != computed.get(account, 0):
+            c.fail(
+                "balances",
+                f"account {account}: the document says {stated.get(account, 0)} sat, its journal "
+                f"entries sum to {computed.get(account, 0)}",
+            )
+    for v in _get(doc, "vaults", list, "document"):
+        text = definitions.get(v["name"])
+        if text is None:
+            c.fail("balances", f"vault {v['name']} has no vault-added record in the journal")
+        elif text.split("#")[0] != str(v["descriptor"]).split("#")[0]:
+            c.fail("balances", f"vault {v['name']}: descriptor differs from its vault-added record")
+    if not c.found["balances"]:
+        c.notes["balances"] = f"{len(computed)} vault accounts recomputed from {len(entries)} entries"
+    return dict(cp)
+
+
+def _check_control(doc: dict[str, Any], cp: dict[str, Any], scripts: Proven, c: _Checks) -> None:
+    """Each vault's ``control`` (BIP-322 proofs, one per funded address, docs/proof-of-control.md)
+    proves every one of its outputs, over the message committing to this block and the root of the
+    checkpoint (:func:`ledger.attest.control.verify_control`)."""
+    vaults = [v for v in doc["vaults"] if v.get("control") is not None]
+    if not vaults:
+        c.notes["control"] = "no proof of control in this document"
+        return
+    from ledger.attest.control import verify_control  # standard library and coincurve only
+
+    proven = []
+    for v in vaults:
+        name = v["name"]
+        outs = scripts.get(name, [])
+        if len(outs) != len(v["outputs"]):
+            c.fail("control", f"vault {name}: its outputs did not verify, so neither can their proof")
+            continue
+        findings = verify_control(
+            v["control"],
+            network=doc["network"],
+            height=doc["height"],
+            block_hash=doc["block_hash"],
+            tree_size=cp["tree_size"],
+            root=cp["root"],
+            vault=name,
+            threshold=v["threshold"],
+            outputs=outs,
+            descriptor=v["descriptor"],
+            holders=v.get("holders"),
+        )
+        for f in findings:
+            c.fail("control", f"vault {name}: {f}")
+        if not findings:
+            proven.append(name)
+    if not c.found["control"]:
+        c.notes["control"] = f"BIP-322 proofs of funds verified for {', '.join(proven)}"
+
+
+def verify_attestation(doc: Any, public_keys: Iterable[bytes]) -> Verification:
+    """Check an attestation completely offline; ``public_keys``: the trusted ledger keys (PEM)."""
+    c = _Checks()
+    try:
+        keys = {key_id(pem): pem for pem in public_keys}
+    except ProofError as exc:
+        c.fail("signature", f"a given public key is unusable: {exc}")
+        return c.result()
+    if not keys:
+        c.fail("signature", "no trusted public key given")
+    try:
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise _Malformed(f"not an attestation: format is {found!r}, expected {FORMAT!r}")
+        _check_signature(doc, keys, c)
+        headers = _check_headers(doc, c)
+        txs = _check_transactions(doc, c)
+        proven = _check_proofs(doc, headers, c)
+        scripts = _check_outputs(doc, headers, txs, proven, c)
+        _check_sums(doc, c)
+        cp = _check_ledger(doc, keys, c)
+        _check_control(doc, cp, scripts, c)
+    except _Malformed as exc:
+        c.fail("format", str(exc))
+    return c.result()
+
+
+def node_findings(
+    doc: dict[str, Any],
+    best_hashes: Mapping[int, str],
+    unspent: Collection[tuple[str, int]],
+    spent_after: Mapping[tuple[str, int], tuple[str, int]],
+) -> list[str]:
+    """What a node says against a document that verified offline (``attest verify --node``):
+    every header is the node's best chain's block at its height, and every output was unspent at
+    the attested height: it is in the node's UTXO set now, or a transaction confirmed after that
+    height spent it. Plain values in, gathered by :mod:`custody.chain_at`."""
+    found = []
+    height, start = doc["height"], doc["headers"]["start"]
+    for i, text in enumerate(doc["headers"]["hex"]):
+        h = BlockHeader.from_hex(text).hash
+        best = best_hashes.get(start + i)
+        if best != h:
+            shown = f"block {best}" if best else "no block (the node is behind)"
+            found.append(
+                f"block {h} at height {start + i} is not on the node's best chain, which has {shown}"
+            )
+    for v in doc["vaults"]:
+        for o in v["outputs"]:
+            op = (o["txid"], o["vout"])
+            if op in unspent:
+                continue
+            spender = spent_after.get(op)
+            if spender is None or spender[1] <= height:
+                found.append(
+                    f"output {op[0]}:{op[1]} of vault {v['name']} is not unspent at height {height}: the "
+                    "node's UTXO set lacks it and no block after that height spends it"
+                )
+    return found
+
+
+def load_document(path: str) -> Any:
+    """Read an attestation file; :class:`ValueError` saying why it cannot be read."""
+
+    def reject(name: str) -> Any:
+        raise ValueError(f"the document contains {name}, which is not valid JSON")
+
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read(), parse_constant=reject)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{path} is nested too deeply") from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ledger.attest.verify_doc FILE --pubkey PUB.pem``: exit 0 if valid, 1 if not."""
+    parser = argparse.ArgumentParser(description="Verify a reserve-ledger attestation offline.")
+    parser.add_argument("document", help="attestation JSON document")
+    parser.add_argument(
+        "--pubkey", required=True, action="append", help="the ledger's Ed25519 public key (PEM); repeatable"
+    )
+    args = parser.parse_args(argv)
+    try:
+        pems = []
+        for path in args.pubkey:
+            with open(path, "rb") as f:
+                pems.append(f.read())
+        doc = load_document(args.document)
+    except (OSError, ValueError) as exc:
+        print(f"FAIL: {exc}")
+        return 1
+    result = verify_attestation(doc, pems)
+    for line in result.lines():
+        print(line)
+    print("OK: the attestation verifies" if result.ok else f"FAIL: {', '.join(result.failed)}")
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,7 @@ required rules), given the same proof as its ``pof`` encoding (the finalized PSB
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import subprocess
@@ -18,6 +19,8 @@ import pytest
 from bip322core.verify import State, verify_message  # type: ignore[import-untyped]
 from bip_utils import Bip32KeyNetVersions, Bip32Secp256k1
 from coincurve import PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from custody import bip322
 from custody.address import address_script
@@ -26,7 +29,7 @@ from custody.errors import InvalidInput, PolicyViolation
 from custody.keygen import bip48_path, test_key_from_seed
 from custody.keys import format_path
 from custody.network import Network
-from custody.psbt import Psbt, TxIn
+from custody.psbt import Psbt, TxIn, TxOut, UnsignedTx
 from custody.sighash import segwit_v0_sighash
 from ledger.attest import control, wsh_descriptor
 from ledger.chain.vaults import Vault
@@ -522,3 +525,48 @@ def test_holders_can_check_a_psbt_is_a_proof_not_a_spend() -> None:
     anyone = dataclasses.replace(psbt.inputs[1], sighash_type=0x81)
     loose = dataclasses.replace(psbt, inputs=(psbt.inputs[0], anyone, *psbt.inputs[2:]))
     assert "not ALL" in bip322.check_proof_psbt(loose, MESSAGE)[0]
+
+
+# --- property tests: the strict parser ---
+
+_txin = st.builds(
+    TxIn,
+    st.binary(min_size=32, max_size=32).map(bytes.hex),
+    st.integers(0, 2**32 - 2),
+    st.integers(0, 2**32 - 1),
+)
+_stack = st.lists(st.binary(max_size=80), max_size=5).map(tuple)
+
+
+@st.composite
+def _signed_txs(draw: st.DrawFn) -> bip322.SignedTx:
+    inputs = tuple(draw(st.lists(_txin, min_size=1, max_size=4)))
+    outputs = tuple(
+        draw(st.lists(st.builds(TxOut, st.integers(0, 21 * 10**14), st.binary(max_size=40)), max_size=3))
+    )
+    tx = UnsignedTx(draw(st.integers(0, 2**31)), draw(st.integers(0, 2**32 - 1)), inputs, outputs)
+    return bip322.SignedTx(tx, tuple(draw(_stack) for _ in inputs))
+
+
+@given(_signed_txs())
+def test_signed_transactions_round_trip(signed: bip322.SignedTx) -> None:
+    raw = signed.serialize()
+    assert bip322.parse_signed(raw) == signed
+    assert bip322.decode_proof(signed.to_base64()) == signed
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_give_findings_never_an_exception(raw: bytes) -> None:
+    check = bip322.verify_proof(MESSAGE, b"\x00\x20" + bytes(32), base64.b64encode(raw).decode(), [])
+    assert not check.ok
+
+
+@given(_signed_txs(), st.data())
+def test_one_flipped_byte_never_parses_to_the_same_transaction(
+    signed: bip322.SignedTx, data: st.DataObject
+) -> None:
+    raw = bytearray(signed.serialize())
+    at = data.draw(st.integers(0, len(raw) - 1))
+    raw[at] ^= data.draw(st.integers(1, 255))
+    with contextlib.suppress(InvalidInput):
+        assert bip322.parse_signed(bytes(raw)) != signed

@@ -29,8 +29,8 @@ MAX_DESCRIPTOR_LENGTH = 10_000
 
 @dataclass(frozen=True, slots=True)
 class DerivedTarget:
-    """A descriptor as bitcoind normalised it (public keys only, with checksum), and its scripts in
-    derivation order (no duplicates)."""
+    """A descriptor as bitcoind normalised it (public keys only, with checksum; a multipath one as
+    given, with its checksum), and its scripts in derivation order (no duplicates)."""
 
     descriptor: str
     ranged: bool
@@ -91,7 +91,10 @@ def derive_target(rpc: RpcClient, text: str, network: Network) -> DerivedTarget:
             "the descriptor holds a private key; never paste one here: give the descriptor with "
             "public keys only (xpub/tpub), e.g. from `listdescriptors` without private=true"
         )
-    normalised = str(info["descriptor"])
+    if info.get("multipath_expansion"):  # "descriptor" would be the first branch alone
+        normalised = f"{text.partition('#')[0]}#{info['checksum']}"
+    else:
+        normalised = str(info["descriptor"])
     ranged = bool(info["isrange"])
     try:
         if ranged:

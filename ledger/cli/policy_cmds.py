@@ -170,7 +170,10 @@ def _json_value(value: Any) -> Any:
 
 def change_summary(change: PolicyChange) -> str:
     if change.change == "set":
-        return "; ".join(f"{f} {value_text(f, v)}" for f, v in change.fields.items())
+        from custody.spend_policy import FIELDS
+
+        fields = change.fields
+        return "; ".join(f"{f} {value_text(f, fields[f])}" for f in FIELDS if f in fields)
     if change.change == "allow-add":
         return f"allow {change.body['name']} -> {change.body['target']}"
     return f"remove {change.body['name']} from the allowlist"
@@ -204,14 +207,17 @@ def change_json(change: PolicyChange, tip: int, superseded: frozenset[str]) -> d
     return data
 
 
-def entry_json(entry: AllowEntry, tip: int) -> dict[str, Any]:
-    return {
+def entry_json(entry: AllowEntry, tip: int, with_scripts: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "name": entry.name,
         "target": entry.target,
-        "scripts": [s.hex() for s in entry.scripts],
+        "script_count": len(entry.scripts),
         "active_at": entry.active_at,
         "status": "active" if entry.active_at <= tip else "pending",
     }
+    if with_scripts:
+        data["scripts"] = [s.hex() for s in entry.scripts]
+    return data
 
 
 def _when(change: PolicyChange, tip: int) -> str:
@@ -252,9 +258,10 @@ def policy() -> None:
 
 @policy.command("show")
 @click.argument("vault")
+@click.option("--scripts", "with_scripts", is_flag=True, help="With --json: every allowlisted script (hex).")
 @json_option
 @pass_app
-def policy_show(app: App, vault: str, as_json: bool) -> None:
+def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None:
     """The limits in force now, every change (requested and active heights; active, pending or
     superseded) and the allowlist (active and pending)."""
     from ledger.chain.vaults import get_vault
@@ -276,7 +283,7 @@ def policy_show(app: App, vault: str, as_json: bool) -> None:
                 "height": tip,
                 "limits": limits_json(limits),
                 "changes": [change_json(c, tip, superseded.get(c.id, frozenset())) for c in changes],
-                "allowlist": [entry_json(e, tip) for e in (*active, *pending)],
+                "allowlist": [entry_json(e, tip, with_scripts) for e in (*active, *pending)],
             }
         )
         return
@@ -288,12 +295,13 @@ def policy_show(app: App, vault: str, as_json: bool) -> None:
     click.echo("allowlist:" if active or pending else "allowlist: empty (only transfers to vaults)")
     for e in (*active, *pending):
         state = "active" if e.active_at <= tip else f"pending until height {e.active_at}"
-        scripts = "" if len(e.scripts) == 1 else f" ({len(e.scripts)} scripts)"
+        scripts = "" if len(e.scripts) == 1 else f" ({len(e.scripts):,} scripts)"
         click.echo(f"  {e.name:<17}: {e.target}{scripts} — {state}")
     if not changes:
         click.echo("changes: none (the defaults apply)")
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="changes")
     for column in ("#", "change", "requested", "active from", "status"):
@@ -301,7 +309,8 @@ def policy_show(app: App, vault: str, as_json: bool) -> None:
     for c in changes:
         status = change_status(c, tip, superseded.get(c.id, frozenset()))
         start = str(c.effective_height) if c.loosens else f"{c.requested_height} (at once)"
-        table.add_row(str(c.id), change_summary(c), str(c.requested_height), start, status)
+        cells = (str(c.id), change_summary(c), str(c.requested_height), start, status)
+        table.add_row(*(Text(cell) for cell in cells))  # literal text: "[fp/48h]" is no markup
     app.console.print(table)
 
 

@@ -43,8 +43,8 @@ def _policy_group() -> Iterator[None]:
         cli.commands.pop("policy", None)
 
 
-def show(reserve: Reserve, vault: str) -> dict[str, Any]:
-    data: dict[str, Any] = reserve.ok("policy", "show", vault, "--json").json()
+def show(reserve: Reserve, vault: str, *flags: str) -> dict[str, Any]:
+    data: dict[str, Any] = reserve.ok("policy", "show", vault, "--json", *flags).json()
     return data
 
 
@@ -157,7 +157,7 @@ def test_allowlist_entry_pending_then_active_then_removed(
     tip = node.rpc().get_block_count()
     r = reserve.ok("policy", "allow", "add", v.name, "exchange", "--address", address, "--json").json()
     assert r["change"]["status"] == "pending" and r["change"]["effective_height"] == tip + 2
-    (entry,) = show(reserve, v.name)["allowlist"]
+    (entry,) = show(reserve, v.name, "--scripts")["allowlist"]
     assert entry["name"] == "exchange" and entry["status"] == "pending"
     assert entry["scripts"] == [address_script(address, R).hex()]
     assert entry["scripts"] == [rpc.call("validateaddress", address)["scriptPubKey"]]  # the node agrees
@@ -187,12 +187,25 @@ def test_descriptor_target_derives_through_the_node(reserve: Reserve, rpc: RpcCl
     descriptor = f"wpkh({key}/0/*)"
     r = reserve.ok("policy", "allow", "add", v.name, "payroll", "--descriptor", descriptor, "--json").json()
     assert r["change"]["target_kind"] == "descriptor" and r["change"]["scripts"] == 1000
-    (entry,) = show(reserve, v.name)["allowlist"]
+    (entry,) = show(reserve, v.name, "--scripts")["allowlist"]
+    assert entry["script_count"] == 1000
     normalised = rpc.call("getdescriptorinfo", descriptor)["descriptor"]
     assert entry["target"] == normalised
     first, last = rpc.call("deriveaddresses", normalised, [0, 999])[0::999]
     assert entry["scripts"][0] == address_script(first, R).hex()
     assert entry["scripts"][999] == address_script(last, R).hex()
+    assert "scripts" not in show(reserve, v.name)["allowlist"][0]  # only with --scripts
+
+    # a multipath descriptor: both branches, kept as given (bitcoind's "descriptor" is branch 0)
+    other = test_key_from_seed(secrets.token_bytes(32), R)
+    multipath = f"wpkh({other}/<0;1>/*)"
+    r = reserve.ok("policy", "allow", "add", v.name, "treasury", "--descriptor", multipath, "--json").json()
+    assert r["change"]["scripts"] == 2000
+    entries = {e["name"]: e for e in show(reserve, v.name, "--scripts")["allowlist"]}
+    info = rpc.call("getdescriptorinfo", multipath)
+    assert entries["treasury"]["target"] == f"{multipath}#{info['checksum']}"
+    change_branch = rpc.call("deriveaddresses", info["multipath_expansion"][1], [0, 0])[0]
+    assert entries["treasury"]["scripts"][1000] == address_script(change_branch, R).hex()
 
     single = str(rpc.call("getdescriptorinfo", f"addr({first})")["descriptor"])
     clash = reserve.run("policy", "allow", "add", v.name, "other", "--descriptor", single)

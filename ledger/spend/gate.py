@@ -23,6 +23,7 @@ from functools import lru_cache
 from sqlalchemy.orm import Session
 
 from custody.descriptor import MultisigDescriptor
+from custody.errors import CustodyError, PolicyViolation
 from custody.psbt import Derivation, Psbt
 from custody.rpc import RpcClient
 from custody.sighash import check_signature
@@ -41,6 +42,14 @@ HINT_LIMIT = 100_000
 
 CREATE_WAIVED = ("approvals", "required-holders", "delay")
 """Rules a proposal may fail when it is created: nobody has signed yet, and the delay runs from quorum."""
+
+
+class SpendRefused(PolicyViolation):
+    """A spend the vault's spending policy refuses; ``findings`` lists every violation."""
+
+    def __init__(self, what: str, findings: Sequence[str]) -> None:
+        self.findings = tuple(findings)
+        CustodyError.__init__(self, f"{what}:\n  - " + "\n  - ".join(self.findings))
 
 
 @dataclass(frozen=True, slots=True)

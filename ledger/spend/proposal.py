@@ -15,7 +15,8 @@ Gather, judge, write:
    take them;
 2. **judge**: the gate (:mod:`ledger.spend.gate`) on the PSBT, every rule but those a fresh
    proposal cannot meet yet (approvals, required holders, the delay after quorum). Any violation:
-   the coins are unlocked and :class:`PolicyViolation` lists every one; nothing is stored;
+   the coins are unlocked and :class:`~ledger.spend.gate.SpendRefused` (a policy violation)
+   lists every one; nothing is stored;
 3. **write**: one short transaction that re-checks no open spend holds these coins, records the
    issued vault address, and stores event 0 ``proposed`` with the coins and its log record.
 """
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from custody.address import address_script
 from custody.amount import parse_btc
-from custody.errors import CustodyError, InvalidInput, PolicyViolation
+from custody.errors import CustodyError, InvalidInput
 from custody.network import Network
 from custody.psbt import Psbt
 from custody.rpc import RpcClient
@@ -56,7 +57,7 @@ from ledger.spend.events import (
     open_spend_inputs,
     used_scripts,
 )
-from ledger.spend.gate import CREATE_WAIVED, GateContext, judge, node_coins, read_context
+from ledger.spend.gate import CREATE_WAIVED, GateContext, SpendRefused, judge, node_coins, read_context
 from ledger.spend.policy_store import AllowEntry
 from ledger.store.db import lock_journal
 
@@ -289,7 +290,9 @@ def _plan(session: Session, request: Request, tip: int) -> _Plan:
         if o in ctx.locks
     ]
     if findings or taken:
-        raise PolicyViolation(tuple(findings) + tuple(taken))
+        raise SpendRefused(
+            f"vault {vault.name}'s policy refuses the spend; nothing was stored", findings + tuple(taken)
+        )
     return _Plan(ctx, resolved, held)
 
 
@@ -338,8 +341,8 @@ def _write(session: Session, request: Request, plan: _Plan, psbt: Psbt, facts: G
 
 
 def create_spend(read: SessionFactory, write: SessionFactory, rpc: RpcClient, request: Request) -> Created:
-    """Propose a spend (module doc); raises :class:`PolicyViolation` with every violation, or
-    :class:`InvalidInput`, writing and locking nothing."""
+    """Propose a spend (module doc); raises :class:`~ledger.spend.gate.SpendRefused` with every
+    violation, or :class:`InvalidInput`, writing and locking nothing."""
     tip = rpc.get_block_count()
     with read() as s:
         plan = _plan(s, request, tip)
@@ -366,7 +369,7 @@ def create_spend(read: SessionFactory, write: SessionFactory, rpc: RpcClient, re
         verdict = judge(psbt, plan.ctx, node_coins(rpc, psbt), None)
         refused = verdict.violations_except(CREATE_WAIVED)
         if refused:
-            raise PolicyViolation(refused)
+            raise SpendRefused(f"vault {vault.name}'s policy refuses the spend; nothing was stored", refused)
         with write() as s:
             spend = _write(s, request, plan, psbt, verdict.facts)
     except BaseException as exc:

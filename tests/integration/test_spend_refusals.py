@@ -1,0 +1,384 @@
+"""Every bad case of a spend (issue 10 §5) is refused with its reason, and nothing is recorded or
+broadcast: journal and spend row counts, the Merkle root, the node's mempool and the vault wallet's
+locked coins are the same before and after. SQLite and PostgreSQL, the session's regtest node."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bip_utils import Bip32KeyNetVersions, Bip32Secp256k1
+from coincurve import PrivateKey
+from sqlalchemy import Engine
+
+from custody.address import b58decode_check
+from custody.network import Network
+from custody.psbt import GlobalXpub, Psbt, TxOut
+from custody.sighash import SIGHASH_ALL, segwit_v0_sighash
+from custody.wallet import vault_wallet_name
+from ledger.store.db import make_engine
+from regtest.node import RegtestNode
+from regtest.signers import DemoSigner
+from tests.fixtures.db import snapshot
+from tests.fixtures.reserve import Reserve
+from tests.integration.test_spend_lifecycle import (
+    Setup,
+    count,
+    create,
+    funded_vault,
+    mempool,
+    outside_address,
+    signed_by,
+)
+
+BTC = 100_000_000
+
+
+@pytest.fixture
+def db(reserve: Reserve) -> Iterator[Engine]:
+    engine = make_engine(reserve.db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _cli_groups() -> None:
+    from ledger.cli import policy_cmds, spend_cmds
+    from ledger.cli.main import cli
+
+    for name, group in (("spend", spend_cmds.spend), ("policy", policy_cmds.policy)):
+        if name not in cli.commands:
+            cli.add_command(group, name)
+
+
+def state(reserve: Reserve, db: Engine, node: RegtestNode, setup: Setup) -> tuple[Any, ...]:
+    wallet = node.rpc().wallet(vault_wallet_name(setup.vault.name))
+    locked = sorted((str(o["txid"]), int(o["vout"])) for o in wallet.call("listlockunspent"))
+    return (snapshot(db), count(db, "spend_events"), count(db, "spend_inputs"), mempool(node), locked)
+
+
+def refused(reserve: Reserve, db: Engine, node: RegtestNode, setup: Setup, *argv: str, code: int = 2) -> str:
+    """Run a command that must be refused with exit ``code`` and change nothing; its message."""
+    before = state(reserve, db, node, setup)
+    r = reserve.run(*argv)
+    assert r.code == code, (argv, r.code, r.out, r.err)
+    assert state(reserve, db, node, setup) == before, argv
+    return r.err + r.out
+
+
+def proposal(reserve: Reserve, tmp_path: Path, setup: Setup, *pay: str) -> tuple[int, Path]:
+    pays = pay or ("--pay", "exchange=0.5")
+    created = create(reserve, tmp_path, setup.vault, *pays, "--fee-rate", "2", "--memo", "m")
+    return int(str(created["spend"])), Path(str(created["psbt_file"]))
+
+
+def edited(psbt_file: Path, out: Path, edit: Any) -> Path:
+    psbt = Psbt.parse(psbt_file.read_text())
+    out.write_text(edit(psbt).to_base64())
+    return out
+
+
+# --- at create ----------------------------------------------------------------------------------------
+
+
+def test_create_refuses_destinations_fees_limits_and_held_coins(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    v = setup.vault.name
+    out = str(tmp_path)
+
+    stranger = outside_address(node)
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        f"{stranger}=0.1",
+        "--memo",
+        "m",
+        "--out",
+        out,
+    )
+    assert stranger in why and "not on vault" in why and "allowlist" in why
+
+    later = outside_address(node)
+    reserve.ok("policy", "allow", "add", v, "later", "--address", later)
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        "later=0.1",
+        "--memo",
+        "m",
+        "--out",
+        out,
+    )
+    assert "still in its delay" in why and "becomes active at height" in why
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        f"{later}=0.1",
+        "--memo",
+        "m",
+        "--out",
+        out,
+    )
+    assert "still in its delay" in why
+
+    reserve.ok("policy", "set", v, "--max-fee-rate", "5", "--max-fee", "0.00005")
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        "exchange=0.1",
+        "--fee-rate",
+        "50",
+        "--memo",
+        "m",
+        "--out",
+        out,
+    )
+    assert "max-fee-rate" in why and "max-fee:" in why
+
+    reserve.ok("policy", "set", v, "--velocity-limit", "0.4", "--max-per-spend", "0.3")
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        "exchange=0.5",
+        "--memo",
+        "m",
+        "--out",
+        out,
+    )
+    assert "velocity" in why and "max-per-spend" in why
+
+    number, psbt_file = proposal(reserve, tmp_path, setup, "--pay", "exchange=0.2")
+    coin = Psbt.parse(psbt_file.read_text()).tx.inputs[0]
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        "exchange=0.05",
+        "--input",
+        coin.outpoint,
+        "--memo",
+        "m",
+        "--out",
+        out,
+    )
+    assert f"held by open spend #{number}" in why
+    # the velocity counts what was booked and broadcast: a second 0.2 after a broadcast 0.2 is over 0.4? no:
+    # 0.2 + 0.2 = 0.4 is at the limit; 0.25 more is over it once the first is on the network
+    files = signed_by(node, setup, psbt_file, tmp_path, "ministry", "regulator")
+    reserve.ok("spend", "sign", str(number), *map(str, files))
+    reserve.ok("spend", "broadcast", str(number))
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        "exchange=0.25",
+        "--memo",
+        "m",
+        "--out",
+        out,
+    )
+    assert "velocity" in why
+
+
+# --- files handed back ---------------------------------------------------------------------------------
+
+
+def test_sign_refuses_bad_files_edits_networks_and_foreign_signatures(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    number, psbt_file = proposal(reserve, tmp_path, setup)
+    [good] = signed_by(node, setup, psbt_file, tmp_path, "ministry")
+    n = str(number)
+
+    truncated = tmp_path / "truncated.psbt"
+    truncated.write_bytes(base64.b64decode(good.read_text())[:-7])
+    why = refused(reserve, db, node, setup, "spend", "sign", n, str(truncated))
+    assert "truncated.psbt" in why and "PSBT" in why
+    garbage = tmp_path / "garbage.psbt"
+    garbage.write_text("not a psbt at all")
+    assert "garbage.psbt" in refused(reserve, db, node, setup, "spend", "sign", n, str(garbage))
+    # one bad file among good ones: nothing of the good one is taken either
+    assert "truncated.psbt" in refused(
+        reserve, db, node, setup, "spend", "sign", n, str(good), str(truncated)
+    )
+
+    def amount(p: Psbt) -> Psbt:
+        outs = list(p.tx.outputs)
+        outs[0] = TxOut(outs[0].value - 1000, outs[0].script_pubkey)
+        return dataclasses.replace(p, tx=dataclasses.replace(p.tx, outputs=tuple(outs)))
+
+    def script(p: Psbt) -> Psbt:
+        outs = list(p.tx.outputs)
+        outs[0] = TxOut(outs[0].value, b"\x00\x14" + bytes(20))
+        return dataclasses.replace(p, tx=dataclasses.replace(p.tx, outputs=tuple(outs)))
+
+    why = refused(
+        reserve, db, node, setup, "spend", "sign", n, str(edited(good, tmp_path / "a.psbt", amount))
+    )
+    assert "differs from spend proposal" in why and "output 0 amount" in why
+    why = refused(
+        reserve, db, node, setup, "spend", "sign", n, str(edited(good, tmp_path / "s.psbt", script))
+    )
+    assert "output 0 pays script" in why
+
+    raw = b58decode_check(setup.vault.keys["ministry"].xpub)
+    mainnet_xpub = GlobalXpub(Network.MAINNET.xpub_version + raw[4:], b"\x01\x02\x03\x04", ())
+
+    def network(p: Psbt) -> Psbt:
+        return dataclasses.replace(p, xpubs=(*p.xpubs, mainnet_xpub))
+
+    why = refused(
+        reserve, db, node, setup, "spend", "sign", n, str(edited(good, tmp_path / "n.psbt", network))
+    )
+    assert "another network" in why
+
+    def broken(p: Psbt) -> Psbt:
+        [(pk, sig)] = [s for i in p.inputs for s in i.partial_sigs][:1]
+        bad = sig[:-2] + bytes([sig[-2] ^ 1]) + sig[-1:]
+        inputs = list(p.inputs)
+        inputs[0] = dataclasses.replace(inputs[0], partial_sigs=((pk, bad),))
+        return dataclasses.replace(p, inputs=tuple(inputs))
+
+    why = refused(
+        reserve, db, node, setup, "spend", "sign", n, str(edited(good, tmp_path / "b.psbt", broken))
+    )
+    assert "does not verify" in why or "DER" in why
+
+    # a key holder of the other vault signs this spend with its own key
+    other = setup.other
+    thief = DemoSigner("regulator", other.seeds["regulator"])
+    foreign = tmp_path / "foreign.psbt"
+    foreign.write_text(foreign_signature(psbt_file, thief, setup).to_base64())
+    why = refused(reserve, db, node, setup, "spend", "sign", n, str(foreign))
+    assert f"regulator's key of vault {other.name}" in why
+
+    # one signature short, and the good file alone is fine
+    reserve.ok("spend", "sign", n, str(good))
+    why = refused(reserve, db, node, setup, "spend", "broadcast", n, code=1)
+    assert "approvals" in why and "1 more signature" in why
+
+
+def foreign_signature(psbt_file: Path, thief: DemoSigner, setup: Setup) -> Psbt:
+    """The proposal with a valid ECDSA signature by ``thief``'s key at the input's path (a key of
+    another vault), as a key holder of that vault could make it."""
+    psbt = Psbt.parse(psbt_file.read_text())
+    d = next(x for x in psbt.inputs[0].derivations)
+    branch, index = d.path[-2:]
+    versions = Bip32KeyNetVersions(Network.REGTEST.xpub_version, Network.REGTEST.xprv_version)
+    account = Bip32Secp256k1.FromExtendedKey(thief.private_expression().split("]")[1], versions)
+    child = account.ChildKey(branch).ChildKey(index)
+    secret = bytes(child.PrivateKey().Raw().ToBytes())
+    pubkey = bytes(child.PublicKey().RawCompressed().ToBytes())
+    utxo = psbt.input_utxo(0)
+    assert utxo is not None and psbt.inputs[0].witness_script is not None
+    digest = segwit_v0_sighash(psbt.tx, 0, psbt.inputs[0].witness_script, utxo.value, SIGHASH_ALL)
+    sig = PrivateKey(secret).sign(digest, hasher=None) + bytes([SIGHASH_ALL])
+    return psbt.with_partial_sigs(0, [(pubkey, sig)])
+
+
+# --- at broadcast ---------------------------------------------------------------------------------------
+
+
+def test_broadcast_waits_out_the_delay_after_quorum(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    reserve.ok("policy", "set", setup.vault.name, "--delay-above", "0.1", "--delay-blocks", "3")
+    number, psbt_file = proposal(reserve, tmp_path, setup)
+    files = signed_by(node, setup, psbt_file, tmp_path, "central-bank", "regulator")
+    reserve.ok("spend", "sign", str(number), *map(str, files))
+    why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
+    assert "delay" in why and "3 block(s) to go" in why
+    node.mine(2)
+    assert "1 block(s) to go" in refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
+    node.mine(1)
+    reserve.ok("spend", "broadcast", str(number))
+
+
+def test_cancel_unlocks_and_a_spent_coin_conflicts(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    wallet = node.rpc().wallet(vault_wallet_name(setup.vault.name))
+    number, psbt_file = proposal(reserve, tmp_path, setup)
+    coins = [(i.txid, i.vout) for i in Psbt.parse(psbt_file.read_text()).tx.inputs]
+    assert set(coins) <= {(str(o["txid"]), int(o["vout"])) for o in wallet.call("listlockunspent")}
+    reserve.ok("spend", "cancel", str(number), "--reason", "wrong amount")
+    assert not {(str(o["txid"]), int(o["vout"])) for o in wallet.call("listlockunspent")} & set(coins)
+    assert reserve.ok("spend", "show", str(number), "--json").json()["state"] == "cancelled"
+    assert "cancelled" in refused(reserve, db, node, setup, "spend", "broadcast", str(number))
+
+    # a proposal whose coin someone spends another way ends conflicted at the next sync
+    number2, psbt2 = proposal(reserve, tmp_path, setup)
+    coin = Psbt.parse(psbt2.read_text()).tx.inputs[0]
+    wallet.call("lockunspent", True, [{"txid": coin.txid, "vout": coin.vout}])
+    funded = wallet.call_named(
+        "walletcreatefundedpsbt",
+        inputs=[{"txid": coin.txid, "vout": coin.vout}],
+        outputs=[{setup.exchange: "0.1"}],
+        options={"includeWatching": True, "fee_rate": 2},
+    )
+    signed = [setup.signers[h].sign(node.rpc(), funded["psbt"]) for h in ("ministry", "regulator")]
+    final = node.rpc().call("finalizepsbt", node.rpc().call("combinepsbt", signed))
+    node.rpc().call("sendrawtransaction", final["hex"])
+    node.mine(1)
+    reserve.ok("sync")
+    shown = reserve.ok("spend", "show", str(number2), "--json").json()
+    assert shown["state"] == "conflicted"
+    assert "spent by another transaction" in shown["history"][-1]["detail"]["reason"]
+    listed = {s["spend"]: s["state"] for s in reserve.ok("spend", "list", "--json").json()["spends"]}
+    assert listed == {number: "cancelled", number2: "conflicted"}

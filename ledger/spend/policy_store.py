@@ -155,7 +155,9 @@ def _changes(session: Session, vault: str) -> list[PolicyChange]:
     return out
 
 
-def _limits(changes: Iterable[PolicyChange], height: int) -> SpendLimits:
+def limits_of(changes: Iterable[PolicyChange], height: int) -> SpendLimits:
+    """The limits ``changes`` (in request order) put in force at ``height`` (pure): for each field
+    the latest requested ``set`` in force there; the defaults for fields never set."""
     values: dict[str, FieldValue] = {}
     for change in changes:
         if change.change == SET and change.in_force(height):
@@ -163,9 +165,11 @@ def _limits(changes: Iterable[PolicyChange], height: int) -> SpendLimits:
     return SpendLimits().with_changes(values)
 
 
-def _allowlist(
+def allowlist_of(
     changes: Iterable[PolicyChange], height: int
 ) -> tuple[tuple[AllowEntry, ...], tuple[AllowEntry, ...]]:
+    """(active, pending) entries at ``height`` after ``changes`` in request order (pure): a removal
+    takes an entry off at once, at any height; an addition is active from its effective height."""
     entries: dict[str, AllowEntry] = {}
     for change in changes:
         name = change.body.get("name")
@@ -192,7 +196,7 @@ def _known_vault(session: Session, vault: str) -> Vault:
 def effective_limits(session: Session, vault: str, height: int) -> SpendLimits:
     """The vault's limits in force at ``height`` (the defaults when its policy was never set)."""
     _known_vault(session, vault)
-    return _limits(_changes(session, vault), height)
+    return limits_of(_changes(session, vault), height)
 
 
 def allowlist(
@@ -200,7 +204,7 @@ def allowlist(
 ) -> tuple[tuple[AllowEntry, ...], tuple[AllowEntry, ...]]:
     """The vault's allowlist at ``height``: (active entries, pending entries), each by name."""
     _known_vault(session, vault)
-    return _allowlist(_changes(session, vault), height)
+    return allowlist_of(_changes(session, vault), height)
 
 
 def history(session: Session, vault: str) -> tuple[PolicyChange, ...]:
@@ -311,7 +315,7 @@ def set_policy(
                     f"{', '.join(sorted(set(v.holders)))}"
                 )
     existing = _changes(session, vault)
-    current = _limits(existing, tip_height)
+    current = limits_of(existing, tip_height)
     new = current.with_changes(changes)  # every value checked together
     loosening = set(loosened(current, new))
     stored: list[PolicyChange] = []
@@ -387,7 +391,7 @@ def allow_add(
                 "which no wallet can spend today (only P2PKH, P2SH, P2WPKH, P2WSH and P2TR outputs)"
             )
     existing = _changes(session, vault)
-    active, pending = _allowlist(existing, tip_height)
+    active, pending = allowlist_of(existing, tip_height)
     for entry in (*active, *pending):
         if entry.name == name:
             raise Conflict(
@@ -400,7 +404,7 @@ def allow_add(
                 f"allowlist entry {entry.name!r} of vault {vault!r} already stands for the script "
                 f"{min(shared).hex()}; one destination has one name"
             )
-    delay = _limits(existing, tip_height).loosen_delay
+    delay = limits_of(existing, tip_height).loosen_delay
     body = {"name": name, "kind": kind, "target": target.strip(), "scripts": [s.hex() for s in scripts]}
     return _store(session, vault, ALLOW_ADD, body, True, tip_height, tip_height + delay)
 
@@ -410,7 +414,7 @@ def allow_remove(session: Session, vault: str, name: str, tip_height: int) -> Po
     _check_height(tip_height)
     _writable_vault(session, vault)
     check_account_name(name)
-    active, pending = _allowlist(_changes(session, vault), tip_height)
+    active, pending = allowlist_of(_changes(session, vault), tip_height)
     if name not in {e.name for e in (*active, *pending)}:
         listed = ", ".join(e.name for e in (*active, *pending)) or "none"
         raise NotFound(f"{name!r} is not on vault {vault!r}'s allowlist (listed: {listed})")

@@ -1,4 +1,5 @@
-"""SpendLimits and loosened(): every field both ways, equal values, None caps, invariants."""
+"""SpendLimits and loosened(): every field both ways, equal values, None caps, invariants; and the
+policy store's pure rules for which stored changes are in force at a height."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from custody.errors import InvalidInput
 from custody.spend_policy import FIELDS, OPTIONAL_FIELDS, SpendLimits, attribute, loosened
+from ledger.spend.policy_store import PolicyChange, allowlist_of, limits_of, superseded_fields
 
 BASE = SpendLimits(
     max_per_spend=100_000,
@@ -164,3 +166,83 @@ def test_loosened_is_never_both_ways_for_a_field(old: SpendLimits, new: SpendLim
 @given(old=LIMITS)
 def test_nothing_loosens_against_itself(old: SpendLimits) -> None:
     assert loosened(old, old) == ()
+
+
+# --- the store's pure rules: which stored changes are in force at a height -----------------------
+
+
+def _set(id_: int, fields: dict[str, object], loosens: bool, requested: int, effective: int) -> PolicyChange:
+    return PolicyChange(
+        id=id_,
+        vault="v",
+        change="set",
+        body={"fields": fields},
+        loosens=loosens,
+        requested_height=requested,
+        effective_height=effective,
+        record_seq=id_,
+    )
+
+
+def _allow(id_: int, kind: str, name: str, requested: int, effective: int) -> PolicyChange:
+    body: dict[str, object] = {"name": name}
+    if kind == "allow-add":
+        body |= {"kind": "address", "target": f"addr-{name}", "scripts": ["0014" + "00" * 20]}
+    return PolicyChange(
+        id=id_,
+        vault="v",
+        change=kind,
+        body=body,
+        loosens=kind == "allow-add",
+        requested_height=requested,
+        effective_height=effective,
+        record_seq=id_,
+    )
+
+
+def test_a_tightening_is_in_force_at_any_height_a_loosening_from_its_own() -> None:
+    changes = [
+        _set(1, {"max-per-spend": 100}, False, 200, 200),
+        _set(2, {"max-per-spend": 500}, True, 210, 354),
+    ]
+    # a reorganisation to below the request height never lifts a tightening
+    assert limits_of(changes, 150).max_per_spend == 100
+    assert limits_of(changes, 353).max_per_spend == 100
+    assert limits_of(changes, 354).max_per_spend == 500
+
+
+def test_the_latest_request_in_force_wins_per_field() -> None:
+    changes = [
+        _set(1, {"max-per-spend": 100, "max-fee": 5}, False, 200, 200),
+        _set(2, {"max-per-spend": None}, True, 210, 354),  # pending loosening
+        _set(3, {"max-per-spend": 100}, False, 220, 220),  # cancels it
+    ]
+    assert limits_of(changes, 1_000).max_per_spend == 100
+    assert limits_of(changes, 1_000).max_fee == 5
+    assert superseded_fields(changes) == {
+        1: frozenset({"max-per-spend"}),
+        2: frozenset({"max-per-spend"}),
+        3: frozenset(),
+    }
+    # a later loosening in force after an earlier one still pending: the earlier decides until then
+    later = [
+        _set(1, {"velocity-window": 10}, True, 200, 300),
+        _set(2, {"velocity-window": 5}, True, 250, 400),
+    ]
+    assert [limits_of(later, h).velocity_window for h in (299, 300, 399, 400)] == [144, 10, 10, 5]
+    assert superseded_fields(later) == {1: frozenset(), 2: frozenset()}
+
+
+def test_allowlist_pending_active_and_removed_at_once() -> None:
+    changes = [
+        _allow(1, "allow-add", "exchange", 100, 244),
+        _allow(2, "allow-add", "payroll", 100, 244),
+        _allow(3, "allow-remove", "payroll", 120, 120),
+    ]
+    active, pending = allowlist_of(changes, 243)
+    assert active == () and [e.name for e in pending] == ["exchange"]
+    assert pending[0].scripts == (bytes.fromhex("0014" + "00" * 20),) and pending[0].active_at == 244
+    active, pending = allowlist_of(changes, 50)  # a removal holds at any height, like a tightening
+    assert [e.name for e in pending] == ["exchange"]
+    active, pending = allowlist_of(changes, 244)
+    assert [e.name for e in active] == ["exchange"] and pending == ()

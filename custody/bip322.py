@@ -483,6 +483,7 @@ class ProofCheck:
 
     findings: tuple[str, ...]
     signers: tuple[tuple[bytes, ...], ...]
+    to_sign_txid: str | None = None  # of the decoded proof
 
     @property
     def ok(self) -> bool:
@@ -510,7 +511,7 @@ def verify_proof(
     tx = signed.tx
     findings = _framing_findings(message, challenge, tx, prevouts)
     if findings:
-        return ProofCheck(tuple(findings), ())
+        return ProofCheck(tuple(findings), (), tx.txid)
     spent = [(0, challenge)] + [(p.amount, p.script_pubkey) for p in prevouts]
     signers: list[tuple[bytes, ...]] = []
     for index, (amount, script_pubkey) in enumerate(spent):
@@ -522,7 +523,7 @@ def verify_proof(
         keys, problems = _witness_findings(tx, index, amount, script_pubkey, signed.witnesses[index], wanted)
         signers.append(keys)
         findings += [f"input {index}: {p}" for p in problems]
-    return ProofCheck(tuple(findings), tuple(signers))
+    return ProofCheck(tuple(findings), tuple(signers), tx.txid)
 
 
 def _framing_findings(

@@ -323,7 +323,7 @@ def verify(
     if len(names) != len(key_order):
         return (f"{where}: {len(names)} holders for {len(key_order)} keys",)
     findings, signers = _check(proof, witness_script, message, tuple(zip(key_order, names, strict=True)))
-    if holders is not None and not findings and list(signers) != list(proof.get("signers", ())):
+    if holders is not None and not findings and proof.get("signers") != list(signers):
         findings += (f"{where}: signers listed as {proof.get('signers')}, but {list(signers)} signed",)
     return findings
 
@@ -441,6 +441,8 @@ def _check(
     check = bip322.verify_proof(message, challenge, text, prevouts, {challenge: witness_script})
     if not check.ok:
         return tuple(f"{where}: {f}" for f in check.findings), ()
+    if proof.get("to_sign_txid") != check.to_sign_txid:
+        return (f"{where}: to_sign_txid is not the txid of its proof ({check.to_sign_txid})",), ()
     common = set(check.signers[0]).intersection(*check.signers[1:])
     if key_names is None:
         return (), tuple(key.hex() for key in check.signers[0] if key in common)

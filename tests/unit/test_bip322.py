@@ -570,3 +570,59 @@ def test_one_flipped_byte_never_parses_to_the_same_transaction(
     raw[at] ^= data.draw(st.integers(1, 255))
     with contextlib.suppress(InvalidInput):
         assert bip322.parse_signed(bytes(raw)) != signed
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path inside a JSON value (the value itself included)."""
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _paths(item, (*prefix, i))
+    return out
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replaced(value[path[0]], path[1:], new)
+    return copy
+
+
+_VALID: dict[str, Any] = {}
+
+
+def _valid_control() -> tuple[dict[str, Any], list[control.CheckedOutput], Vault]:
+    if not _VALID:
+        vault = _vault()
+        outputs = _two_addresses(vault)
+        texts = control.prepare_control(vault, outputs, MESSAGE)
+        signed = [_sign(Psbt.parse(t), name).to_base64() for _, t in texts for name in ("ann", "bob")]
+        _VALID.update(control=control.finish_control(vault, outputs, MESSAGE, signed), vault=vault)
+        _VALID["checked"] = _checked(vault, outputs)
+    return _VALID["control"], _VALID["checked"], _VALID["vault"]
+
+
+@given(st.data(), _json)
+def test_any_changed_field_is_a_finding_never_an_exception(data: st.DataObject, new: Any) -> None:
+    """Each field of the control object, replaced by any JSON value, is refused (or is the same)."""
+    valid, checked, vault = _valid_control()
+    path = data.draw(st.sampled_from(_paths(valid)))
+    changed = _replaced(valid, path, new)
+    full: dict[str, Any] = {"descriptor": str(vault.descriptor), "holders": vault.holders}
+    findings = control.verify_control(
+        changed, **BLOCK, vault="treasury", threshold=2, outputs=checked, **full
+    )
+    assert isinstance(findings, list)
+    if changed != valid:
+        assert findings, path

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import re
 import subprocess
 import sys
 from typing import Any
@@ -485,6 +486,17 @@ def test_offline_descriptor_reader_equals_the_service_descriptor() -> None:
         wsh_descriptor.parse(str(vault.descriptor)[:-1] + ("q" if str(vault.descriptor)[-1] != "q" else "p"))
     with pytest.raises(InvalidInput):
         wsh_descriptor.parse(str(vault.descriptor).partition("#")[0])
+
+
+def test_offline_descriptor_reader_on_mainnet_keys_and_apostrophes() -> None:
+    keys = [test_key_from_seed(bytes([i]) * 32, Network.MAINNET) for i in (4, 5, 6, 7)]
+    descriptor = MultisigDescriptor.from_keys(3, keys)
+    origins = re.compile(r"\[[^]]*\]")
+    body = origins.sub(lambda m: m[0].replace("h", "'"), str(descriptor).partition("#")[0])
+    offline = wsh_descriptor.parse(f"{body}#{wsh_descriptor.descriptor_checksum(body)}")
+    assert offline.mainnet and offline.threshold == 3
+    assert offline.witness_script(1, 12) == descriptor.witness_script(12, True)
+    assert wsh_descriptor.descriptor_checksum(str(descriptor).partition("#")[0]) == str(descriptor)[-8:]
 
 
 def test_control_message() -> None:

@@ -345,7 +345,7 @@ def check_allow_name(session: Session, name: str) -> str:
     kind = session.scalar(select(AccountRow.type).where(AccountRow.name == name))
     if kind is not None and kind != AccountType.COUNTERPARTY:
         raise InvalidInput(
-            f"account {name!r} is a {kind} account; an allowlist entry names a counterparty account"
+            f"account {name!r} has type {kind}; an allowlist entry names a counterparty account"
         )
     return name
 
@@ -371,6 +371,7 @@ def allow_add(
     if not isinstance(target, str) or not target.strip() or len(target) > MAX_TARGET_LENGTH:
         raise InvalidInput(f"the allowlist target must be an address or a descriptor, got {target!r:.60}")
     check_text(target, "the allowlist target")
+    target = target.strip()
     if scripts is None:
         kind = "address"
         scripts = (address_script(target, v.network),)
@@ -405,7 +406,7 @@ def allow_add(
                 f"{min(shared).hex()}; one destination has one name"
             )
     delay = limits_of(existing, tip_height).loosen_delay
-    body = {"name": name, "kind": kind, "target": target.strip(), "scripts": [s.hex() for s in scripts]}
+    body = {"name": name, "kind": kind, "target": target, "scripts": [s.hex() for s in scripts]}
     return _store(session, vault, ALLOW_ADD, body, True, tip_height, tip_height + delay)
 
 

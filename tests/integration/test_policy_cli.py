@@ -261,6 +261,12 @@ def _wif(secret: bytes) -> str:
         (("set", "{v}", "--require-holder", "mallory"), "holds no key of vault"),
         (("set", "{v}", "--require-holder", "none", "--require-holder", "ministry"), "clears the list"),
         (("set", "nowhere", "--max-fee", "0.1"), "unknown vault"),
+        (("allow", "add", "{v}", "x1", "--descriptor", "wpkh({xpub}/0/*)"), "refused by bitcoind"),
+        (
+            ("allow", "add", "{v}", "x1", "--descriptor", "addr(bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4)"),
+            "refused",
+        ),
+        (("allow", "add", "{v}", "income", "--address", "{a}"), "has type income"),
     ],
 )
 def test_bad_input_changes_nothing(
@@ -269,13 +275,24 @@ def test_bad_input_changes_nothing(
     v = reserve.add_vault("bad")
     address = str(node.miner().call("getnewaddress", "", "bech32"))
     wif = _wif(secrets.token_bytes(31) + b"\x01")
+    xpub = test_key_from_seed(secrets.token_bytes(32), Network.MAINNET)  # a mainnet key on regtest
+    reserve.ok("account", "add", "income", "--type", "income")
     before = book_state(reserve.db_url)
-    filled = [a.format(v=v.name, a=address, wif=wif) for a in args]
+    filled = [a.format(v=v.name, a=address, wif=wif, xpub=xpub) for a in args]
     r = reserve.run("policy", *filled)
     assert r.code == 2, r.out
     assert expected in r.err
     assert wif not in r.err and wif not in r.out  # a private key is never echoed
     assert book_state(reserve.db_url) == before
+
+
+def test_an_existing_counterparty_account_may_be_listed(reserve: Reserve, node: RegtestNode) -> None:
+    v = reserve.add_vault("cp")
+    reserve.ok("account", "add", "exchange", "--type", "counterparty")
+    address = str(node.miner().call("getnewaddress", "", "p2sh-segwit"))  # base58 P2SH on regtest
+    reserve.ok("policy", "allow", "add", v.name, "exchange", "--address", address)
+    (entry,) = show(reserve, v.name)["allowlist"]
+    assert entry["target"] == address and entry["script_count"] == 1
 
 
 def test_json_errors_and_retired_vault(reserve: Reserve) -> None:

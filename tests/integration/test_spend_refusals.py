@@ -382,3 +382,118 @@ def test_cancel_unlocks_and_a_spent_coin_conflicts(
     assert "spent by another transaction" in shown["history"][-1]["detail"]["reason"]
     listed = {s["spend"]: s["state"] for s in reserve.ok("spend", "list", "--json").json()["spends"]}
     assert listed == {number: "cancelled", number2: "conflicted"}
+
+
+# --- a vault wallet tampered with, and one holder's two keys ---------------------------------------------
+
+
+def test_a_tampered_vault_wallet_cannot_spend_foreign_coins_or_send_change_away(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    v = setup.vault.name
+    wallet = node.rpc().wallet(vault_wallet_name(v))
+    miner = node.miner()
+    # someone slips a coin of theirs into the vault's watch-only wallet
+    address = str(miner.call("getnewaddress"))
+    desc = str(miner.call("getaddressinfo", address)["desc"])
+    assert wallet.call("importdescriptors", [{"desc": desc, "timestamp": "now"}])[0]["success"]
+    txid = node.fund(address, 30_000_000)
+    vout = next(
+        o["n"]
+        for o in node.rpc().call("getrawtransaction", txid, True)["vout"]
+        if o["scriptPubKey"].get("address") == address
+    )
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        "exchange=0.1",
+        "--input",
+        f"{txid}:{vout}",
+        "--fee-rate",
+        "2",
+        "--memo",
+        "m",
+        "--out",
+        str(tmp_path),
+    )
+    assert f"input {txid}:{vout}" in why and "not an output of vault" in why
+
+    # and makes the wallet's change go to a key of theirs
+    internal = next(
+        d["desc"]
+        for d in miner.call("listdescriptors")["descriptors"]
+        if d["internal"] and d["desc"].startswith("wpkh(")
+    )
+    result = wallet.call(
+        "importdescriptors",
+        [{"desc": internal, "active": True, "internal": True, "timestamp": "now", "range": [0, 10]}],
+    )
+    assert result[0]["success"], result
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        "exchange=0.1",
+        "--fee-rate",
+        "2",
+        "--memo",
+        "m",
+        "--out",
+        str(tmp_path),
+    )
+    assert "outputs:" in why and "not change of vault" in why
+
+
+def test_two_keys_of_one_holder_count_once(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    import secrets
+
+    from custody.descriptor import MultisigDescriptor
+    from custody.keygen import test_key_from_seed
+    from tests.fixtures.reserve import TestVault
+
+    holders = ("ministry", "ministry", "central-bank", "regulator")
+    seeds = [secrets.token_bytes(32) for _ in holders]
+    keys = [test_key_from_seed(s, Network.REGTEST) for s in seeds]
+    name = f"twokeys-{secrets.token_hex(3)}"
+    args = ["vault", "add", name, "--threshold", "3"]
+    for h, k in zip(holders, keys, strict=True):
+        args += ["--key", f"{h}={k}"]
+    reserve.ok(*args)
+    reserve.ok("vault", "watch", name)
+    descriptor = MultisigDescriptor.from_keys(3, tuple(keys))
+    vault = TestVault(name, {}, {}, descriptor)
+    node.fund(vault.address(), BTC)
+    reserve.ok("sync")
+    exchange = outside_address(node)
+    reserve.ok("policy", "allow", "add", name, "exchange", "--address", exchange)
+    node.mine(144)
+    other = reserve.add_vault("other")
+    setup = Setup(vault, other, exchange, {})
+    created = create(reserve, tmp_path, vault, "--pay", "exchange=0.2", "--fee-rate", "2", "--memo", "m")
+    number, psbt_file = int(str(created["spend"])), Path(str(created["psbt_file"]))
+    files = []
+    for i, (holder, seed) in enumerate(zip(holders[:3], seeds[:3], strict=True)):
+        s = DemoSigner(holder, seed)
+        s.import_vault(node.rpc(), 3, tuple(keys))
+        out = tmp_path / f"signed-{i}.psbt"
+        out.write_text(s.sign(node.rpc(), psbt_file.read_text().strip()))
+        files.append(str(out))
+    reserve.ok("spend", "sign", str(number), *files)
+    why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
+    assert "approvals" in why and "2 distinct holder(s), 3 needed" in why

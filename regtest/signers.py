@@ -4,9 +4,13 @@ The service never holds private keys. For the regtest demo and its tests, each k
 (institution) is played by a :class:`DemoSigner`: it derives its BIP-48 account key
 ``m/48h/1h/{account}h/2h`` from a seed (the same key ``custody.keygen.test_key_from_seed`` returns,
 public half only) and keeps the private half in a bitcoind descriptor wallet of its own, where
-``walletprocesspsbt`` can sign with it. :func:`spend_from_vault` then plays a real spend: the vault's
-watch-only wallet builds the PSBT, the signers sign one after the other, the node combines,
-finalizes and broadcasts it.
+``walletprocesspsbt`` can sign with it.
+
+:meth:`DemoSigner.sign_file` is the holder's side of ``reserve spend`` and ``reserve attest``: it
+takes a PSBT file the service wrote and hands back a signed one. :func:`spend_from_vault` is a
+test tool that moves coins with no policy at all (the vault's watch-only wallet builds the PSBT,
+the signers sign, the node combines, finalizes and broadcasts it): tests use it to make the chain
+shapes the books must handle; the demo spends only through ``reserve spend``.
 
 Dev tooling only: ``custody/`` never imports this module; in ``ledger/`` only the regtest demo
 (:mod:`ledger.cli.demo`) does, and that module is loaded only when ``reserve demo`` runs
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from bip_utils import Bip32KeyNetVersions, Bip32Secp256k1
@@ -107,6 +112,14 @@ class DemoSigner:
         """Add this holder's signatures to ``psbt`` (base64) and return it (never finalized)."""
         result = self.wallet(rpc).call("walletprocesspsbt", psbt, True, "ALL", True, False)
         return str(result["psbt"])
+
+    def sign_file(self, rpc: RpcClient, psbt_file: Path, out_dir: Path) -> Path:
+        """What a holder does with a PSBT file the service wrote: sign it on their own device and
+        hand back ``<name>-<holder>.psbt`` (base64, as Bitcoin Core and Sparrow write them)."""
+        signed = self.sign(rpc, psbt_file.read_text(encoding="ascii").strip())
+        out = out_dir / f"{psbt_file.stem}-{self.holder}.psbt"
+        out.write_text(signed + "\n", encoding="ascii")
+        return out
 
     def unload(self, rpc: RpcClient) -> None:
         """Unload the signing wallet (its files stay in the node's datadir)."""

@@ -11,6 +11,7 @@ nobody booked. :func:`run_demo` returns 0 only when every step behaved as expect
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import shlex
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import vault_wallet_name, wallet_balances, watches_address
 from ledger.errors import LedgerError
-from regtest.signers import DemoSigner, spend_from_vault
+from regtest.signers import DemoSigner
 
 Say = Callable[[str], None]
 Cli = Callable[[list[str]], int]  # the `reserve` entry point: argv in, exit code out
@@ -43,6 +44,8 @@ DEPOSIT_2 = 100_000_000  # 1.0 BTC, left for `reserve sync` to find
 TRANSFER = 150_000_000  # 1.5 BTC treasury -> cold
 WITHDRAWAL = 40_000_000  # 0.4 BTC cold -> buyer
 STRAY = 25_000_000  # 0.25 BTC sent to cold and never booked
+MAX_PER_SPEND = "1"  # BTC: the cold vault's policy limit per spend
+TOO_MUCH = "1.2"  # BTC: a spend the policy refuses (the vault holds 1.5)
 
 
 class DemoFailed(Exception):
@@ -78,6 +81,8 @@ class Demo:
         self.treasury = "treasury"
         self.cold = "cold"
         self.deposit_2 = ""
+        self.buyer_address = ""
+        self.last_output = ""  # stdout and stderr of the last `reserve` command
 
     # ---- plumbing ------------------------------------------------------------------------------
     def reserve(self, *args: str, expect: int = 0) -> str:
@@ -91,6 +96,7 @@ class Demo:
             self._show(out, err)
             raise DemoFailed(f"`reserve {shlex.join(args)}` crashed: {type(e).__name__}: {e}") from e
         self._show(out, err)
+        self.last_output = out.getvalue() + err.getvalue()
         if code != expect:
             raise DemoFailed(f"`reserve {shlex.join(args)}` exited with {code}, expected {expect}")
         return out.getvalue()
@@ -240,40 +246,94 @@ class Demo:
         )  # fmt: skip
         self.say(f"The 1.0 BTC deposit {self.deposit_2} is not booked by hand: `reserve sync` will find it.")
 
-    def step_transfer(self) -> None:
-        signers = [self.signer("ministry", 0), self.signer("central-bank", 0)]
-        self.say(
-            f"Move {format_btc(TRANSFER)} BTC from treasury to cold storage. The treasury's "
-            "watch-only wallet builds the PSBT; ministry and central-bank sign (2 of 3); the node "
-            "combines, finalizes and broadcasts it."
+    def spend(self, vault: str, pays: Sequence[str], memo: str, signers: Sequence[DemoSigner]) -> int:
+        """A spend the way the reserve makes one: ``reserve spend create`` writes the PSBT file, the
+        first holder signs it and the service refuses to broadcast on one signature, the second
+        signs, ``reserve spend sign`` imports both, ``reserve spend broadcast`` sends it."""
+        pay_args = [a for p in pays for a in ("--pay", p)]
+        out = self.reserve(
+            "spend", "create", "--vault", vault, *pay_args, "--memo", memo, "--out", str(self.workdir)
         )
-        txid = spend_from_vault(
-            self.rpc, self.wallet_names[self.treasury], signers, {self.address(self.cold, 0): TRANSFER}
-        )
-        self.say(f"Broadcast transfer {txid}.")
-        self.mine(1)
-        self.reserve(
-            "record", "transfer", "--from-vault", self.treasury, "--to-vault", self.cold, "--txid", txid
-        )
+        found = re.search(r"spend #(\d+) proposed", out)
+        if found is None:
+            raise DemoFailed(f"`reserve spend create` did not say which spend it proposed:\n{out}")
+        number = found[1]
+        psbt = self.workdir / f"spend-{number}.psbt"
+        first, *others = signers
+        self.say(f"{first.holder} signs {psbt.name} on their own signing device and sends the file back.")
+        signed = [first.sign_file(self.rpc, psbt, self.workdir)]
+        self.reserve("spend", "sign", number, str(signed[0]))
+        self.say("One signature is short of the vault's 2-of-3: the policy gate refuses to broadcast.")
+        self.reserve("spend", "broadcast", number, expect=1)
+        for signer in others:
+            self.say(f"{signer.holder} signs too.")
+            signed.append(signer.sign_file(self.rpc, psbt, self.workdir))
+        self.reserve("spend", "sign", number, *(str(f) for f in signed[1:]))
+        self.reserve("spend", "show", number)
+        self.reserve("spend", "broadcast", number)
+        return int(number)
 
-    def step_withdrawal(self) -> None:
+    def step_policy(self) -> None:
         buyer_address = str(self.miner().call("getnewaddress"))
-        signers = [self.signer("central-bank", 1), self.signer("regulator", 1)]
+        self.buyer_address = buyer_address
         self.say(
-            f"Pay {format_btc(WITHDRAWAL)} BTC from cold storage to a buyer at {buyer_address}; "
-            "central-bank and regulator sign."
+            f"Each vault has a spending policy. Limits that tighten apply at once: at most {MAX_PER_SPEND} "
+            f"BTC may leave {self.cold} in one spend, fees are capped."
         )
-        txid = spend_from_vault(self.rpc, self.wallet_names[self.cold], signers, {buyer_address: WITHDRAWAL})
-        self.say(f"Broadcast withdrawal {txid}.")
-        self.mine(1)
-        self.reserve("account", "add", "buyer", "--type", "counterparty")
-        self.reserve("record", "withdrawal", "--vault", self.cold, "--txid", txid, "--to", "buyer")
+        self.reserve("policy", "set", self.cold, "--max-per-spend", MAX_PER_SPEND, "--max-fee", "0.001")
+        self.say(
+            f"Paying anyone outside the reserve needs an allowlist entry. The buyer ({buyer_address}) is "
+            "added; a new destination loosens the policy, so it is in force only after the policy's "
+            "loosening delay (144 blocks by default), while the key holders can still object."
+        )
+        self.reserve("policy", "allow", "add", self.cold, "buyer", "--address", buyer_address)
+        self.reserve("policy", "show", self.cold)
+        self.mine(144)
+        self.reserve("policy", "show", self.cold)
 
-    def step_reconcile(self) -> None:
-        self.say("Book what the vaults' wallets saw but nobody recorded (the 1.0 BTC deposit).")
+    def step_transfer(self) -> None:
+        self.say(
+            f"Move {format_btc(TRANSFER)} BTC from treasury to cold storage through the policy gate: "
+            "the treasury's watch-only wallet builds the PSBT, and the destination is the cold "
+            "vault's next receive address, derived by the service itself."
+        )
+        signers = [self.signer("ministry", 0), self.signer("central-bank", 0)]
+        self.spend(self.treasury, [f"{self.cold}={format_btc(TRANSFER)}"], "to cold storage", signers)
+        self.mine(1)
+        self.say(
+            "`reserve sync` books the confirmed spend as the transfer it is, linked to the spend, and "
+            "the 1.0 BTC deposit nobody booked by hand."
+        )
         out = self.reserve("sync")
         if self.deposit_2 not in out:
             raise DemoFailed(f"`reserve sync` did not book the second deposit {self.deposit_2}")
+
+    def step_withdrawal(self) -> None:
+        stranger = str(self.miner().call("getnewaddress"))
+        self.say(f"A spend to an address on no allowlist ({stranger}) is refused; nothing is kept.")
+        self.reserve(
+            "spend", "create", "--vault", self.cold, "--pay", f"{stranger}=0.1", "--memo", "not allowed",
+            "--out", str(self.workdir), expect=2,
+        )  # fmt: skip
+        self.say(f"So is one above the cold vault's limit of {MAX_PER_SPEND} BTC per spend.")
+        self.reserve(
+            "spend", "create", "--vault", self.cold, "--pay", f"buyer={TOO_MUCH}", "--memo", "too much",
+            "--out", str(self.workdir), expect=2,
+        )  # fmt: skip
+        if "max-per-spend" not in self.last_output:
+            raise DemoFailed(f"the spend of {TOO_MUCH} BTC was refused, but not for the max-per-spend limit")
+        self.say(
+            f"Pay {format_btc(WITHDRAWAL)} BTC from cold storage to the buyer; central-bank and "
+            "regulator sign."
+        )
+        signers = [self.signer("central-bank", 1), self.signer("regulator", 1)]
+        self.spend(self.cold, [f"buyer={format_btc(WITHDRAWAL)}"], "sale to the buyer", signers)
+        self.mine(1)
+        self.reserve("sync")
+
+    def step_reconcile(self) -> None:
+        self.say("Every movement is booked: sync finds nothing new.")
+        self.reserve("sync")
         self.reserve("balance")
         self.say("Sign a checkpoint of the journal (its Merkle root), then verify the whole ledger.")
         self.reserve("ledger", "checkpoint")
@@ -308,9 +368,10 @@ STEPS: tuple[tuple[str, Callable[[Demo], None]], ...] = (
     ("the books, three key holders and two 2-of-3 vaults", Demo.step_vaults),
     ("a mining reward into the treasury", Demo.step_mining),
     ("two deposits into the treasury", Demo.step_deposits),
-    ("a transfer from treasury to cold storage", Demo.step_transfer),
-    ("a withdrawal from cold storage to a buyer", Demo.step_withdrawal),
-    ("sync, balances, checkpoint, verification and a clean audit", Demo.step_reconcile),
+    ("spending policy: limits and an allowlist", Demo.step_policy),
+    ("a transfer from treasury to cold storage, signed by two holders", Demo.step_transfer),
+    ("two spends the policy refuses, then a withdrawal to the buyer", Demo.step_withdrawal),
+    ("balances, checkpoint, verification and a clean audit", Demo.step_reconcile),
     ("an unrecorded deposit, caught by the audit", Demo.step_unrecorded),
 )
 

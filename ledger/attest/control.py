@@ -277,7 +277,13 @@ def finish_control(
                 f"a signed PSBT (transaction {signed.tx.txid}) is for none of vault {vault.name}'s "
                 "proofs at this block and ledger state; sign the PSBTs prepared for this attestation"
             )
-        merged[signed.tx.txid] = add_signed(merged[signed.tx.txid], signed)
+        try:
+            merged[signed.tx.txid] = add_signed(merged[signed.tx.txid], signed)
+        except PolicyViolation as exc:
+            address = proposals[signed.tx.txid][0]
+            raise PolicyViolation(
+                tuple(f"vault {vault.name}, address {address}: {f}" for f in exc.findings)
+            ) from exc
     proofs: list[dict[str, Any]] = []
     short: list[str] = []
     for txid in sorted(proposals, key=lambda t: proposals[t][0]):

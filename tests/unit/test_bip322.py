@@ -380,6 +380,9 @@ def test_finish_control_refuses_too_few_signatures_and_foreign_psbts() -> None:
     with pytest.raises(PolicyViolation) as refused:
         control.finish_control(vault, outputs, MESSAGE, one_each)
     assert len(refused.value.findings) == 2 and all("1 signature" in f for f in refused.value.findings)
+    high_s = [_sign(Psbt.parse(texts[1][1]), "bob", high_s=True).to_base64()]
+    with pytest.raises(PolicyViolation, match=f"vault treasury, address {texts[1][0]}: input 0: .*high S"):
+        control.finish_control(vault, outputs, MESSAGE, high_s)
     other = control.control_message(**{**BLOCK, "tree_size": 58}, vault="treasury")
     [(_, foreign), *_] = control.prepare_control(vault, outputs, other)
     with pytest.raises(InvalidInput, match="none of vault treasury's proofs"):

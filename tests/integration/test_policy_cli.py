@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,20 +27,6 @@ from tests.integration.test_address_issuance import book_state
 
 R = Network.REGTEST
 DEADLINE = 30.0
-
-
-@pytest.fixture(autouse=True)
-def _policy_group() -> Iterator[None]:
-    """Until the coordinator registers ``policy`` on the root group (ledger/cli/commands.py)."""
-    from ledger.cli.main import cli
-    from ledger.cli.policy_cmds import policy
-
-    added = "policy" not in cli.commands
-    if added:
-        cli.add_command(policy)
-    yield
-    if added:
-        cli.commands.pop("policy", None)
 
 
 def show(reserve: Reserve, vault: str, *flags: str) -> dict[str, Any]:

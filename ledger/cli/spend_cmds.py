@@ -299,3 +299,6 @@ def list_cmd(app: App, vault: str | None, open_only: bool, as_json: bool) -> Non
             f"#{r['spend']} {r['state']:<10} {r['vault']} -> {', '.join(r['to'])}: "
             f"{_btc(r['amount_sat'])} {r['memo']}"
         )
+
+
+COMMANDS: tuple[click.Command, ...] = (spend,)

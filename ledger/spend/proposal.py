@@ -249,7 +249,7 @@ def resolve(
         else:
             findings.append(
                 f"{what}: address {p.dest} is not on vault {vault.name}'s allowlist and is no vault's "
-                f"address; add it first (`reserve policy allow-add {vault.name} NAME --address ...`), "
+                f"address; add it first (`reserve policy allow add {vault.name} NAME --address ADDRESS`), "
                 "it becomes usable once the policy's loosen delay has passed"
             )
     return tuple(out), tuple(findings)

@@ -116,17 +116,6 @@ def entry_of(db: Engine, seq: int) -> tuple[str, str, dict[str, int]]:
     return str(kind), str(memo), {str(n): int(a) for n, a in legs}
 
 
-@pytest.fixture(autouse=True)
-def _cli_groups() -> None:
-    """The spend and policy groups (until the root registers them)."""
-    from ledger.cli import policy_cmds, spend_cmds
-    from ledger.cli.main import cli
-
-    for name, group in (("spend", spend_cmds.spend), ("policy", policy_cmds.policy)):
-        if name not in cli.commands:
-            cli.add_command(group, name)
-
-
 # --- the happy path -----------------------------------------------------------------------------------
 
 

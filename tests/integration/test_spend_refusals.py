@@ -45,16 +45,6 @@ def db(reserve: Reserve) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture(autouse=True)
-def _cli_groups() -> None:
-    from ledger.cli import policy_cmds, spend_cmds
-    from ledger.cli.main import cli
-
-    for name, group in (("spend", spend_cmds.spend), ("policy", policy_cmds.policy)):
-        if name not in cli.commands:
-            cli.add_command(group, name)
-
-
 def state(reserve: Reserve, db: Engine, node: RegtestNode, setup: Setup) -> tuple[Any, ...]:
     wallet = node.rpc().wallet(vault_wallet_name(setup.vault.name))
     locked = sorted((str(o["txid"]), int(o["vout"])) for o in wallet.call("listlockunspent"))

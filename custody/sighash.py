@@ -9,7 +9,6 @@ output, the witness script), :func:`verify_ecdsa` checks a DER signature against
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import struct
 from collections.abc import Sequence
@@ -41,9 +40,28 @@ def hashtype_name(hashtype: int) -> str:
     return base + ("|ANYONECANPAY" if hashtype & SIGHASH_ANYONECANPAY else "")
 
 
-@functools.lru_cache(maxsize=32)
+_MEMO_SIZE = 8
+_memo: dict[int, tuple[UnsignedTx, tuple[bytes, bytes, bytes]]] = {}
+
+
 def _tx_hashes(tx: UnsignedTx) -> tuple[bytes, bytes, bytes]:
-    """hashPrevouts, hashSequence and hashOutputs over the whole transaction (shared by its inputs)."""
+    """hashPrevouts, hashSequence and hashOutputs over the whole transaction (shared by its inputs).
+
+    Remembered by the transaction object's identity, not its value: hashing or comparing a frozen
+    transaction walks every input, which made each signature check of an n-input transaction
+    O(n) (a 1,000-input proof spent most of its time there). The memo keeps the object it was
+    computed for, so an id is never mistaken for a later object's."""
+    hit = _memo.get(id(tx))
+    if hit is not None and hit[0] is tx:
+        return hit[1]
+    hashes = _compute_tx_hashes(tx)
+    if len(_memo) >= _MEMO_SIZE:
+        _memo.pop(next(iter(_memo)))
+    _memo[id(tx)] = (tx, hashes)
+    return hashes
+
+
+def _compute_tx_hashes(tx: UnsignedTx) -> tuple[bytes, bytes, bytes]:
     prevouts = _hash256(b"".join(i.serialize_outpoint() for i in tx.inputs))
     sequences = _hash256(b"".join(struct.pack("<I", i.sequence) for i in tx.inputs))
     outputs = _hash256(b"".join(o.serialize() for o in tx.outputs))

@@ -221,6 +221,27 @@ def test_create_refuses_destinations_fees_limits_and_held_coins(
         out,
     )
     assert "velocity" in why
+    # once mined and booked, the withdrawal still counts within the window
+    node.mine(1)
+    reserve.ok("sync")
+    assert reserve.ok("spend", "show", str(number), "--json").json()["state"] == "confirmed"
+    why = refused(
+        reserve,
+        db,
+        node,
+        setup,
+        "spend",
+        "create",
+        "--vault",
+        v,
+        "--pay",
+        "exchange=0.25",
+        "--memo",
+        "m",
+        "--out",
+        out,
+    )
+    assert "velocity" in why and "left vault" in why
 
 
 # --- files handed back ---------------------------------------------------------------------------------
@@ -264,6 +285,15 @@ def test_sign_refuses_bad_files_edits_networks_and_foreign_signatures(
         reserve, db, node, setup, "spend", "sign", n, str(edited(good, tmp_path / "s.psbt", script))
     )
     assert "output 0 pays script" in why
+
+    def fee(p: Psbt) -> Psbt:  # less change: a higher fee, signed over by the holder
+        outs = list(p.tx.outputs)
+        n = len(outs) - 1
+        outs[n] = TxOut(outs[n].value - 50_000, outs[n].script_pubkey)
+        return dataclasses.replace(p, tx=dataclasses.replace(p.tx, outputs=tuple(outs)))
+
+    why = refused(reserve, db, node, setup, "spend", "sign", n, str(edited(good, tmp_path / "f.psbt", fee)))
+    assert "differs from spend proposal" in why and "amount" in why
 
     raw = b58decode_check(setup.vault.keys["ministry"].xpub)
     mainnet_xpub = GlobalXpub(Network.MAINNET.xpub_version + raw[4:], b"\x01\x02\x03\x04", ())

@@ -188,3 +188,27 @@ def test_withdrawal_and_transfer_from_proposal_to_books(
     audit = reserve.run("audit", "--json")
     assert audit.code == 0, audit.out
     assert reserve.run("ledger", "verify").code == 0
+
+
+def test_a_descriptor_entry_is_paid_at_its_next_unused_address(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    import secrets
+
+    from custody.checksum import add_checksum
+    from custody.keygen import test_key_from_seed
+    from custody.network import Network
+
+    key = test_key_from_seed(secrets.token_bytes(32), Network.REGTEST)
+    desc = add_checksum(f"wpkh({key}/0/*)")
+    reserve.ok("policy", "allow", "add", setup.vault.name, "payroll", "--descriptor", desc)
+    node.mine(LOOSEN_DELAY)
+    first, second = (str(a) for a in node.rpc().call("deriveaddresses", desc, [0, 1]))
+    a = create(reserve, tmp_path, setup.vault, "--pay", "payroll=0.1", "--fee-rate", "2", "--memo", "june")
+    b = create(reserve, tmp_path, setup.vault, "--pay", "payroll=0.1", "--fee-rate", "2", "--memo", "july")
+    shown = [reserve.ok("spend", "show", str(x["spend"]), "--json").json() for x in (a, b)]
+    assert [s["destinations"][0]["address"] for s in shown] == [first, second]
+    # both open spends hold different coins
+    inputs = [{i["outpoint"] for i in s["inputs"]} for s in shown]
+    assert not inputs[0] & inputs[1]

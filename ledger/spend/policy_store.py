@@ -109,7 +109,15 @@ def _changes(session: Session, vault: str) -> list[PolicyChange]:
         .order_by(PolicyChangeRow.id)
     ).all()
     out: list[PolicyChange] = []
+    last_seq = 0
     for row, kind, memo in rows:
+        if row.record_seq <= last_seq:  # a copied row would otherwise re-apply an old change last
+            raise TamperDetected(
+                f"policy change #{row.id} of vault {vault!r} points at record #{row.record_seq}, "
+                f"not after the previous change's #{last_seq}: a row was copied or inserted behind "
+                f"the application's back; {_RESTORE}"
+            )
+        last_seq = row.record_seq
         try:
             body = json.loads(row.body)
         except ValueError:

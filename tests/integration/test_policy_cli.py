@@ -317,3 +317,27 @@ def test_database_refuses_edits_and_tampering_is_detected(reserve: Reserve) -> N
     assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected"
     assert "differs from its policy-changed record" in r.json()["error"]["message"]
     assert reserve.run("policy", "set", v.name, "--max-fee", "0.1").code == 2
+
+
+def test_a_copied_row_is_tamper_detected(reserve: Reserve) -> None:
+    """The runtime role may INSERT: a copy of an old tightening, appended after a later change,
+    would otherwise decide the field again. Rows must follow their records' order."""
+    v = reserve.add_vault("copy")
+    reserve.ok("policy", "set", v.name, "--max-per-spend", "1")
+    reserve.ok("policy", "set", v.name, "--max-per-spend", "0.5")
+    engine = make_engine(reserve.runtime_url)
+    columns = "vault, change, body, loosens, requested_height, effective_height, record_seq"
+    try:
+        with engine.begin() as c:
+            c.execute(
+                text(
+                    f"INSERT INTO policy_changes ({columns}) SELECT {columns} FROM policy_changes "
+                    "WHERE id = (SELECT min(id) FROM policy_changes WHERE vault = :v)"
+                ),
+                {"v": v.name},
+            )
+    finally:
+        engine.dispose()
+    r = reserve.run("policy", "show", v.name, "--json")
+    assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected"
+    assert "copied or inserted" in r.json()["error"]["message"]

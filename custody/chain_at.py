@@ -17,7 +17,8 @@ wallet's transactions confirmed in blocks of the best chain at heights <= H, the
 those paying a vault script, minus those spent by an input of any of these transactions. Spends
 confirmed after H, or still in the mempool, do not count: the output was unspent at H. Which
 script is the vault's is decided by deriving the descriptor (:func:`script_paths`, receive and
-change up to the watched range), never by the wallet's labels, and each output keeps its
+change up to the highest index the wallet saw paid, :func:`used_end`, or handed out by the books),
+never by the wallet's labels, and each output keeps its
 (branch, index) so an auditor can derive its script again.
 
 This needs the wallet to know the history up to H: it must have been created (or rescanned)
@@ -37,7 +38,6 @@ from custody.descriptor import MultisigDescriptor
 from custody.errors import InvalidInput, RpcError, WalletNotFound
 from custody.merkleblock import RawTx
 from custody.rpc import RpcClient
-from custody.wallet import watched_range_end
 from custody.wallet_txs import list_wallet_txs, wallet_transactions
 
 
@@ -130,6 +130,19 @@ def block_at(rpc: RpcClient, height: int | None) -> tuple[int, str]:
             "give a height at or below the tip"
         )
     return height, rpc.get_block_hash(height)
+
+
+def used_end(rpc: RpcClient, wallet_name: str) -> int:
+    """One past the highest address index the wallet has seen paid, over its ranged descriptors
+    (``listdescriptors`` ``next_index``): bitcoind moves it past every index a transaction pays,
+    so no output of the vault lies beyond it (addresses handed out but unpaid may)."""
+    client = rpc.wallet(wallet_name)
+    try:
+        listed = client.call("listdescriptors")["descriptors"]
+    finally:
+        client.close()
+    ends = [int(d.get("next_index", d.get("next", 0))) for d in listed if "range" in d]
+    return max(ends, default=0)
 
 
 def wallet_processed_height(rpc: RpcClient, wallet_name: str) -> int:
@@ -260,7 +273,7 @@ def _snapshot_once(rpc: RpcClient, vaults: Sequence[VaultSpec], height: int | No
     txs: dict[str, RawTx] = {}
     for v in vaults:
         try:
-            end = max(v.issued_end, watched_range_end(rpc, v.wallet_name) or 0)
+            end = max(v.issued_end, used_end(rpc, v.wallet_name))
         except WalletNotFound as exc:
             exc.add_note(
                 f"vault {v.name}'s watch-only wallet is not loaded: run `reserve vault watch {v.name}`"
@@ -372,6 +385,7 @@ __all__ = [
     "snapshot_at",
     "spends_after",
     "unspent_now",
+    "used_end",
     "vault_outputs_at",
     "wallet_processed_height",
 ]

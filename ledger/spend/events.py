@@ -258,13 +258,16 @@ def velocity_used(session: Session, vault: str, tip_height: int, window: int) ->
     withdrawals and transfers out (its negative postings, fee included, of live entries in blocks
     above ``tip_height - window``; one query on the ``entries.block_height`` index), plus what its
     broadcast spends not booked yet send out (one query)."""
+    # Driven by the entries.block_height index (a window, never the history): `+p.account_id`
+    # and `e.kind || ''` keep the planner from walking every posting of the vault or every
+    # withdrawal instead (SQLite plans without statistics); postings are then read by their key.
     booked = session.execute(
         text(
             "SELECT coalesce(sum(-p.amount), 0) FROM entries e "
             "JOIN postings p ON p.entry_seq = e.seq "
-            "JOIN accounts a ON a.id = p.account_id "
-            "WHERE e.block_height > :since AND a.name = :vault AND p.amount < 0 "
-            "AND e.kind IN ('withdrawal', 'transfer') "
+            "WHERE e.block_height > :since AND (e.kind || '') IN ('withdrawal', 'transfer') "
+            "AND +p.account_id = (SELECT a.id FROM accounts a WHERE a.name = :vault) "
+            "AND p.amount < 0 "
             "AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.reverses_seq = e.seq)"
         ),
         {"since": tip_height - window, "vault": vault},

@@ -212,3 +212,36 @@ def test_a_descriptor_entry_is_paid_at_its_next_unused_address(
     # both open spends hold different coins
     inputs = [{i["outpoint"] for i in s["inputs"]} for s in shown]
     assert not inputs[0] & inputs[1]
+
+
+def test_one_spend_paying_a_counterparty_and_a_vault_is_booked_to_both(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    created = create(
+        reserve,
+        tmp_path,
+        setup.vault,
+        "--pay",
+        "exchange=0.1",
+        "--pay",
+        f"{setup.other.name}=0.2",
+        "--fee-rate",
+        "3.5",
+        "--memo",
+        "split",
+    )
+    number = str(created["spend"])
+    files = signed_by(node, setup, Path(str(created["psbt_file"])), tmp_path, "ministry", "central-bank")
+    reserve.ok("spend", "sign", number, *map(str, files))
+    reserve.ok("spend", "broadcast", number)
+    node.mine(1)
+    reserve.ok("sync")
+    shown = reserve.ok("spend", "show", number, "--json").json()
+    assert shown["state"] == "confirmed"
+    kind, memo, legs = entry_of(db, shown["history"][-1]["detail"]["entry_seq"])
+    assert (kind, memo) == ("transfer", "split")
+    assert legs["exchange"] == 10_000_000 and legs[setup.other.name] == 20_000_000
+    assert legs[setup.vault.name] == -(30_000_000 + legs["network-fees"])
+    assert sum(legs.values()) == 0
+    assert reserve.run("audit", "--json").code == 0

@@ -369,6 +369,19 @@ def test_broadcast_waits_out_the_delay_after_quorum(
     reserve.ok("spend", "broadcast", str(number))
 
 
+def test_a_required_holder_must_sign(reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path) -> None:
+    setup = funded_vault(reserve, node)
+    reserve.ok("policy", "set", setup.vault.name, "--require-holder", "central-bank")
+    number, psbt_file = proposal(reserve, tmp_path, setup)
+    files = signed_by(node, setup, psbt_file, tmp_path, "ministry", "regulator")
+    reserve.ok("spend", "sign", str(number), *map(str, files))
+    why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
+    assert "required-holders" in why and "central-bank has not signed" in why
+    [central] = signed_by(node, setup, psbt_file, tmp_path, "central-bank")
+    reserve.ok("spend", "sign", str(number), str(central))
+    reserve.ok("spend", "broadcast", str(number))
+
+
 def test_cancel_unlocks_and_a_spent_coin_conflicts(
     reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
 ) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError, InvalidInput, WalletNotFound
+from custody.errors import CustodyError, InvalidInput
 from custody.rpc import RpcClient
 from custody.spend_node import Outpoint, unlock_coins, unspent_coins
 from custody.wallet_txs import WalletTxState, wallet_tx_states
@@ -172,12 +172,14 @@ def gather_settle(rpc: RpcClient, spends: Sequence[Spend], vaults: Sequence[Vaul
     """The node's view of the open spends (no transaction open)."""
     if not spends:
         return SettlePlan((), {}, {})
-    wallets = [v.wallet_name for v in vaults if v.name in {s.vault for s in spends}]
-    try:
-        states = wallet_tx_states(rpc, wallets, [s.txid for s in spends])
-    except WalletNotFound:
-        states = {}
-    unknown = [s for s in spends if s.txid not in states]
+    loaded = set(rpc.list_wallets())
+    watched = {v.name for v in vaults if v.wallet_name in loaded}
+    wallets = [v.wallet_name for v in vaults if v.name in {s.vault for s in spends} and v.name in watched]
+    states = wallet_tx_states(rpc, wallets, [s.txid for s in spends])
+    # A spend the vault's wallet does not know was never on the network, as long as that wallet is
+    # loaded (it sees every transaction spending the vault's coins); only then do its coins spent
+    # by a confirmed transaction mean another transaction took them.
+    unknown = [s for s in spends if s.txid not in states and s.vault in watched]
     outpoints = [o for s in unknown for o in s.inputs]
     coins = unspent_coins(rpc, outpoints, include_mempool=False) if outpoints else {}
     spent = {s.number: tuple(o for o in s.inputs if coins.get(o) is None) for s in unknown}

@@ -530,3 +530,24 @@ def test_two_keys_of_one_holder_count_once(
     reserve.ok("spend", "sign", str(number), *files)
     why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
     assert "approvals" in why and "2 distinct holder(s), 3 needed" in why
+
+
+def test_a_broadcast_spend_replaced_by_a_fee_bump_ends_conflicted(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    number, psbt_file = proposal(reserve, tmp_path, setup)
+    files = signed_by(node, setup, psbt_file, tmp_path, "ministry", "regulator")
+    reserve.ok("spend", "sign", str(number), *map(str, files))
+    txid = reserve.ok("spend", "broadcast", str(number), "--json").json()["txid"]
+    # the holders bump its fee outside the service (a replacement the gate never saw)
+    wallet = node.rpc().wallet(vault_wallet_name(setup.vault.name))
+    bumped = wallet.call("psbtbumpfee", txid, {"fee_rate": 20})["psbt"]
+    signed = [setup.signers[h].sign(node.rpc(), bumped) for h in ("ministry", "regulator")]
+    final = node.rpc().call("finalizepsbt", node.rpc().call("combinepsbt", signed))
+    replacement = str(node.rpc().call("sendrawtransaction", final["hex"]))
+    node.mine(1)
+    reserve.ok("sync")
+    shown = reserve.ok("spend", "show", str(number), "--json").json()
+    assert shown["state"] == "conflicted"
+    assert shown["history"][-1]["detail"]["by"] == replacement

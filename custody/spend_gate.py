@@ -215,7 +215,12 @@ def _inputs(facts: GateFacts) -> RuleResult:
     if not facts.inputs:
         return RuleResult("inputs", False, "the spend has no inputs")
     problems: list[str] = []
+    seen: set[str] = set()
     for i in facts.inputs:
+        if i.outpoint in seen:
+            problems.append(f"input {i.outpoint} is spent twice in one transaction (invalid)")
+            continue
+        seen.add(i.outpoint)
         if i.amount is None:
             problems.append(
                 f"input {i.outpoint} is not an unspent output on the node (spent, unconfirmed "

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from custody.errors import InvalidInput
 from custody.spend_gate import (
@@ -89,6 +92,11 @@ def test_an_input_the_node_does_not_know_unspent_fails() -> None:
 def test_an_input_not_derived_from_the_vault_fails() -> None:
     r = result(facts(inputs=(inp(0, 30_000, path=None),)), "inputs")
     assert not r.ok and "0.00030000 BTC" in r.detail and "not an output of vault cold" in r.detail
+
+
+def test_an_input_given_twice_fails() -> None:
+    r = result(facts(inputs=(inp(0), inp(0))), "inputs")
+    assert not r.ok and f"{TXID}:0 is spent twice" in r.detail
 
 
 def test_no_inputs_fail() -> None:
@@ -261,6 +269,16 @@ def test_fee_rate_is_compared_exactly_not_after_rounding() -> None:
     # 1001 sat over 3 vB = 333,666.67 sat/kvB: above a 333,666 sat/kvB cap, below 333,667
     assert not result(facts(fee=1001, vsize=3), "max-fee-rate", SpendLimits(max_fee_rate=333_666)).ok
     assert result(facts(fee=1001, vsize=3), "max-fee-rate", SpendLimits(max_fee_rate=333_667)).ok
+
+
+@given(
+    fee=st.integers(0, 10**8),
+    vsize=st.integers(1, 10**6),
+    cap=st.integers(0, 100_000_000),
+)
+def test_fee_rate_rule_is_exact_rational_comparison(fee: int, vsize: int, cap: int) -> None:
+    ok = result(facts(fee=fee, vsize=vsize), "max-fee-rate", SpendLimits(max_fee_rate=cap, max_fee=10**8)).ok
+    assert ok == (Fraction(fee * 1000, vsize) <= cap)
 
 
 def test_fee_rules_fail_when_an_input_amount_is_unknown() -> None:

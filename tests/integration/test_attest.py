@@ -31,17 +31,6 @@ def node(chain_node: RegtestNode) -> RegtestNode:
     return chain_node
 
 
-@pytest.fixture(autouse=True)
-def _attest_registered() -> None:
-    """Until ledger/cli/commands.py registers the group (the coordinator's file)."""
-    from ledger.cli.main import cli
-
-    if "attest" not in cli.commands:
-        from ledger.cli.attest_cmds import attest
-
-        cli.add_command(attest)
-
-
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
     engine = make_engine(reserve.db_url)
@@ -117,6 +106,24 @@ def test_attest_at_a_past_height_after_later_spends(
         assert r.code == 0, r.out
     # an output of the present spent before the past height? no: the past outputs were unspent then
     assert reserve.run("attest", "verify", str(tmp_path / "before.json"), "--node").code == 0
+
+
+def test_a_mining_reward_and_an_empty_vault(reserve: Reserve, node: RegtestNode, tmp_path: Path) -> None:
+    """An immature coinbase output is attested (flagged) and proven; a vault without outputs is
+    listed with nothing; an empty reserve attests too (headers: block H alone)."""
+    empty = attest_to(reserve, tmp_path / "empty.json")
+    assert empty["vaults"] == [] and empty["headers"]["start"] == empty["height"]
+    assert reserve.run("attest", "verify", str(tmp_path / "empty.json"), "--node").code == 0
+    a, idle = reserve.add_vault("miner"), reserve.add_vault("idle")
+    [block] = node.mine(1, a.address())
+    reserve.ok("sync")
+    doc = attest_to(reserve, tmp_path / "att.json")
+    vaults = {v["name"]: v for v in doc["vaults"]}
+    [reward] = vaults[a.name]["outputs"]
+    assert reward["coinbase"] and reward["block_hash"] == block and vaults[idle.name]["outputs"] == []
+    assert doc["totals"]["difference"] == 0
+    r = reserve.run("attest", "verify", str(tmp_path / "att.json"), "--node")
+    assert r.code == 0, r.out
 
 
 def test_a_height_above_the_tip_is_bad_input(reserve: Reserve, node: RegtestNode, db: Engine) -> None:

@@ -24,17 +24,6 @@ from tests.fixtures.reserve import Reserve, TestVault
 from tests.integration.test_attest import funded
 
 
-@pytest.fixture(autouse=True)
-def _attest_registered() -> None:
-    """Until ledger/cli/commands.py registers the group (the coordinator's file)."""
-    from ledger.cli.main import cli
-
-    if "attest" not in cli.commands:
-        from ledger.cli.attest_cmds import attest
-
-        cli.add_command(attest)
-
-
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
     engine = make_engine(reserve.db_url)

@@ -248,7 +248,7 @@ def control_requests(session: Session, doc: Mapping[str, Any]) -> list[tuple[str
 
 
 def finish_controls(
-    session: Session, doc: Mapping[str, Any], signed: Sequence[str]
+    session: Session, doc: Mapping[str, Any], signed: Sequence[str | bytes]
 ) -> dict[str, dict[str, Any]]:
     """Every funded vault's proof of control from the holders' signed PSBTs (routed to their vault
     by the unsigned transaction they sign). Reads only."""
@@ -256,7 +256,7 @@ def finish_controls(
     from ledger.attest.control import finish_control
 
     vault_of = {Psbt.parse(p).tx.txid: name for name, _, p in control_requests(session, doc)}
-    routed: dict[str, list[str]] = {name: [] for name in vault_of.values()}
+    routed: dict[str, list[str | bytes]] = {name: [] for name in vault_of.values()}
     for text in signed:
         txid = Psbt.parse(text).tx.txid
         if txid not in vault_of:

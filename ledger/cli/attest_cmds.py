@@ -191,7 +191,7 @@ def finish(app: App, draft_dir: Path, signed: tuple[Path, ...], out: Path | None
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
     texts = [p.read_bytes() for p in signed]
-    psbts = [t.decode("ascii").strip() if t.isascii() else t.hex() for t in texts]
+    psbts = [t.decode("ascii").strip() if t.isascii() else t for t in texts]  # base64 or binary
     with app.read_session() as s:
         controls = finish_controls(s, draft, psbts)
     with app.session() as s:
@@ -247,7 +247,8 @@ def show(app: App, attestation_id: int, out: Path | None, as_json: bool) -> None
     "--pubkey",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trusted ledger public key (PEM), repeatable [default: the signing key file's].",
+    help="Trusted ledger public key (PEM), repeatable [default: the signing key file's and the keys "
+    "rotation records link to it].",
 )
 @click.option(
     "--node", is_flag=True, help="Also check against the configured node: unspent at H, best chain."
@@ -262,10 +263,12 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, as_js
 
     if pubkey:
         pems = [p.read_bytes() for p in pubkey]
-    else:
+    else:  # the signing key file's key and every key linked to it by rotation records
         from ledger.journal.checkpoint import load_signing_key, public_key_pem
+        from ledger.journal.keychain import trusted_public_keys
 
-        pems = [public_key_pem(load_signing_key(app.settings.signing_key_path))]
+        with app.read_session() as s:
+            pems = trusted_public_keys(s, public_key_pem(load_signing_key(app.settings.signing_key_path)))
     try:
         doc = load_document(str(document))
     except ValueError as exc:

@@ -5,6 +5,7 @@ and nothing is kept; a proof made for another block does not verify."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +56,11 @@ def sign_all(
         vault = reserve.vaults[f["vault"]]
         for signer in holders(node, vault, names):
             back = tmp / f"{Path(f['psbt']).stem}-{signer.holder}.psbt"
-            back.write_text(signer.sign(node.rpc(), Path(f["psbt"]).read_text().strip()))
+            text = signer.sign(node.rpc(), Path(f["psbt"]).read_text().strip())
+            if signer.holder == "regulator":  # a signer that hands back a binary PSBT file
+                back.write_bytes(base64.b64decode(text))
+            else:
+                back.write_text(text)
             signed.append(str(back))
     return signed
 

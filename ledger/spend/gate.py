@@ -5,13 +5,14 @@
    open spends hold, and what already left the vault in the velocity window;
 2. **node** (:func:`node_coins`, no transaction open): each input's previous output from the UTXO
    set (its amount and script, never the PSBT's claim);
-3. **judge** (:func:`judge`, pure apart from key derivation): every input's script re-derived from
-   the vault's descriptor, every output classified (this vault's change branch, another vault,
-   an active or pending allowlist entry, or unknown), every partial signature verified
-   (BIP-143 sighash, ECDSA) and attributed to a holder, then :func:`custody.spend_gate.evaluate`.
+3. **judge** (:func:`judge`, pure apart from key derivation): the vault's scripts among the
+   inputs' coins and the outputs located in its descriptor (:func:`vault_paths`), then
+   :func:`custody.spend_facts.gather_facts` (every output classified, every partial signature
+   verified and attributed to a holder) and :func:`custody.spend_gate.evaluate`.
 
 The PSBT's BIP-32 derivations are used only as hints where to look: a path counts only when the
-descriptor derives the very script at it.
+descriptor derives the very script at it. :func:`check_input_signatures` verifies signatures one
+by one for ``reserve spend sign``, which must say which ones it copies.
 """
 
 from __future__ import annotations

@@ -307,3 +307,6 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, as_js
             click.echo(line)
         click.echo("OK: the attestation verifies" if ok else f"FAIL: {', '.join(failed)}")
     return 0 if ok else EXIT_FINDINGS
+
+
+COMMANDS: tuple[click.Command, ...] = (attest,)

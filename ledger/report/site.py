@@ -430,12 +430,12 @@ vault's threshold of key holders), signed by the ledger's key.</p>
 <p>To verify it yourself, offline, download the document and check its hash, then run the
 verifier with the ledger's public key (obtained from the reserve's operator, not from this page):
 with the verifier's few hash-pinned dependencies from the reserve-ledger repository, or with
-reserve-ledger installed (<code>--node</code> also checks against your own node that the outputs
-were unspent at that block and its headers are on your best chain):</p>
+reserve-ledger installed, where <code>--node</code> also checks against your own node that the outputs
+were unspent at that block and its headers are on your best chain:</p>
 <pre>sha256sum {name}    # must print {_e(a.sha256)}
 pip install --require-hashes -r docs/auditor-requirements.txt
 python3 -m ledger.attest.verify_doc {name} --pubkey ledger-key.pem
-reserve attest verify {name}</pre>
+reserve attest verify {name} --pubkey ledger-key.pem --node</pre>
 </section>"""
 
 

@@ -25,7 +25,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
 
 from custody.amount import format_btc
 from ledger.store.db import make_engine
@@ -83,6 +82,7 @@ class Dom(html.parser.HTMLParser):
         self.by_id: dict[str, str] = {}
         self.amounts: list[tuple[int, str]] = []  # (data-sat, text)
         self.vault_rows: dict[str, list[str]] = {}  # data-vault of a <tr> -> its cells' text
+        self.attested_rows: dict[str, list[str]] = {}  # the same for data-attested-vault
         self.rows: list[tuple[str, int, list[str]]] = []  # (section id, table number, cells' text)
         self._section = ""
         self._tables = 0
@@ -118,6 +118,8 @@ class Dom(html.parser.HTMLParser):
                 self.rows.append((self._section, self._tables, cells))
                 if attrs.get("data-vault"):
                     self.vault_rows[str(attrs["data-vault"])] = cells
+                if attrs.get("data-attested-vault"):
+                    self.attested_rows[str(attrs["data-attested-vault"])] = cells
             if name == tag:
                 return
 
@@ -173,6 +175,7 @@ def test_the_site_renders_the_ledgers_figures_in_chromium(
     spend(node, cold, {issued[hot.name][1]: 40_000_000})  # cold -> hot, with a fee
     node.mine(1)
     reserve.ok("sync")
+    attested = reserve.ok("attest", "--json").json()  # at the tip, without proofs of control
     checkpoint = json.loads(reserve.ok("ledger", "checkpoint").out)
     books = reserve.ok("balance", "--json").json()
     vault_balances = {a["name"]: a["balance_sat"] for a in books["accounts"] if a["type"] == "vault"}
@@ -209,21 +212,30 @@ def test_the_site_renders_the_ledgers_figures_in_chromium(
     assert dom.by_id["checkpoint-size"] == str(checkpoint["tree_size"])
     assert dom.by_id["checkpoint-root"] == checkpoint["root"]
     assert checkpoint["key_id"] in page_text and checkpoint["signature"] in page_text
-    engine = make_engine(reserve.db_url)
-    try:
-        with engine.connect() as c:
-            latest = None
-            if inspect(c).has_table("attestations"):
-                latest = c.execute(
-                    text("SELECT height, sha256 FROM attestations ORDER BY id DESC LIMIT 1")
-                ).first()
-    finally:
-        engine.dispose()
-    if latest is None:
-        assert "no-attestation" in dom.by_id and "No attestation has been issued yet" in page_text
-    else:
-        assert dom.by_id["attestation-height"] == str(latest[0])
-        assert dom.by_id["attestation-sha256"] == latest[1]
+    # the latest attestation as `reserve attest list` holds it, its figures those of the chain and
+    # the books, and the document published beside the page verifies (offline and on the node)
+    [latest] = reserve.ok("attest", "list", "--json").json()["attestations"]
+    assert latest["sha256"] == attested["sha256"] and latest["id"] == attested["attestation_id"]
+    assert dom.by_id["attestation-height"] == str(latest["height"]) == str(attested["height"])
+    assert dom.by_id["attestation-block"] == latest["block_hash"]
+    assert dom.by_id["attestation-sha256"] == latest["sha256"]
+    assert attested["totals"] == {
+        "chain": books["reserve_sat"],
+        "ledger": books["reserve_sat"],
+        "difference": 0,
+    }
+    for v in attested["vaults"]:
+        assert dom.attested_rows[v["name"]][1:5] == [
+            str(v["outputs"]),
+            format_btc(v["chain"]),
+            format_btc(v["ledger"]),
+            format_btc(v["difference"]),
+        ]
+    [document] = [out / n for n in written["files"] if n.startswith("attestation-")]
+    assert hashlib.sha256(document.read_bytes()).hexdigest() == latest["sha256"]
+    pem = tmp_path / "ledger-key.pem"
+    pem.write_text(reserve.ok("ledger", "pubkey").out)
+    reserve.ok("attest", "verify", str(document), "--pubkey", str(pem), "--node")
     # each month's statement is what `reserve report statement` prints for the period the page names
     periods = re.findall(r"reserve report statement --from (\S+) --to (\S+):", page_text)
     tables = sorted({t for section, t, _ in dom.rows if section == "statements"})

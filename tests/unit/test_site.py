@@ -224,7 +224,7 @@ def test_figures_equal_the_values_to_the_satoshi() -> None:
     vault_rows = dict(re.findall(r'<tr data-vault="([^"]+)">.*?data-sat="(-?[0-9]+)"', page))
     assert vault_rows == {"cold": "150000000", "hot": "1"}
     assert 'id="attestation-height">101<' in page and "cd" * 32 in page
-    assert "reserve attest verify attestation-101-2.json" in page
+    assert "reserve attest verify attestation-101-2.json --pubkey ledger-key.pem --node" in page
     assert 'id="checkpoint-size">7<' in page and "ee" * 32 in page and "0123456789abcdef" in page
 
 

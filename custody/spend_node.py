@@ -111,8 +111,10 @@ def lock_coins(
     wallet: RpcClient, outpoints: Iterable[Outpoint], *, skip_unavailable: bool = False
 ) -> tuple[Outpoint, ...]:
     """Lock ``outpoints`` in the wallet (persistent: kept across restarts) unless already locked;
-    returns those this call locked. The node refuses to lock a coin locked by someone else in
-    the meantime: that is :class:`CustodyError` naming it, and nothing stays locked by this call.
+    returns those this call locked (so a caller that gives up unlocks only those, never a coin
+    another proposal locked). A coin another caller locks between the listing and this call's
+    lock is :class:`CustodyError` naming it, and nothing stays locked by this call. Which
+    proposal holds a coin is the books' to say (``spend_inputs``), re-checked when it is stored.
     ``skip_unavailable``: coins the wallet does not know or has spent are passed over."""
     todo = sorted(set(outpoints) - locked_coins(wallet))
     done: list[Outpoint] = []

@@ -116,6 +116,16 @@ def create(
                 "txid": s.txid,
                 "psbt_file": str(path),
                 "amount_sat": s.amount,
+                "destinations": [
+                    {
+                        "index": d.index,
+                        "kind": d.kind,
+                        "name": d.name,
+                        "address": d.address,
+                        "amount_sat": d.amount,
+                    }
+                    for d in s.destinations
+                ],
                 "fee_sat": created.fee,
                 "vsize": created.vsize,
                 "rules": [{"rule": r.rule, "ok": r.ok, "detail": r.detail} for r in created.results],
@@ -273,6 +283,31 @@ def cancel(app: App, number: int, reason: str, as_json: bool) -> None:
     click.echo(f"spend #{number} cancelled; {len(done.unlocked)} coin(s) unlocked")
     if done.note:
         click.echo(f"note: {done.note}", err=True)
+
+
+@spend.command("psbt")
+@click.argument("number", type=int)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory for spend-N.psbt.",
+)
+@pass_app
+def psbt_cmd(app: App, number: int, out: Path) -> None:
+    """Write spend-N.psbt again: the PSBT as stored now, with every signature imported so far."""
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.errors import InvalidInput
+    from ledger.spend.events import get_spend
+    from ledger.spend.proposal import write_psbt_file
+
+    if not out.is_dir():
+        raise InvalidInput(f"--out {out} is not an existing directory; create it or give another")
+    with journal_session(app, read_only=True) as s:
+        found = get_spend(s, number)
+    click.echo(f"spend #{number} ({found.state}): {write_psbt_file(out, found)}")
 
 
 @spend.command("list")

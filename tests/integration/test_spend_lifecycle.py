@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import Engine, text
 
+from custody.psbt import Psbt
 from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
@@ -145,6 +146,14 @@ def test_withdrawal_and_transfer_from_proposal_to_books(
     # one holder signs: not enough
     [ministry] = signed_by(node, setup, psbt_file, tmp_path, "ministry")
     reserve.ok("spend", "sign", str(number), str(ministry))
+    text_view = reserve.ok("spend", "show", str(number)).out
+    assert "[FAIL] approvals" in text_view and "signed by ministry" in text_view
+    assert "missing central-bank" in text_view
+    again = tmp_path / "again"
+    again.mkdir()
+    reserve.ok("spend", "psbt", str(number), "--out", str(again))
+    merged = Psbt.parse((again / psbt_file.name).read_text())
+    assert all(len(i.partial_sigs) == 1 for i in merged.inputs)
     refused = reserve.run("spend", "broadcast", str(number))
     assert refused.code == 1 and "approvals" in refused.err
     # the second holder: quorum

@@ -206,7 +206,8 @@ def reserve_chart(series: Sequence[ReservePoint]) -> str:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
         axes.yaxis.set_major_formatter(FuncFormatter(_btc_tick))
-        axes.set_ylim(0, max(max(p.total for p in series), 1) * 1.08)
+        values = [p.total for p in series] + [n for p in series for _, n in p.per_vault]
+        axes.set_ylim(min(*values, 0) * 1.08, max(*values, 1) * 1.08)  # a negative balance shows too
         axes.set_xlim(seqs[0] - 0.2, seqs[-1])
         axes.grid(True, color="#ddd", linewidth=0.6)
         figure.legend(loc="outside right upper", fontsize="small", frameon=False)

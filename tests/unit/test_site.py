@@ -211,6 +211,18 @@ def test_vault_names_in_the_chart_are_drawn_not_written() -> None:
     assert svg == reserve_chart(series)  # byte-stable
 
 
+def test_a_chart_of_one_point_or_of_a_negative_balance_is_drawn() -> None:
+    for series in (
+        (ReservePoint(1, DATE, 0, (("cold", 0),)),),
+        (
+            ReservePoint(4, DATE, -5, (("cold", -5),)),
+            ReservePoint(9, DATE, 21 * 10**14, (("cold", 21 * 10**14),)),
+        ),
+    ):
+        svg = reserve_chart(series)
+        assert svg.startswith("<svg") and "<path" in svg and "http" not in svg
+
+
 def amounts(page: str) -> list[tuple[int, str]]:
     """Every (data-sat, shown text) pair of the page."""
     return [(int(m.group(1)), m.group(2)) for m in re.finditer(r'data-sat="(-?[0-9]+)">([^<]*)<', page)]

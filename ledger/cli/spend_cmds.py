@@ -151,6 +151,8 @@ def _show_text(v: SpendView) -> None:
     click.echo(f"  fee {_btc(v.fee)}, {_rate(v.fee_rate)} over ~{v.vsize} vB")
     if s.quorum_height is not None:
         click.echo(f"  quorum reached at height {s.quorum_height}")
+    if v.unjudged is not None:
+        click.echo(f"rules: not judged now, the node cannot be asked ({v.unjudged})")
     if v.verdict is not None:
         click.echo("rules (on the stored PSBT, at the node's tip):")
         _rules(v.verdict.results)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.errors import NodeUnreachable
 from custody.psbt import Psbt
 from custody.rpc import RpcClient
 from ledger.chain.vaults import Vault, get_vault
@@ -36,8 +37,9 @@ class InputView:
 class SpendView:
     spend: Spend
     vault: Vault
-    verdict: Verdict | None  # None: the spend ended (no gate)
+    verdict: Verdict | None  # None: the spend ended, or the node could not be asked
     inputs: tuple[InputView, ...]
+    unjudged: str | None = None  # why an open spend was not judged (the node's error)
 
     @property
     def fee(self) -> int:
@@ -67,12 +69,15 @@ def inspect_spend(read: SessionFactory, rpc: RpcClient, number: int) -> SpendVie
         vault = get_vault(s, spend.vault)
     if not spend.open:
         return SpendView(spend, vault, None, ())
-    tip = rpc.get_block_count()
+    psbt = Psbt.parse(spend.psbt)
+    try:
+        tip = rpc.get_block_count()
+        coins = node_coins(rpc, psbt)
+    except NodeUnreachable as e:  # the stored spend is still worth showing
+        return SpendView(spend, vault, None, (), unjudged=str(e))
     with read() as s:
         ctx = read_context(s, spend.vault, tip, exclude_spend=number)
-    psbt = Psbt.parse(spend.psbt)
-    quorum = spend.quorum_height
-    verdict = judge(psbt, ctx, node_coins(rpc, psbt), quorum, spend=number)
+    verdict = judge(psbt, ctx, coins, spend.quorum_height, spend=number)
     prints = _fingerprints(vault)
     holders = tuple(dict.fromkeys(vault.holders))
     inputs = tuple(
@@ -104,6 +109,7 @@ def view_json(v: SpendView) -> dict[str, Any]:
             {"index": d.index, "kind": d.kind, "name": d.name, "address": d.address, "amount_sat": d.amount}
             for d in s.destinations
         ],
+        "unjudged": v.unjudged,
         "rules": (
             None
             if v.verdict is None

@@ -377,6 +377,9 @@ def test_a_required_holder_must_sign(reserve: Reserve, node: RegtestNode, db: En
     reserve.ok("spend", "sign", str(number), *map(str, files))
     why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
     assert "required-holders" in why and "central-bank has not signed" in why
+    offline = reserve.run("--rpc-url", "http://127.0.0.1:1", "spend", "show", str(number), "--json")
+    assert offline.code == 0 and offline.json()["rules"] is None
+    assert "cannot reach bitcoind" in offline.json()["unjudged"]
     [central] = signed_by(node, setup, psbt_file, tmp_path, "central-bank")
     reserve.ok("spend", "sign", str(number), str(central))
     reserve.ok("spend", "broadcast", str(number))

@@ -25,9 +25,10 @@ import zlib
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from custody.amount import format_btc
-from ledger.store.db import make_engine
+from ledger.store.db import drop_append_only_ddl, make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_tx_shapes import send_many, spend
@@ -308,6 +309,24 @@ def test_the_latest_attestation_is_published_with_its_document(reserve: Reserve,
     assert block_hash in page and f"reserve attest verify {doc_name}" in page
     assert page.count('data-sat="123456789">1.23456789<') == 2  # on chain and in the books
     assert 'data-sat="0">0.00000000<' in page
+
+    # a document changed behind the application's back is never published
+    engine = make_engine(reserve.db_url)
+    try:
+        with engine.begin() as c:
+            if engine.dialect.name == "postgresql":
+                c.exec_driver_sql("ALTER TABLE attestations DISABLE TRIGGER USER")
+            else:
+                for statement in drop_append_only_ddl("sqlite", "attestations"):
+                    c.exec_driver_sql(statement)
+            forged = document.replace("123456789", "923456789")
+            c.execute(text("UPDATE attestations SET document = :d WHERE height = 102"), {"d": forged})
+    finally:
+        engine.dispose()
+    r = reserve.run("report", "site", str(tmp_path / "forged"), "--json")
+    assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
+    assert f"not the stored {digest}" in r.json()["error"]["message"]
+    assert not (tmp_path / "forged").exists()
 
 
 def test_bad_output_paths_write_nothing(reserve: Reserve, tmp_path: Path) -> None:

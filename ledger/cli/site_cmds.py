@@ -14,6 +14,7 @@ import click
 
 from ledger.cli.app import App, json_option, pass_app
 from ledger.errors import InvalidInput
+from ledger.journal.entry import check_text
 
 
 @click.command("site")
@@ -33,6 +34,7 @@ def site(app: App, out: Path, title: str, as_json: bool) -> None:
     from ledger.report.site import render_site
     from ledger.report.site_data import gather_site
 
+    check_text(title, "--title")
     pem = _public_key(app)
     with journal_session(app, read_only=True) as s:
         data = gather_site(s, title=title, public_key_pem=pem)

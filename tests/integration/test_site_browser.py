@@ -336,6 +336,8 @@ def test_bad_output_paths_write_nothing(reserve: Reserve, tmp_path: Path) -> Non
     assert r.code == 2 and "is a file" in r.err and target.read_text() == "keep me"
     r = reserve.run("report", "site", str(target / "sub"))
     assert r.code == 2 and target.read_text() == "keep me"
+    r = reserve.run("report", "site", str(tmp_path / "new"), "--title", "Reserve\x1b[2J")
+    assert r.code == 2 and "U+001B" in r.err and not (tmp_path / "new").exists()
     again = tmp_path / "site"
     for _ in range(2):  # writing over an earlier site is fine
         assert reserve.ok("report", "site", str(again), "--json").json()["files"] == ["index.html"]

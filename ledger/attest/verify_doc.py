@@ -29,8 +29,9 @@ The checks, by name (a failure names its check and the offending value):
 - ``sums``: per-vault and total chain amounts, ledger amounts and differences add up;
 - ``checkpoint``: the ledger checkpoint's signature by a trusted key, and the journal entries
   carried in the document rebuild its tree size and root (RFC 6962);
-- ``balances``: the vault accounts' balances summed from those entries equal the stated ones, and
-  each vault's descriptor is the one its ``vault-added`` record in the journal defines;
+- ``balances``: the vault accounts' balances summed from those entries equal the stated ones;
+  each vault's descriptor is the one its ``vault-added`` record in the journal defines, its
+  account has its name, and every vault the journal defines is attested;
 - ``control``: each vault's BIP-322 proof of control (when the document carries one).
 """
 
@@ -508,12 +509,18 @@ def _check_ledger(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> di
                 f"account {account}: the document says {stated.get(account, 0)} sat, its journal "
                 f"entries sum to {computed.get(account, 0)}",
             )
-    for v in _get(doc, "vaults", list, "document"):
+    listed = _get(doc, "vaults", list, "document")
+    for v in listed:
         text = definitions.get(v["name"])
         if text is None:
             c.fail("balances", f"vault {v['name']} has no vault-added record in the journal")
         elif text.split("#")[0] != str(v["descriptor"]).split("#")[0]:
             c.fail("balances", f"vault {v['name']}: descriptor differs from its vault-added record")
+        if v.get("account") != v["name"]:  # a vault's account has the vault's name
+            c.fail("balances", f"vault {v['name']}: its account is {v['name']!r}, not {v.get('account')!r}")
+    missing = sorted(set(definitions) - {v["name"] for v in listed})
+    if missing:
+        c.fail("balances", f"vaults {', '.join(missing)} are defined in the journal but not attested")
     if not c.found["balances"]:
         c.notes["balances"] = f"{len(computed)} vault accounts recomputed from {len(entries)} entries"
     return dict(cp)

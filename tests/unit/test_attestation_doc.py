@@ -202,6 +202,8 @@ def test_signed_bytes_leave_the_signature_out_and_the_hash_covers_everything(
         ("entry", lambda d: d["ledger"]["entries"].__setitem__(2, d["ledger"]["entries"][1]), "checkpoint"),
         ("balance", lambda d: d["ledger"]["balances"].__setitem__(VAULT, 1), "balances"),
         ("descriptor", lambda d: d["vaults"][0].__setitem__("descriptor", str(descriptor(b"y"))), "outputs"),
+        ("vault left out", lambda d: d.__setitem__("vaults", []), "balances"),
+        ("account swapped", lambda d: d["vaults"][0].__setitem__("account", "exchange"), "balances"),
         ("control", lambda d: d["vaults"][0].__setitem__("control", {"format": "x"}), "control"),
     ],
 )

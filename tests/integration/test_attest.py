@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
+from custody.wallet import vault_wallet_name
 from ledger.attest.document import sign_document
 from ledger.attest.verify_doc import verify_attestation
 from ledger.journal.checkpoint import load_signing_key, public_key_pem
@@ -132,6 +133,21 @@ def test_a_height_above_the_tip_is_bad_input(reserve: Reserve, node: RegtestNode
     r = reserve.run("attest", "--height", str(node.rpc().get_block_count() + 5))
     assert r.code == 2 and "not on the node's best chain" in r.err
     assert snapshot(db) == before
+
+
+def test_an_unloaded_vault_wallet_stops_the_attestation(
+    reserve: Reserve, node: RegtestNode, db: Engine
+) -> None:
+    a, _ = funded(reserve, node)
+    node.rpc().call("unloadwallet", vault_wallet_name(a.name))
+    before = snapshot(db)
+    try:
+        r = reserve.run("attest", "--json")
+    finally:
+        node.rpc().loadwallet(vault_wallet_name(a.name))
+    assert r.code == 2 and json.loads(r.out)["error"]["code"] == "wallet-not-found", r.out
+    assert f"reserve vault watch {a.name}" in r.out
+    assert snapshot(db) == before  # gathered before writing: no checkpoint, no record
 
 
 # --- tampering: every field class, refused naming what ---------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from custody.spend_node import Outpoint, outpoint_text
+from custody.spend_node import Outpoint
 from ledger.errors import InvalidInput, NotFound
 from ledger.journal.records import RecordKind, append_record, canonical_json
 from ledger.store.spend_models import SpendEventRow, SpendInputRow
@@ -370,7 +370,3 @@ def add_inputs(session: Session, spend: int, outpoints: Iterable[Outpoint]) -> N
     """Store the coins a new proposal holds."""
     session.add_all(SpendInputRow(spend=spend, txid=t, vout=v) for t, v in outpoints)
     session.flush()
-
-
-def describe_outpoints(outpoints: Iterable[Outpoint]) -> str:
-    return ", ".join(outpoint_text(o) for o in outpoints)

@@ -83,11 +83,14 @@ def test_ledger_is_grouped_by_role() -> None:
     )
     assert top == [
         "__init__.py",
+        "attest",
         "chain",
         "cli",
         "errors.py",
         "journal",
+        "report",
         "settings.py",
+        "spend",
         "store",
         "verify_proof.py",
     ]

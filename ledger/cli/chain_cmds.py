@@ -176,6 +176,14 @@ def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
         click.echo(f"pending: {txid} is unconfirmed; sync again after it confirms")
     for skip in report.skipped:
         click.echo(f"skipped: {skip.txid or 'vault ' + str(skip.vault)}: {skip.reason}")
+    for st in report.spends:
+        if st.state == "confirmed":
+            click.echo(
+                f"spend #{st.spend} confirmed: {st.txid}" + ("" if st.seq is None else f" as entry #{st.seq}")
+            )
+        else:
+            by = f" (by {st.by})" if st.by else ""
+            click.echo(f"spend #{st.spend} {st.state}: {st.reason or st.txid}{by}")
     click.echo(
         f"{len(report.items)} movement(s) {verb}; {report.already_recorded} already recorded; "
         f"{len(report.pending)} pending (unconfirmed); {len(report.skipped)} skipped"
@@ -191,6 +199,17 @@ def _sync_json(report: SyncReport) -> dict[str, object]:
         "unconfirmed": report.unconfirmed,
         "pending": list(report.pending),
         "skipped": [{"txid": s.txid, "vault": s.vault, "reason": s.reason} for s in report.skipped],
+        "spends": [
+            {
+                "spend": st.spend,
+                "state": st.state,
+                "txid": st.txid,
+                "entry": st.seq,
+                "by": st.by,
+                "reason": st.reason,
+            }
+            for st in report.spends
+        ],
         "movements": [
             {
                 "kind": i.movement.kind,

@@ -298,7 +298,8 @@ class Demo:
             "vault's next receive address, derived by the service itself."
         )
         signers = [self.signer("ministry", 0), self.signer("central-bank", 0)]
-        self.spend(self.treasury, [f"{self.cold}={format_btc(TRANSFER)}"], "to cold storage", signers)
+        pays = [f"{self.cold}={format_btc(TRANSFER)}"]
+        number = self.spend(self.treasury, pays, "to cold storage", signers)
         self.mine(1)
         self.say(
             "`reserve sync` books the confirmed spend as the transfer it is, linked to the spend, and "
@@ -307,6 +308,8 @@ class Demo:
         out = self.reserve("sync")
         if self.deposit_2 not in out:
             raise DemoFailed(f"`reserve sync` did not book the second deposit {self.deposit_2}")
+        if f"spend #{number} confirmed" not in out:
+            raise DemoFailed(f"`reserve sync` did not settle spend #{number} as confirmed")
 
     def step_withdrawal(self) -> None:
         stranger = str(self.miner().call("getnewaddress"))

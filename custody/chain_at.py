@@ -30,7 +30,7 @@ does a wallet whose range was smaller than the addresses used at the time (then 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from custody.chain import block_places
@@ -38,6 +38,7 @@ from custody.descriptor import MultisigDescriptor
 from custody.errors import InvalidInput, RpcError, WalletNotFound
 from custody.merkleblock import RawTx
 from custody.rpc import RpcClient
+from custody.wallet import scan_vaults, vault_scan_objects
 from custody.wallet_txs import list_wallet_txs, wallet_transactions
 
 
@@ -323,48 +324,86 @@ def unspent_now(rpc: RpcClient, outpoints: Sequence[tuple[str, int]]) -> set[tup
 
 
 def spends_after(
-    rpc: RpcClient, height: int, outpoints: Iterable[tuple[str, int]], page: int = 100
+    rpc: RpcClient,
+    height: int,
+    outpoints: Iterable[tuple[str, int]],
+    page: int = 100,
+    scripts: Collection[bytes] = frozenset(),
 ) -> dict[tuple[str, int], tuple[str, int]]:
     """``outpoint -> (spending txid, height)`` for those of ``outpoints`` spent in the best chain's
     blocks ``height+1 .. tip`` (``getblock`` verbosity 2, in batches of ``page`` blocks). Costs
     a read of every block since ``height``: it is how a node without an address index shows
-    that an output now spent was still unspent at ``height``."""
+    that an output now spent was still unspent at ``height``.
+
+    With ``scripts``, the blocks are read with their prevouts (verbosity 3, needs the blocks' undo
+    data: not pruned) and every output paying one of ``scripts`` that was created at or below
+    ``height`` and is spent after it is returned too, listed or not: an output unspent at
+    ``height`` that an attestation may have left out."""
     wanted = set(outpoints)
     found: dict[tuple[str, int], tuple[str, int]] = {}
     tip = rpc.get_block_count()
+    verbosity = 3 if scripts else 2
+    hexes = {s.hex() for s in scripts}
     for start in range(height + 1, tip + 1, page):
-        if len(found) == len(wanted):
+        if not scripts and len(found) == len(wanted):
             break
         heights = list(range(start, min(start + page, tip + 1)))
         hashes = rpc.get_block_hashes(heights)
-        blocks = rpc.batch([("getblock", (h, 2)) for h in hashes])
+        blocks = rpc.batch([("getblock", (h, verbosity)) for h in hashes])
         for h, block in zip(heights, blocks, strict=True):
             for tx in block["tx"]:
                 for vin in tx["vin"]:
                     op = (str(vin.get("txid", "")), int(vin.get("vout", -1)))
-                    if op in wanted:
+                    prevout = vin.get("prevout") or {}
+                    ours = (
+                        prevout.get("scriptPubKey", {}).get("hex") in hexes
+                        and int(prevout.get("height", height + 1)) <= height
+                    )
+                    if op in wanted or ours:
                         found[op] = (str(tx["txid"]), h)
     return found
 
 
 @dataclass(frozen=True, slots=True)
 class NodeView:
-    """What a node says about an attestation's blocks and outputs (``attest verify --node``)."""
+    """What a node says about an attestation's blocks and outputs (``attest verify --node``).
+
+    ``spent_after``: the listed outputs spent after the attested height, and (when the vaults'
+    scripts were given) every output of theirs created at or below it and spent after it;
+    ``vault_unspent``: the vaults' outputs in the node's UTXO set now, ``(txid, vout, script,
+    height)`` (``scantxoutset`` over their descriptors)."""
 
     best_hashes: Mapping[int, str]
     unspent: frozenset[tuple[str, int]]
     spent_after: Mapping[tuple[str, int], tuple[str, int]]
+    vault_unspent: tuple[tuple[str, int, bytes, int], ...] = ()
 
 
 def node_view(
-    rpc: RpcClient, heights: Sequence[int], outpoints: Sequence[tuple[str, int]], height: int
+    rpc: RpcClient,
+    heights: Sequence[int],
+    outpoints: Sequence[tuple[str, int]],
+    height: int,
+    vaults: Sequence[tuple[MultisigDescriptor, int]] = (),
 ) -> NodeView:
     """The node's best-chain hashes at ``heights``, which ``outpoints`` are in its UTXO set, and
-    which of the others blocks after ``height`` spend."""
+    which of the others blocks after ``height`` spend.
+
+    With ``vaults`` (each descriptor with one past the highest index to search, both branches),
+    also every output of theirs the node knows was unspent at ``height``: one ``scantxoutset``
+    over the UTXO set (a full pass: minutes on mainnet) and the prevouts of the blocks after it."""
     unspent = unspent_now(rpc, outpoints)
     gone = [op for op in outpoints if op not in unspent]
-    spends = spends_after(rpc, height, gone) if gone else {}
-    return NodeView(best_chain_hashes(rpc, heights), frozenset(unspent), spends)
+    scripts: set[bytes] = set()
+    found: tuple[tuple[str, int, bytes, int], ...] = ()
+    if vaults:
+        objects = [obj for d, end in vaults for obj in vault_scan_objects(d, max(end - 1, 0))]
+        for d, end in vaults:
+            scripts.update(script_paths(d, max(end, 1)))
+        scan = scan_vaults(rpc, objects)
+        found = tuple((o.txid, o.vout, o.script_pubkey, o.height) for o in scan.outputs)
+    spends = spends_after(rpc, height, gone, scripts=scripts) if gone or scripts else {}
+    return NodeView(best_chain_hashes(rpc, heights), frozenset(unspent), spends, found)
 
 
 __all__ = [

@@ -596,11 +596,19 @@ def node_findings(
     best_hashes: Mapping[int, str],
     unspent: Collection[tuple[str, int]],
     spent_after: Mapping[tuple[str, int], tuple[str, int]],
+    vault_unspent: Iterable[tuple[str, int, bytes, int]] = (),
+    vault_scripts: Mapping[bytes, str] | None = None,
 ) -> list[str]:
     """What a node says against a document that verified offline (``attest verify --node``):
     every header is the node's best chain's block at its height, and every output was unspent at
     the attested height: it is in the node's UTXO set now, or a transaction confirmed after that
-    height spent it. Plain values in, gathered by :mod:`custody.chain_at`."""
+    height spent it. Plain values in, gathered by :mod:`custody.chain_at`.
+
+    And no output the node knows was left out: ``vault_unspent`` (the vaults' outputs in the UTXO
+    set now, ``(txid, vout, script, height)``; ``vault_scripts`` maps their scripts to vault names)
+    created at or below the attested height, and ``spent_after`` entries the document does not list
+    (outputs of the vaults' scripts created at or below it and spent after it), were unspent at
+    that height: each is a finding."""
     found = []
     height, start = doc["height"], doc["headers"]["start"]
     for i, text in enumerate(doc["headers"]["hex"]):
@@ -611,9 +619,11 @@ def node_findings(
             found.append(
                 f"block {h} at height {start + i} is not on the node's best chain, which has {shown}"
             )
+    listed: set[tuple[str, int]] = set()
     for v in doc["vaults"]:
         for o in v["outputs"]:
             op = (o["txid"], o["vout"])
+            listed.add(op)
             if op in unspent:
                 continue
             spender = spent_after.get(op)
@@ -622,6 +632,19 @@ def node_findings(
                     f"output {op[0]}:{op[1]} of vault {v['name']} is not unspent at height {height}: the "
                     "node's UTXO set lacks it and no block after that height spends it"
                 )
+    names = vault_scripts or {}
+    for txid, vout, script, created in sorted(vault_unspent):
+        if created <= height and (txid, vout) not in listed:
+            found.append(
+                f"output {txid}:{vout} of vault {names.get(script, '?')} (block {created}) is unspent "
+                f"now, so it was at height {height}, and is not attested"
+            )
+    for (txid, vout), (spending_txid, at) in sorted(spent_after.items()):
+        if (txid, vout) not in listed and at > height:
+            found.append(
+                f"output {txid}:{vout} of an attested vault was unspent at height {height} (transaction "
+                f"{spending_txid} spent it at {at}) and is not attested"
+            )
     return found
 
 

@@ -253,9 +253,16 @@ def show(app: App, attestation_id: int, out: Path | None, as_json: bool) -> None
 @click.option(
     "--node", is_flag=True, help="Also check against the configured node: unspent at H, best chain."
 )
+@click.option(
+    "--gap",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="With --node: search each vault's addresses up to this many past the highest index attested.",
+)
 @json_option
 @pass_app
-def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, as_json: bool) -> int:
+def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: int, as_json: bool) -> int:
     """Check an attestation: offline (signature, Merkle proofs, headers, sums, proofs of control,
     checkpoint and balances), and with --node against a node. Exit 0 valid, 1 not."""
     from ledger.attest.verify_doc import load_document, node_findings, verify_attestation
@@ -278,14 +285,31 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, as_js
     failed = list(result.failed)
     against_node: list[str] = []
     if node and result.ok:
-        from custody.chain_at import node_view
+        from custody.chain_at import node_view, script_paths
+        from custody.descriptor import MultisigDescriptor
 
         start, height = doc["headers"]["start"], doc["height"]
         outpoints = [(o["txid"], o["vout"]) for v in doc["vaults"] for o in v["outputs"]]
-        view = node_view(app.rpc(), list(range(start, height + 1)), outpoints, height)
-        against_node = node_findings(doc, view.best_hashes, view.unspent, view.spent_after)
+        # every vault's addresses up to `gap` past the highest index the document names
+        vaults = [
+            (
+                MultisigDescriptor.parse(v["descriptor"]),
+                max((o["index"] + 1 for o in v["outputs"]), default=0) + gap,
+            )
+            for v in doc["vaults"]
+        ]
+        scripts = {
+            s: v["name"]
+            for v, (d, end) in zip(doc["vaults"], vaults, strict=True)
+            for s in script_paths(d, end)
+        }
+        view = node_view(app.rpc(), list(range(start, height + 1)), outpoints, height, vaults)
+        against_node = node_findings(
+            doc, view.best_hashes, view.unspent, view.spent_after, view.vault_unspent, scripts
+        )
         lines += [f"FAIL  node: {f}" for f in against_node] or [
-            f"ok    node: {len(outpoints)} outputs unspent at {height}, headers on the node's best chain"
+            f"ok    node: {len(outpoints)} outputs unspent at {height} and none left out (addresses "
+            f"searched to {gap} past the highest attested index), headers on the node's best chain"
         ]
         if against_node:
             failed.append("node")

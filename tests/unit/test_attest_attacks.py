@@ -1,0 +1,41 @@
+"""Attestations and proofs of control attacked offline: what a dishonest operator (who holds the
+ledger's signing key) can change in a document and which check still refuses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.attest.verify_doc import node_findings
+from tests.unit.test_attestation_doc import json_hash, synthetic
+
+
+@pytest.fixture(scope="module")
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="module")
+def doc(key: Ed25519PrivateKey) -> dict[str, Any]:
+    return synthetic(key)
+
+
+def test_the_node_names_outputs_left_out(doc: dict[str, Any]) -> None:
+    """Outputs of a vault's scripts the node knows were unspent at H (in its UTXO set now and
+    created at or below H, or spent after H) but missing from the document are findings; those
+    created after H, and those listed, are not."""
+    outs = [(o["txid"], o["vout"]) for o in doc["vaults"][0]["outputs"]]
+    hashes = {1: json_hash(doc, 0), 2: doc["block_hash"]}
+    script = bytes.fromhex(doc["vaults"][0]["outputs"][0]["script_pubkey"])
+    listed = [(t, v, script, 1) for t, v in outs]
+    hidden_now, later, hidden_spent = ("aa" * 32, 0, script, 2), ("bb" * 32, 1, script, 3), ("cc" * 32, 4)
+    assert node_findings(doc, hashes, set(outs), {}, [*listed, later], {script: "cold"}) == []
+    found = node_findings(
+        doc, hashes, set(outs), {hidden_spent: ("dd" * 32, 3)}, [*listed, hidden_now], {script: "cold"}
+    )
+    assert len(found) == 2, found
+    assert f"output {'aa' * 32}:0 of vault cold (block 2) is unspent now" in found[0]
+    assert f"output {'cc' * 32}:4 of an attested vault was unspent at height 2" in found[1]
+    assert all("is not attested" in f for f in found)

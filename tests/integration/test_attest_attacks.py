@@ -75,3 +75,19 @@ def test_outputs_left_out_pass_offline_but_not_the_node(
         assert f"FAIL  node: output {txid}:{vout} " in out and "is not attested" in out, out
     # the honest document still verifies against the node
     assert verify_file(reserve, tmp_path / "honest.json", doc, "--node")[0] == 0
+
+
+def test_holders_renamed_in_the_document_are_refused(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """The holders a document names (whose signatures its proofs of control are counted as) must
+    be those the vault's vault-added record gives its keys, in key order."""
+    funded(reserve, node)
+    doc = attest_to(reserve, tmp_path / "att.json")
+    key, pems = keys(reserve)
+    for holders in (["ministry", "ministry", "regulator"], ["regulator", "central-bank", "ministry"]):
+        changed = copy.deepcopy(doc)
+        changed["vaults"][0]["holders"] = holders
+        result = verify_attestation(sign_document(changed, key), pems)
+        assert "balances" in result.failed, (holders, result.lines())
+        assert any("holders" in f for f in result.check("balances").findings), result.lines()

@@ -30,8 +30,8 @@ The checks, by name (a failure names its check and the offending value):
 - ``checkpoint``: the ledger checkpoint's signature by a trusted key, and the journal entries
   carried in the document rebuild its tree size and root (RFC 6962);
 - ``balances``: the vault accounts' balances summed from those entries equal the stated ones;
-  each vault's descriptor is the one its ``vault-added`` record in the journal defines, its
-  account has its name, and every vault the journal defines is attested;
+  each vault's descriptor and holders are those its ``vault-added`` record in the journal
+  defines, its account has its name, and every vault the journal defines is attested;
 - ``control``: each vault's BIP-322 proof of control (when the document carries one).
 """
 
@@ -488,6 +488,7 @@ def _check_ledger(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> di
         c.notes["checkpoint"] = f"tree size {size}, root {root.hex()}, key {kid}"
     computed: dict[str, int] = {}
     definitions: dict[str, str] = {}
+    holders: dict[str, list[str]] = {}
     for e in entries:
         for account, account_type, amount in e.postings:
             if account_type == VAULT_ACCOUNT_TYPE:
@@ -496,6 +497,8 @@ def _check_ledger(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> di
             try:
                 body = json.loads(e.memo)
                 definitions[str(body["vault"])] = str(body["descriptor"])
+                if "keys" in body:  # the holder of each key, in key order
+                    holders[str(body["vault"])] = [str(k["holder"]) for k in body["keys"]]
             except (ValueError, KeyError, TypeError):
                 c.fail(
                     "balances",
@@ -516,6 +519,13 @@ def _check_ledger(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> di
             c.fail("balances", f"vault {v['name']} has no vault-added record in the journal")
         elif text.split("#")[0] != str(v["descriptor"]).split("#")[0]:
             c.fail("balances", f"vault {v['name']}: descriptor differs from its vault-added record")
+        recorded = holders.get(v["name"])
+        if recorded is not None and v.get("holders") != recorded:
+            c.fail(
+                "balances",
+                f"vault {v['name']}: holders {v.get('holders')} are not those its vault-added record "
+                f"gives its keys ({recorded})",
+            )
         if v.get("account") != v["name"]:  # a vault's account has the vault's name
             c.fail("balances", f"vault {v['name']}: its account is {v['name']!r}, not {v.get('account')!r}")
     missing = sorted(set(definitions) - {v["name"] for v in listed})

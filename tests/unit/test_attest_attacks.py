@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import dataclasses
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from custody.errors import PolicyViolation
+from ledger.attest import control
 from ledger.attest.verify_doc import node_findings
 from tests.unit.test_attestation_doc import json_hash, synthetic
+from tests.unit.test_bip322 import MESSAGE, _outs, _sign, _vault
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +44,25 @@ def test_the_node_names_outputs_left_out(doc: dict[str, Any]) -> None:
     assert f"output {'aa' * 32}:0 of vault cold (block 2) is unspent now" in found[0]
     assert f"output {'cc' * 32}:4 of an attested vault was unspent at height 2" in found[1]
     assert all("is not attested" in f for f in found)
+
+
+def test_one_holders_two_keys_count_once_in_a_proof_of_control() -> None:
+    """A holder may hold several keys as long as they alone do not reach the threshold (``vault
+    add`` accepts 3-of-5 held a, a, b, c, d): the proof of control, like a spend's approvals,
+    needs the threshold of distinct holders. Here bob's key is held by ann: ann signing with both
+    keys is two keys but one holder, refused at finish and by the verifier; ann and cat pass."""
+    vault = dataclasses.replace(_vault(), holders=("ann", "ann", "cat"))
+    [(_, proposal)] = control.prepare(vault, _outs(vault), MESSAGE)
+    one_holder = control.add_signed(
+        control.add_signed(proposal, _sign(proposal, "ann")), _sign(proposal, "bob")
+    )
+    with pytest.raises(PolicyViolation, match="distinct holders"):
+        control.finalize(one_holder, vault, MESSAGE)
+    # the same proof, finished with honest holder names, then presented under vault's names
+    honest = control.finalize(one_holder, _vault(), MESSAGE)
+    findings = control.verify(honest, str(vault.descriptor), MESSAGE, vault.holders)
+    assert findings and "distinct holders" in findings[0], findings
+    two = control.add_signed(control.add_signed(proposal, _sign(proposal, "ann")), _sign(proposal, "cat"))
+    proof = control.finalize(two, vault, MESSAGE)
+    assert proof["signers"] == ["ann", "cat"]
+    assert control.verify(proof, str(vault.descriptor), MESSAGE, vault.holders) == ()

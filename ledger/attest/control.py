@@ -219,7 +219,8 @@ def finalize(psbt: Psbt, vault: Vault, message: bytes) -> dict[str, Any]:
     Keys: ``format``, ``address``, ``challenge`` (scriptPubKey hex), ``branch``, ``index``,
     ``witness_script`` (hex), ``utxos`` (``txid``, ``vout``, ``amount`` sat, ``script_pubkey`` hex),
     ``proof`` (base64 of the signed ``to_sign``), ``to_sign_txid``, ``signers`` (holders whose
-    signatures every witness carries, in key order).
+    signatures every witness carries, in key order, each once: at least the threshold of distinct
+    holders must have signed, one holder's keys count once).
     """
     descriptor = vault.descriptor
     change, index = _path_of(psbt, descriptor)
@@ -452,4 +453,12 @@ def _check(
     common = set(check.signers[0]).intersection(*check.signers[1:])
     if key_names is None:
         return (), tuple(key.hex() for key in check.signers[0] if key in common)
-    return (), tuple(name for key, name in key_names if key in common)
+    # one holder's keys count once, as in a spend's approvals (custody.spend_gate)
+    names = tuple(dict.fromkeys(name for key, name in key_names if key in common))
+    threshold = bip322.multisig_keys(witness_script)[0]
+    if len(names) < threshold:
+        return (
+            f"{where}: signed by {len(names)} distinct holders ({', '.join(names)}) of the {threshold} "
+            "needed; one holder's keys count once",
+        ), ()
+    return (), names

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from ledger.attest.document import sign_document
-from ledger.attest.verify_doc import verify_attestation
+from ledger.attest.verify_doc import canonical_bytes, document_sha256, verify_attestation
+from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_attest import attest_to, funded, keys
@@ -91,3 +93,71 @@ def test_holders_renamed_in_the_document_are_refused(
         result = verify_attestation(sign_document(changed, key), pems)
         assert "balances" in result.failed, (holders, result.lines())
         assert any("holders" in f for f in result.check("balances").findings), result.lines()
+
+
+def _insert_row(reserve: Reserve, doc: dict[str, Any], record_seq: int) -> None:
+    """What the runtime role may do behind the application's back: INSERT (never UPDATE)."""
+    engine = make_engine(reserve.runtime_url)
+    try:
+        with engine.begin() as c:
+            c.execute(
+                text(
+                    "INSERT INTO attestations (height, block_hash, document, sha256, record_seq) "
+                    "VALUES (:h, :b, :d, :s, :r)"
+                ),
+                {
+                    "h": doc["height"],
+                    "b": doc["block_hash"],
+                    "d": canonical_bytes(doc).decode("ascii"),
+                    "s": document_sha256(doc),
+                    "r": record_seq,
+                },
+            )
+    finally:
+        engine.dispose()
+
+
+def _rows(reserve: Reserve) -> list[tuple[int, int]]:
+    engine = make_engine(reserve.db_url)
+    try:
+        with engine.connect() as c:
+            return [(int(i), int(s)) for i, s in c.execute(text("SELECT id, record_seq FROM attestations"))]
+    finally:
+        engine.dispose()
+
+
+def test_attestation_rows_inserted_behind_the_books_are_never_published(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """The runtime role may INSERT into attestations: a forged document naming an honest
+    attestation's record, or a copy of an older attestation made to look like the latest, must be
+    reported by attest list and never published by report site."""
+    funded(reserve, node)
+    old = attest_to(reserve, tmp_path / "old.json")
+    node.mine(1)
+    attest_to(reserve, tmp_path / "new.json")
+    [(_, old_seq), _] = _rows(reserve)
+    # a copy of the older attestation, inserted last: it would be "the latest"
+    _insert_row(reserve, old, old_seq)
+    r = reserve.run("attest", "list")
+    assert r.code == 1 and f"record {old_seq}" in r.out, r.out
+    r = reserve.run("report", "site", str(tmp_path / "copy"), "--json")
+    assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
+    assert not (tmp_path / "copy").exists()
+
+
+def test_a_forged_attestation_row_is_never_published(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    funded(reserve, node)
+    doc = attest_to(reserve, tmp_path / "att.json")
+    [(_, seq)] = _rows(reserve)
+    key, _ = keys(reserve)
+    forged = copy.deepcopy(doc)
+    forged["totals"]["chain"] *= 10
+    _insert_row(reserve, sign_document(forged, key), seq)
+    r = reserve.run("attest", "list")
+    assert r.code == 1 and "differs from its log record" in r.out, r.out
+    r = reserve.run("report", "site", str(tmp_path / "forged"), "--json")
+    assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
+    assert not (tmp_path / "forged").exists()

@@ -143,6 +143,16 @@ def list_attestations(session: Session) -> tuple[tuple[StoredAttestation, ...], 
     of the log as a whole (an attestation record whose row is gone)."""
     bodies = {r.seq: r.body for r in records(session, RecordKind.ATTESTATION)}
     rows = session.scalars(select(AttestationRow).order_by(AttestationRow.id)).all()
+    out_of_order: dict[int, str] = {}  # a row INSERTed later naming an earlier record: a replay
+    last = 0
+    for r in rows:
+        if r.record_seq <= last:
+            out_of_order[r.id] = (
+                f"attestation #{r.id} names record #{r.record_seq}, but an earlier row names record "
+                f"#{last}: each record has one row, kept in the records' order (a copy of an older "
+                "attestation was inserted behind the application's back)"
+            )
+        last = max(last, r.record_seq)
     listed = tuple(
         StoredAttestation(
             r.id,
@@ -151,7 +161,7 @@ def list_attestations(session: Session) -> tuple[tuple[StoredAttestation, ...], 
             r.sha256,
             r.record_seq,
             r.created_at.isoformat(timespec="seconds") if r.created_at else "",
-            _findings(r, bodies),
+            (*_findings(r, bodies), *([out_of_order[r.id]] if r.id in out_of_order else [])),
         )
         for r in rows
     )

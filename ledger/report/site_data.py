@@ -214,8 +214,10 @@ def _entries_text(entries: tuple[int, ...], limit: int = 12) -> str:
 def latest_attestation(session: Session) -> AttestationView | None:
     """The latest attestation stored (``reserve attest``), or ``None`` when there is none.
 
-    Its document must still hash to the SHA-256 stored with it (``reserve ledger verify`` holds
-    both to the log record), or nothing is published."""
+    Its document must still hash to the SHA-256 stored with it, and every attestation row must
+    agree with its log record (:func:`ledger.attest.store.list_attestations`: a row inserted behind
+    the application's back, forged or a copy of an older one made the latest, is caught there),
+    or nothing is published."""
     row = session.scalar(select(AttestationRow).order_by(AttestationRow.id.desc()).limit(1))
     if row is None:
         return None
@@ -224,6 +226,16 @@ def latest_attestation(session: Session) -> AttestationView | None:
         raise TamperDetected(
             f"attestation #{row.id}: its document's SHA-256 is {digest}, not the stored {row.sha256}; "
             "run `reserve ledger verify`"
+        )
+    from ledger.attest.store import list_attestations
+
+    listed, problems = list_attestations(session)  # every row held to its log record
+    wrong = [f for a in listed for f in a.findings] + list(problems)
+    if wrong:
+        raise TamperDetected(
+            "the attestations table disagrees with the log, so no attestation is published: "
+            + "; ".join(wrong)
+            + "; run `reserve attest list` and `reserve ledger verify`"
         )
     try:
         doc = json.loads(row.document)

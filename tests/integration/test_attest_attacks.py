@@ -220,3 +220,25 @@ def test_proofs_of_control_moved_between_vaults_or_dropped(
     assert result.ok, result.lines()
     note = result.check("control").note
     assert f"verified for {a.name}" in note and f"no proof of control for {b.name}" in note, note
+
+
+def test_the_site_never_writes_over_a_directory_it_did_not_write(reserve: Reserve, tmp_path: Path) -> None:
+    """OUT may be new, empty or an earlier site; a directory holding other things (someone's web
+    root with its own index.html, a home directory) is refused, nothing in it touched."""
+    theirs = tmp_path / "www"
+    theirs.mkdir()
+    (theirs / "index.html").write_text("<h1>their page</h1>")
+    r = reserve.run("report", "site", str(theirs))
+    assert r.code == 2 and "not a site written by reserve report site" in r.err, (r.out, r.err)
+    assert [p.name for p in theirs.iterdir()] == ["index.html"]
+    assert (theirs / "index.html").read_text() == "<h1>their page</h1>"
+    other = tmp_path / "home"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    assert reserve.run("report", "site", str(other)).code == 2
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    reserve.ok("report", "site", str(empty))
+    reserve.ok("report", "site", str(empty))  # an earlier site is written over
+    assert sorted(p.name for p in empty.iterdir()) == ["index.html"]

@@ -39,6 +39,7 @@ def site(app: App, out: Path, title: str, as_json: bool) -> None:
     with journal_session(app, read_only=True) as s:
         data = gather_site(s, title=title, public_key_pem=pem)
     files = render_site(data)
+    _check_out(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -71,6 +72,30 @@ def _public_key(app: App) -> bytes | None:
     if not path.exists():
         return None
     return public_key_pem(load_signing_key(path))
+
+
+def _check_out(out: Path) -> None:
+    """Refuse a directory that is not new, empty or a site this command wrote (only the site's
+    file names, and an index.html carrying its generator tag): nothing else is written over."""
+    from ledger.report.site import GENERATOR, SITE_FILES
+
+    if not out.is_dir():
+        return
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return
+    index = out / "index.html"
+    try:
+        ours = index.is_file() and not index.is_symlink() and GENERATOR in index.read_text(errors="replace")
+    except OSError:
+        ours = False
+    strangers = [n for n in names if not SITE_FILES.match(n)]
+    if strangers or not ours:
+        shown = ", ".join(strangers[:5]) or "index.html"
+        raise InvalidInput(
+            f"{out} is not empty and not a site written by reserve report site (it holds {shown}); "
+            "give a new or empty directory"
+        )
 
 
 def _write(path: Path, text: str) -> None:

@@ -155,6 +155,11 @@ class SiteData:
 
 # --- the chart ---------------------------------------------------------------------------------------
 
+GENERATOR = '<meta name="generator" content="reserve-ledger report site">'
+"""In every page written: how ``report site`` knows a directory holds a site it wrote."""
+SITE_FILES = re.compile(r"^(index\.html|checkpoint\.json|attestation-[0-9]+-[0-9]+\.json)$")
+"""The names of the files a site is made of (``report site`` writes over these only)."""
+
 _SVG_PROLOG = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _SVG_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _SVG_NAMESPACES = re.compile(r'\s+xmlns(?::xlink)?="[^"]*"')
@@ -493,6 +498,7 @@ def render_page(data: SiteData) -> str:
 <meta http-equiv="Content-Security-Policy"
  content="default-src 'none'; style-src 'unsafe-inline'; img-src 'self'">
 <meta name="referrer" content="no-referrer">
+{GENERATOR}
 <title>{_e(data.title)}</title>
 <style>{_CSS}</style>
 </head>

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bip322core.verify import State, verify_message  # type: ignore[import-untyped]
+from bip322core.verify import State, verify_message
 
 from custody import bip322
 from custody.descriptor import MultisigDescriptor

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 import pytest
-from bip322core.verify import State, verify_message  # type: ignore[import-untyped]
+from bip322core.verify import State, verify_message
 from bip_utils import Bip32KeyNetVersions, Bip32Secp256k1
 from coincurve import PrivateKey
 from hypothesis import given

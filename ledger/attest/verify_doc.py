@@ -604,6 +604,19 @@ def verify_attestation(doc: Any, public_keys: Iterable[bytes]) -> Verification:
     return c.result()
 
 
+SEARCH_LIMIT = 100_000
+"""`attest verify --node` searches at most this many addresses per branch of a vault for outputs
+left out (a document naming a huge index must not make the auditor derive billions of scripts)."""
+
+
+def search_end(vault: Mapping[str, Any], gap: int) -> int:
+    """One past the highest address index `attest verify --node` searches on each branch of
+    ``vault`` (a document's vault object): ``gap`` past the highest index it lists, at most
+    :data:`SEARCH_LIMIT`."""
+    highest = max((int(o["index"]) + 1 for o in vault["outputs"]), default=0)
+    return min(highest + gap, SEARCH_LIMIT)
+
+
 def node_findings(
     doc: dict[str, Any],
     best_hashes: Mapping[int, str],

@@ -265,7 +265,13 @@ def show(app: App, attestation_id: int, out: Path | None, as_json: bool) -> None
 def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: int, as_json: bool) -> int:
     """Check an attestation: offline (signature, Merkle proofs, headers, sums, proofs of control,
     checkpoint and balances), and with --node against a node. Exit 0 valid, 1 not."""
-    from ledger.attest.verify_doc import load_document, node_findings, verify_attestation
+    from ledger.attest.verify_doc import (
+        SEARCH_LIMIT,
+        load_document,
+        node_findings,
+        search_end,
+        verify_attestation,
+    )
     from ledger.errors import InvalidInput
 
     if pubkey:
@@ -291,13 +297,7 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
         start, height = doc["headers"]["start"], doc["height"]
         outpoints = [(o["txid"], o["vout"]) for v in doc["vaults"] for o in v["outputs"]]
         # every vault's addresses up to `gap` past the highest index the document names
-        vaults = [
-            (
-                MultisigDescriptor.parse(v["descriptor"]),
-                max((o["index"] + 1 for o in v["outputs"]), default=0) + gap,
-            )
-            for v in doc["vaults"]
-        ]
+        vaults = [(MultisigDescriptor.parse(v["descriptor"]), search_end(v, gap)) for v in doc["vaults"]]
         scripts = {
             s: v["name"]
             for v, (d, end) in zip(doc["vaults"], vaults, strict=True)
@@ -309,7 +309,8 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
         )
         lines += [f"FAIL  node: {f}" for f in against_node] or [
             f"ok    node: {len(outpoints)} outputs unspent at {height} and none left out (addresses "
-            f"searched to {gap} past the highest attested index), headers on the node's best chain"
+            f"searched to --gap {gap} past each vault's highest attested index, at most "
+            f"{SEARCH_LIMIT:,}), headers on the node's best chain"
         ]
         if against_node:
             failed.append("node")

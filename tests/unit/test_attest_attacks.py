@@ -3,6 +3,7 @@ ledger's signing key) can change in a document and which check still refuses it.
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import datetime as dt
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.errors import PolicyViolation
 from ledger.attest import control
-from ledger.attest.verify_doc import node_findings
+from ledger.attest.verify_doc import SEARCH_LIMIT, node_findings, search_end
 from ledger.journal.book import StoredEntry
 from ledger.report.export import write_csv, write_jsonl
 from tests.unit.test_attestation_doc import json_hash, synthetic
@@ -106,3 +107,14 @@ def io_jsonl(memo: str) -> str:
     out = io.StringIO()
     write_jsonl([_stored(1, memo)], out)
     return out.getvalue()
+
+
+def test_the_node_search_for_left_out_outputs_is_bounded(doc: dict[str, Any]) -> None:
+    """`attest verify --node` derives each vault's scripts up to --gap past the highest index the
+    document names; a document naming a huge index (valid BIP-32, index < 2^31) must not make the
+    auditor derive billions of scripts: the search stops at SEARCH_LIMIT addresses per branch."""
+    vault = copy.deepcopy(doc["vaults"][0])
+    assert search_end(vault, 1000) == max(o["index"] for o in vault["outputs"]) + 1 + 1000
+    vault["outputs"][0]["index"] = 2**31 - 1
+    assert search_end(vault, 1000) == SEARCH_LIMIT
+    assert search_end({"outputs": []}, 7) == 7

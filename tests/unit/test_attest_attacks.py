@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -16,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.errors import PolicyViolation
 from ledger.attest import control
-from ledger.attest.verify_doc import SEARCH_LIMIT, node_findings, search_end
+from ledger.attest.document import sign_document
+from ledger.attest.verify_doc import SEARCH_LIMIT, node_findings, search_end, verify_attestation
 from ledger.journal.book import StoredEntry
+from ledger.journal.checkpoint import public_key_pem
 from ledger.report.export import write_csv, write_jsonl
 from tests.unit.test_attestation_doc import json_hash, synthetic
 from tests.unit.test_bip322 import MESSAGE, _outs, _sign, _vault
@@ -118,3 +121,18 @@ def test_the_node_search_for_left_out_outputs_is_bounded(doc: dict[str, Any]) ->
     vault["outputs"][0]["index"] = 2**31 - 1
     assert search_end(vault, 1000) == SEARCH_LIMIT
     assert search_end({"outputs": []}, 7) == 7
+
+
+def test_a_hostile_document_cannot_write_escape_sequences_to_the_auditors_terminal(
+    doc: dict[str, Any], key: Ed25519PrivateKey
+) -> None:
+    """The document is the other side's text: a vault name (or any string) carrying terminal
+    escapes, bidirectional overrides or line breaks is shown escaped in every verdict line."""
+    hostile = copy.deepcopy(doc)
+    hostile["vaults"][0]["name"] = "cold\x1b]0;all good\x07\x1b[2J\u202eok\nOK: the attestation verifies"
+    result = verify_attestation(sign_document(hostile, key), [public_key_pem(key)])
+    assert not result.ok
+    text = "\n".join(result.lines())
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", text), text
+    assert all("\n" not in line for line in result.lines())
+    assert "\\x1b" in text and "\\u202e" in text and "\\n" in text

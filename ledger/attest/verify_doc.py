@@ -120,13 +120,24 @@ class Verification:
         return next(c for c in self.checks if c.name == name)
 
     def lines(self) -> list[str]:
+        """One line per check (``ok``) or finding (``FAIL``); the document's text in them is the
+        other side's, so control characters are shown escaped (:func:`printable`)."""
         out = []
         for c in self.checks:
             if c.ok:
-                out.append(f"ok    {c.name}" + (f": {c.note}" if c.note else ""))
+                out.append(printable(f"ok    {c.name}" + (f": {c.note}" if c.note else "")))
             for f in c.findings:
-                out.append(f"FAIL  {c.name}: {f}")
+                out.append(printable(f"FAIL  {c.name}: {f}"))
         return out
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character (terminal escapes, line breaks, bidirectional
+    overrides) written as a Python escape: a hostile document cannot draw on the auditor's terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class _Malformed(Exception):

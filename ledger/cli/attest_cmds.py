@@ -269,6 +269,7 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
         SEARCH_LIMIT,
         load_document,
         node_findings,
+        printable,
         search_end,
         verify_attestation,
     )
@@ -307,7 +308,7 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
         against_node = node_findings(
             doc, view.best_hashes, view.unspent, view.spent_after, view.vault_unspent, scripts
         )
-        lines += [f"FAIL  node: {f}" for f in against_node] or [
+        lines += [printable(f"FAIL  node: {f}") for f in against_node] or [
             f"ok    node: {len(outpoints)} outputs unspent at {height} and none left out (addresses "
             f"searched to --gap {gap} past each vault's highest attested index, at most "
             f"{SEARCH_LIMIT:,}), headers on the node's best chain"

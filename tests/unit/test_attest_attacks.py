@@ -10,12 +10,15 @@ import datetime as dt
 import io
 import json
 import re
+import struct
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.errors import PolicyViolation
+from custody.merkleblock import BlockHeader, MerkleBlock
 from ledger.attest import control
 from ledger.attest.document import sign_document
 from ledger.attest.verify_doc import SEARCH_LIMIT, node_findings, search_end, verify_attestation
@@ -24,6 +27,7 @@ from ledger.journal.checkpoint import public_key_pem
 from ledger.report.export import write_csv, write_jsonl
 from tests.unit.test_attestation_doc import json_hash, synthetic
 from tests.unit.test_bip322 import MESSAGE, _outs, _sign, _vault
+from tests.unit.test_merkleblock import build, compact, header_with_root, sha256d
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +140,71 @@ def test_a_hostile_document_cannot_write_escape_sequences_to_the_auditors_termin
     assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", text), text
     assert all("\n" not in line for line in result.lines())
     assert "\\x1b" in text and "\\u202e" in text and "\\n" in text
+
+
+# --- what held: each re-signed by the ledger's own key, each refused by its check -------------------
+
+
+def _resigned(doc: dict[str, Any], key: Ed25519PrivateKey, change: Callable[[dict[str, Any]], None]) -> Any:
+    changed = copy.deepcopy(doc)
+    change(changed)
+    return verify_attestation(sign_document(changed, key), [public_key_pem(key)])
+
+
+def test_one_output_claimed_by_two_vaults_is_refused(doc: dict[str, Any], key: Ed25519PrivateKey) -> None:
+    def twice(d: dict[str, Any]) -> None:
+        other = copy.deepcopy(d["vaults"][0])
+        other["name"] = other["account"] = "warm"
+        d["vaults"].append(other)
+        d["totals"]["chain"] *= 2
+        d["totals"]["difference"] = d["totals"]["chain"] - d["totals"]["ledger"]
+
+    result = _resigned(doc, key, twice)
+    assert "outputs" in result.failed and "listed twice" in " ".join(result.check("outputs").findings)
+
+
+def test_a_merkle_proof_of_another_transaction_of_the_same_block_is_refused(
+    doc: dict[str, Any], key: Ed25519PrivateKey
+) -> None:
+    """The block's real proof, but for its first transaction only (a valid gettxoutproof of the
+    same block): the attested transactions are then proven nowhere."""
+    block = next(iter(doc["proofs"]))
+    proof = MerkleBlock.from_hex(doc["proofs"][block])
+    txids = [bytes.fromhex(t)[::-1] for t in (*_leaves(doc),)]
+    root, hashes, flags = build(txids, [True] + [False] * (len(txids) - 1))
+    assert root[::-1].hex() == proof.header.merkle_root
+    other = proof.header.raw + struct.pack("<I", len(txids)) + compact(len(hashes)) + b"".join(hashes)
+    other += compact(len(flags)) + flags
+
+    result = _resigned(doc, key, lambda d: d["proofs"].__setitem__(block, other.hex()))
+    assert result.failed == ("outputs",), result.lines()
+    assert "no valid Merkle proof shows transaction" in result.check("outputs").findings[0]
+
+
+def _leaves(doc: dict[str, Any]) -> list[str]:
+    """The synthetic block's txids in block order: the filler, then the two attested ones."""
+    filler = sha256d(b"coinbase")[::-1].hex()
+    return [filler, *sorted(doc["transactions"], key=lambda t: _block_order(doc, t))]
+
+
+def _block_order(doc: dict[str, Any], txid: str) -> int:
+    matched = MerkleBlock.from_hex(next(iter(doc["proofs"].values()))).matched_txids()
+    return matched.index(txid)
+
+
+def test_headers_that_link_but_end_elsewhere_or_skip_heights_are_refused(
+    doc: dict[str, Any], key: Ed25519PrivateKey
+) -> None:
+    first = BlockHeader.from_hex(doc["headers"]["hex"][0])
+    # a header of our own, linked to the first, claimed as block H
+    fake = header_with_root(sha256d(b"fake"), prev=bytes.fromhex(first.hash)[::-1]).hex()
+
+    def swap(d: dict[str, Any]) -> None:
+        d["headers"]["hex"][1] = fake
+        d["block_hash"] = BlockHeader.from_hex(fake).hash
+
+    assert _resigned(doc, key, swap).ok  # offline, a linked header is as good as any: the node decides
+    short = _resigned(doc, key, lambda d: d["headers"]["hex"].pop())
+    assert "headers" in short.failed
+    low = _resigned(doc, key, lambda d: d.__setitem__("network", "main"))  # regtest work on mainnet
+    assert "easier than the network's limit" in " ".join(low.check("headers").findings)

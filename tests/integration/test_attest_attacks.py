@@ -242,3 +242,25 @@ def test_the_site_never_writes_over_a_directory_it_did_not_write(reserve: Reserv
     reserve.ok("report", "site", str(empty))
     reserve.ok("report", "site", str(empty))  # an earlier site is written over
     assert sorted(p.name for p in empty.iterdir()) == ["index.html"]
+
+
+def test_finish_refuses_a_draft_whose_block_was_reorganised_away(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """Holders may take days to sign: if block H left the best chain meanwhile, finish must not
+    sign and keep an attestation of a block that is no longer Bitcoin's (nothing is kept)."""
+    from tests.integration.test_attest_control import finish, prepare, sign_all
+
+    funded(reserve, node)
+    files = prepare(reserve, tmp_path / "draft")
+    signed = sign_all(node, reserve, files, ("ministry", "regulator"), tmp_path)
+    draft = json.loads((tmp_path / "draft" / "attestation-draft.json").read_text())
+    node.rpc().call("invalidateblock", draft["block_hash"])
+    try:
+        node.mine(2)
+        r = finish(reserve, tmp_path / "draft", signed, "--json")
+    finally:
+        node.rpc().call("reconsiderblock", draft["block_hash"])
+    assert r.code == 2 and json.loads(r.out)["error"]["code"] == "chain-mismatch", (r.out, r.err)
+    assert f"block {draft['block_hash']}" in r.out and "best chain" in r.out
+    assert reserve.ok("attest", "list", "--json").json()["attestations"] == []

@@ -194,11 +194,31 @@ def finish(app: App, draft_dir: Path, signed: tuple[Path, ...], out: Path | None
     psbts = [t.decode("ascii").strip() if t.isascii() else t for t in texts]  # base64 or binary
     with app.read_session() as s:
         controls = finish_controls(s, draft, psbts)
+    _still_best(app, draft["height"], draft["block_hash"])  # holders may have taken days
     with app.session() as s:
         doc, stored = finish_attestation(s, key, draft, controls)
     if out is not None:
         _write_json(out, doc)
     _show(app, doc, stored.id, as_json)
+
+
+def _still_best(app: App, height: int, block_hash: str) -> None:
+    """Refuse (:class:`ChainMismatch`) when block ``height`` of the node's best chain is no longer
+    ``block_hash``: an attestation is never kept for a block a reorganisation took away."""
+    from custody.errors import RpcError
+    from ledger.errors import ChainMismatch
+
+    rpc = app.rpc()
+    try:
+        best = rpc.get_block_hash(height)
+    except RpcError:  # the node's chain is shorter than the draft's height now
+        best = None
+    if best != block_hash:
+        raise ChainMismatch(
+            f"block {block_hash} at height {height} is no longer on the node's best chain "
+            f"(it has {best or 'no block'} there): the draft's outputs are not the chain's; run "
+            "`reserve attest prepare` again and have the holders sign the new PSBTs"
+        )
 
 
 @attest.command("list")

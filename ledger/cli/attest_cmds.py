@@ -178,7 +178,8 @@ def finish(app: App, draft_dir: Path, signed: tuple[Path, ...], out: Path | None
     """Add the holders' proofs of control to a draft, sign it and keep it.
 
     Every signature is checked as a spend's; a vault whose every funded address does not reach its
-    threshold of distinct keys is refused (exit 2, naming the address)."""
+    threshold of distinct holders (one holder's keys count once) is refused (exit 2, naming the
+    address), and so is a draft whose block is no longer on the node's best chain."""
     from ledger.attest.store import check_draft, finish_attestation, finish_controls
     from ledger.attest.verify_doc import load_document
     from ledger.errors import InvalidInput

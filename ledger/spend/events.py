@@ -25,8 +25,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from custody.spend_node import Outpoint
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import InvalidInput, NotFound, TamperDetected
 from ledger.journal.records import RecordKind, append_record, canonical_json
+from ledger.store.models import EntryRow
 from ledger.store.spend_models import SpendEventRow, SpendInputRow
 
 PROPOSED, SIGNED, BROADCAST = "proposed", "signed", "broadcast"
@@ -306,6 +307,99 @@ def used_scripts(session: Session) -> frozenset[str]:
             if isinstance(d, dict) and isinstance(d.get("address"), str):
                 out.add(d["address"])
     return frozenset(out)
+
+
+# --- integrity ------------------------------------------------------------------------------------
+
+
+def tamper_findings(session: Session, vault: str) -> list[str]:
+    """Where ``vault``'s spend rows disagree with the log records they were written with: an event
+    row whose fields (its detail too: the quorum height the delay rule counts from), PSBT or digest
+    differ from its record, a record whose row is gone, steps out of order, and an open spend whose
+    held coins (``spend_inputs``) are not its proposal's inputs. The gate relies on these rows;
+    :func:`check_untampered` refuses to judge on them when any is found."""
+    findings: list[str] = []
+    records: dict[int, dict[str, Any]] = {}
+    for seq, memo in session.execute(
+        select(EntryRow.seq, EntryRow.memo).where(EntryRow.kind == RecordKind.SPEND.value)
+    ):
+        try:
+            body = json.loads(memo)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("vault") == vault:
+            records[int(seq)] = body
+    claimed: set[int] = set()
+    steps: dict[int, list[tuple[int, int]]] = {}
+    rows = session.scalars(
+        select(SpendEventRow).where(SpendEventRow.vault == vault).order_by(SpendEventRow.id)
+    )
+    for row in rows:
+        label = f"spend {row.spend} step {row.step} ({row.state})"
+        steps.setdefault(row.spend, []).append((row.step, int(row.record_seq)))
+        if psbt_sha256(row.psbt) != row.psbt_sha256:
+            findings.append(f"{label}: its PSBT does not hash to its stored digest: it was replaced")
+        body = records.get(int(row.record_seq))
+        if body is None:
+            findings.append(
+                f"{label} names log record #{row.record_seq}, which is no spend record of {vault}"
+            )
+            continue
+        claimed.add(int(row.record_seq))
+        try:
+            detail = json.loads(row.detail)
+        except ValueError:
+            detail = row.detail
+        want = {
+            "spend": row.spend,
+            "step": row.step,
+            "state": row.state,
+            "vault": row.vault,
+            "txid": row.txid,
+            "psbt_sha256": row.psbt_sha256,
+            "amount": int(row.amount),
+            "height": row.height,
+            "detail": detail,
+        }
+        for field, value in want.items():
+            if body.get(field) != value:
+                what = "PSBT (its digest)" if field == "psbt_sha256" else field
+                findings.append(
+                    f"{label}: its {what} differs from its log record #{row.record_seq}: the row was changed"
+                )
+    for seq in sorted(records.keys() - claimed):
+        body = records[seq]
+        findings.append(
+            f"spend {body.get('spend')} step {body.get('step')} ({body.get('state')}): its log record "
+            f"#{seq} has no row: the row was deleted"
+        )
+    for number, seen in sorted(steps.items()):
+        ordered = sorted(seen)
+        if [s for s, _ in ordered] != list(range(len(ordered))) or [r for _, r in ordered] != sorted(
+            r for _, r in ordered
+        ):
+            findings.append(f"spend {number}: its steps are missing or out of their records' order")
+    for spend in list_spends(session, vault, open_only=True):
+        wanted = spend.proposal.detail.get("inputs")
+        held = sorted(f"{t}:{v}" for t, v in spend.inputs)
+        if not isinstance(wanted, list) or sorted(map(str, wanted)) != held:
+            findings.append(
+                f"spend {spend.number}: the coins it holds ({', '.join(held) or 'none'}) are not its "
+                f"proposal's inputs ({', '.join(map(str, wanted or [])) or 'none'}): spend_inputs was changed"
+            )
+    return findings
+
+
+def check_untampered(session: Session, vault: str) -> None:
+    """:class:`TamperDetected` listing :func:`tamper_findings`, if any: a gate that judged on
+    edited rows (a moved quorum height, a freed coin, a deleted broadcast) would pass what the
+    records forbid."""
+    findings = tamper_findings(session, vault)
+    if findings:
+        raise TamperDetected(
+            f"vault {vault}'s spend records were tampered with; nothing was judged or stored "
+            "(`reserve ledger verify` lists them):\n  - " + "\n  - ".join(findings)
+        )
 
 
 # --- writing ----------------------------------------------------------------------------------------

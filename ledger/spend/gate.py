@@ -35,7 +35,7 @@ from custody.spend_policy import SpendLimits
 from ledger.chain.issuance import issued_ranges
 from ledger.chain.recording import SCRIPT_RANGE, VaultScripts
 from ledger.chain.vaults import Vault, get_vault, list_vaults
-from ledger.spend.events import list_spends, velocity_used
+from ledger.spend.events import check_untampered, list_spends, velocity_used
 from ledger.spend.policy_store import AllowEntry, allowlist, effective_limits
 
 HINT_LIMIT = 100_000
@@ -70,8 +70,10 @@ class GateContext:
 def read_context(
     session: Session, vault_name: str, tip: int, *, exclude_spend: int | None = None
 ) -> GateContext:
-    """The books' part of the gate's facts (a short read)."""
+    """The books' part of the gate's facts (a short read); :class:`~ledger.errors.TamperDetected`
+    when the vault's spend rows disagree with their log records (the gate would judge on them)."""
     vault = get_vault(session, vault_name)
+    check_untampered(session, vault.name)
     limits = effective_limits(session, vault.name, tip)
     active, pending = allowlist(session, vault.name, tip)
     others = tuple(v for v in list_vaults(session) if v.name != vault.name)

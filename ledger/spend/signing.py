@@ -30,7 +30,15 @@ from custody.spend_gate import btc
 from custody.spend_node import outpoint_text
 from ledger.chain.vaults import Vault, get_vault, list_vaults
 from ledger.errors import Conflict
-from ledger.spend.events import BROADCAST, PROPOSED, SIGNED, Spend, append_event, get_spend
+from ledger.spend.events import (
+    BROADCAST,
+    PROPOSED,
+    SIGNED,
+    Spend,
+    append_event,
+    check_untampered,
+    get_spend,
+)
 from ledger.spend.gate import SigCheck, check_input_signatures, find_path, signers_of
 from ledger.store.db import lock_journal
 
@@ -164,6 +172,7 @@ def sign_spend(
         spend = get_spend(s, number)
         vault = get_vault(s, spend.vault)
         others = list_vaults(s, include_retired=True)
+        check_untampered(s, vault.name)
     if spend.state not in (PROPOSED, SIGNED):
         raise Conflict(
             f"spend #{number} is {spend.state}; signatures are imported only while it is proposed or signed"

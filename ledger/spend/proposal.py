@@ -372,18 +372,33 @@ def create_spend(read: SessionFactory, write: SessionFactory, rpc: RpcClient, re
             raise SpendRefused(f"vault {vault.name}'s policy refuses the spend; nothing was stored", refused)
         with write() as s:
             spend = _write(s, request, plan, psbt, verdict.facts)
+        # a concurrent proposal that lost the race may have locked these coins first and unlocked
+        # them as it gave up: the coins this spend holds in the books are locked again
+        lock_coins(wallet, spend.inputs, skip_unavailable=True)
     except BaseException as exc:
         if locked:
-            try:
-                unlock_coins(wallet, locked)
-            except CustodyError:
-                exc.add_note(
-                    f"coin(s) {', '.join(outpoint_text(o) for o in locked)} stay locked in the wallet"
-                )
+            _release(read, wallet, locked, exc)
         raise
     finally:
         wallet.close()
     return Created(spend, verdict.results, verdict.facts.fee, verdict.facts.vsize)
+
+
+def _release(read: SessionFactory, wallet: RpcClient, locked: Sequence[Outpoint], exc: BaseException) -> None:
+    """Unlock the coins this proposal locked and gave up, except those another open spend holds in
+    the books (a concurrent proposal that chose the same coins and was stored first: the wallet
+    lock is its now)."""
+    try:
+        with read() as s:
+            held = open_spend_inputs(s)
+    except Exception as e:  # the books cannot say: leave the coins locked rather than free a held one
+        exc.add_note(f"coin(s) {', '.join(outpoint_text(o) for o in locked)} stay locked ({e})")
+        return
+    free = [o for o in locked if o not in held]
+    try:
+        unlock_coins(wallet, free)
+    except CustodyError:
+        exc.add_note(f"coin(s) {', '.join(outpoint_text(o) for o in free)} stay locked in the wallet")
 
 
 def write_psbt_file(directory: Path, spend: Spend) -> Path:

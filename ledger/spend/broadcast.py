@@ -3,16 +3,18 @@
 Gather (the node's tip; the books' policy, allowlist, locks and velocity at that tip; each input's
 coin from the node's UTXO set), judge (:func:`ledger.spend.gate.judge` on the PSBT as stored,
 every rule), and only when every rule holds: finalize (``finalizepsbt``), check the final
-transaction is the proposal's (same txid), ask the mempool (``testmempoolaccept``), send, and
-store a ``broadcast`` event. Any violation is returned with every rule's result and nothing is
-finalized, sent or stored.
+transaction is the proposal's (same txid), ask the mempool (``testmempoolaccept``), then store the
+``broadcast`` event (judging the velocity rule again on the books under the journal lock, so two
+broadcasts at once cannot both pass a limit together) and send. A send that fails stores the
+spend's previous state again. Any violation is returned with every rule's result and nothing is
+sent or stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
@@ -21,10 +23,18 @@ from custody.errors import InvalidInput
 from custody.network import Network
 from custody.psbt import Psbt
 from custody.rpc import RpcClient
-from custody.spend_gate import RuleResult
+from custody.spend_gate import RuleResult, evaluate, violations
 from custody.spend_node import finalize_psbt, mempool_refusal, send_transaction
 from ledger.errors import Conflict
-from ledger.spend.events import BROADCAST, PROPOSED, SIGNED, Spend, append_event, get_spend
+from ledger.spend.events import (
+    BROADCAST,
+    PROPOSED,
+    SIGNED,
+    Spend,
+    append_event,
+    get_spend,
+    velocity_used,
+)
 from ledger.spend.gate import judge, node_coins, read_context
 from ledger.store.db import lock_journal
 
@@ -90,10 +100,27 @@ def broadcast_spend(
                 tx_hex = final.hex
     if found or tx_hex is None:
         return BroadcastResult(spend, verdict.results, tuple(found), None, facts.fee, facts.vsize)
-    sent = send_transaction(rpc, tx_hex, ctx.limits.max_fee_rate)
-    try:
-        with write() as s:
-            lock_journal(s)
+    # Claim, then send: the broadcast event is stored first, under the journal lock, after the
+    # rules that depend on other spends are judged again on the books as they are now. Two
+    # broadcasts judged at once would otherwise both see the other's amount not yet left, and
+    # together pass a velocity limit each alone keeps.
+    with write() as s:
+        lock_journal(s)
+        now = get_spend(s, number)
+        if now.latest.step != spend.latest.step:
+            raise Conflict(
+                f"spend #{number} changed while it was judged (now {now.state}); nothing was "
+                "broadcast: run the command again"
+            )
+        recheck = evaluate(
+            replace(
+                facts,
+                velocity_used=velocity_used(s, spend.vault, tip, ctx.limits.velocity_window),
+            ),
+            ctx.limits,
+        )
+        late = violations(recheck)
+        if not late:
             append_event(
                 s,
                 spend=number,
@@ -106,13 +133,37 @@ def broadcast_spend(
                 detail={"fee": facts.fee, "vsize": facts.vsize},
             )
             stored = get_spend(s, number)
-    except Exception as e:  # the database failed after the send: say what did happen
-        e.add_note(
-            f"transaction {sent} WAS broadcast, but its broadcast event was not stored; "
-            "`reserve sync` books it when it confirms"
-        )
+    if late:
+        return BroadcastResult(spend, recheck, late, None, facts.fee, facts.vsize)
+    try:
+        sent = send_transaction(rpc, tx_hex, ctx.limits.max_fee_rate)
+    except Exception as e:  # not sent: withdraw the claim, so the spend is open again as it was
+        _withdraw(write, spend, tip, e)
         raise
     return BroadcastResult(stored, verdict.results, (), sent, facts.fee, facts.vsize)
+
+
+def _withdraw(write: SessionFactory, spend: Spend, tip: int, error: Exception) -> None:
+    """Store the spend's previous state again after a send that failed (the claim withdrawn)."""
+    try:
+        with write() as s:
+            lock_journal(s)
+            append_event(
+                s,
+                spend=spend.number,
+                state=spend.state,
+                vault=spend.vault,
+                txid=spend.txid,
+                psbt=spend.psbt,
+                amount=spend.amount,
+                height=tip,
+                detail={"not_sent": str(error)[:500]},
+            )
+    except Exception as e:
+        error.add_note(
+            f"transaction {spend.txid} was NOT broadcast, but spend #{spend.number} stays stored as "
+            f"broadcast ({e})"
+        )
 
 
 def _quorum_height(spend: Spend, tip: int) -> int | None:

@@ -168,6 +168,8 @@ def _show_text(v: SpendView) -> None:
             extra = f": {e.detail['reason']}"
         if e.detail.get("entry_seq") is not None:
             extra = f": booked as entry #{e.detail['entry_seq']}"
+        if e.detail.get("outside_gate"):
+            extra += " (sent outside the service: it never passed the gate of `reserve spend broadcast`)"
         if e.detail.get("added"):
             extra = ": " + ", ".join(f"{a['holder']} on input {a['input']}" for a in e.detail["added"])
         at = "" if e.created_at is None else f" {e.created_at:%Y-%m-%d %H:%M}"

@@ -6,7 +6,9 @@ wallet (a spend on the network cannot be cancelled: only another transaction can
 ``reserve sync`` settles open spends (:func:`gather_settle`, :func:`judge_settle`,
 :func:`write_settle`): one whose transaction is booked (by this sync, which books it as the
 withdrawal to the allowlist entry's counterparty or the transfer to the vault, with the spend's
-memo, or earlier by ``record``) gets a ``confirmed`` event naming the entry; one whose transaction
+memo, or earlier by ``record``) gets a ``confirmed`` event naming the entry (and ``outside_gate``
+when it was never broadcast through ``reserve spend broadcast``: key holders combined and sent it
+themselves, past every rule); one whose transaction
 the vault's wallet sees replaced or double-spent, or whose coins a confirmed transaction of
 someone else spent, gets ``conflicted`` and its coins unlocked.
 
@@ -234,6 +236,8 @@ def write_settle(
         detail: dict[str, Any]
         if item.state == CONFIRMED:
             detail = {"entry_seq": item.seq, "block_hash": item.by}
+            if now.reached(BROADCAST) is None:  # the holders sent it themselves: no rule was applied
+                detail["outside_gate"] = True
         else:
             detail = {"by": item.by, "reason": item.reason}
         append_event(

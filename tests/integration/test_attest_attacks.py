@@ -5,6 +5,9 @@ holds it), so only the named checks and the node stand between it and the audito
 from __future__ import annotations
 
 import copy
+import csv
+import hashlib
+import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -264,3 +267,46 @@ def test_finish_refuses_a_draft_whose_block_was_reorganised_away(
     assert r.code == 2 and json.loads(r.out)["error"]["code"] == "chain-mismatch", (r.out, r.err)
     assert f"block {draft['block_hash']}" in r.out and "best chain" in r.out
     assert reserve.ok("attest", "list", "--json").json()["attestations"] == []
+
+
+def test_the_jsonl_export_holds_every_entry_kind_to_the_signed_root(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """Entries and log records of every kind issue 11 and its neighbours write (mining, a manual
+    entry with a formula-like memo and its reversal, a policy change, an attestation, a retired
+    vault): each line's canonical bytes decode to its fields and the leaves fold into the root
+    the checkpoint signs. The CSV's memo is the JSONL's behind one apostrophe."""
+    from tests.integration.test_export_cli import decode_entry, rfc6962_root
+    from tests.integration.test_statement_cli import report_groups  # noqa: F401
+
+    a, b = funded(reserve, node)
+    node.mine(1, a.address())
+    reserve.ok("sync")
+    reserve.ok("account", "add", "exchange", "--type", "counterparty")
+    reserve.ok("account", "add", "owner", "--type", "equity")
+    manual = reserve.ok(
+        "record", "--kind", "adjustment", "--memo", '=HYPERLINK("http://x")', "--posting",
+        "exchange=0.5", "--posting", "owner=-0.5", "--json",
+    ).json()  # fmt: skip
+    reserve.ok("reverse", str(manual["seq"]), "--memo", "+typo")
+    reserve.ok("policy", "set", a.name, "--max-fee", "0.001")
+    reserve.ok("attest")
+    reserve.ok("vault", "retire", b.name, "--reason", "rotated")
+    checkpoint = json.loads(reserve.ok("ledger", "checkpoint").out)
+    lines = [json.loads(x) for x in reserve.ok("export", "entries", "--jsonl").out.splitlines()]
+    leaves = []
+    for x in lines:
+        data = bytes.fromhex(x["canonical_hex"])
+        decoded = decode_entry(data)
+        assert {k: v for k, v in decoded.items() if k != "postings"} == {
+            k: x[k] for k in decoded if k != "postings"
+        }, x["seq"]
+        leaves.append(hashlib.sha256(b"\x00" + data).digest())
+    assert rfc6962_root(leaves[: checkpoint["tree_size"]]).hex() == checkpoint["root"]
+    kinds = {x["kind"] for x in lines}
+    assert {"mining", "adjustment", "reversal", "policy-changed", "attestation", "vault-retired"} <= kinds
+    rows = list(csv.DictReader(io.StringIO(reserve.ok("export", "entries", "--csv").out)))
+    memos = {int(r["seq"]): r["memo"] for r in rows}
+    assert memos[manual["seq"]] == "'" + '=HYPERLINK("http://x")'
+    [rev] = [x for x in lines if x["kind"] == "reversal"]
+    assert rev["memo"] == "+typo" and memos[rev["seq"]] == "'+typo"

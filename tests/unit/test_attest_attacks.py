@@ -208,3 +208,20 @@ def test_headers_that_link_but_end_elsewhere_or_skip_heights_are_refused(
     assert "headers" in short.failed
     low = _resigned(doc, key, lambda d: d.__setitem__("network", "main"))  # regtest work on mainnet
     assert "easier than the network's limit" in " ".join(low.check("headers").findings)
+
+
+def test_a_vault_listed_twice_is_refused(doc: dict[str, Any], key: Ed25519PrivateKey) -> None:
+    """Split into two entries of the same name, each with part of the outputs, a vault would show
+    its whole ledger balance twice (each a deficit) while every sum still adds up."""
+
+    def split(d: dict[str, Any]) -> None:
+        first, second = copy.deepcopy(d["vaults"][0]), copy.deepcopy(d["vaults"][0])
+        first["outputs"], second["outputs"] = first["outputs"][:1], first["outputs"][1:]
+        for v in (first, second):
+            v["chain_amount"] = sum(o["amount"] for o in v["outputs"])
+            v["difference"] = v["chain_amount"] - v["ledger_amount"]
+        d["vaults"] = [first, second]
+
+    result = _resigned(doc, key, split)
+    assert "balances" in result.failed, result.lines()
+    assert "listed 2 times" in " ".join(result.check("balances").findings)

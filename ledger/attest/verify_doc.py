@@ -539,6 +539,9 @@ def _check_ledger(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> di
             )
         if v.get("account") != v["name"]:  # a vault's account has the vault's name
             c.fail("balances", f"vault {v['name']}: its account is {v['name']!r}, not {v.get('account')!r}")
+    names = [v["name"] for v in listed]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        c.fail("balances", f"vault {name} is listed {names.count(name)} times; each vault is listed once")
     missing = sorted(set(definitions) - {v["name"] for v in listed})
     if missing:
         c.fail("balances", f"vaults {', '.join(missing)} are defined in the journal but not attested")

@@ -1,7 +1,8 @@
 """How a spend ends: cancelled by a person, confirmed on chain, or conflicted by another transaction.
 
 ``reserve spend cancel N --reason R`` stores ``cancelled`` and then unlocks the coins in the vault's
-wallet (a spend on the network cannot be cancelled: only another transaction can conflict it).
+wallet (a spend on the network cannot be cancelled: only another transaction can conflict it; one
+stored as broadcast whose transaction the node never got can).
 
 ``reserve sync`` settles open spends (:func:`gather_settle`, :func:`judge_settle`,
 :func:`write_settle`): one whose transaction is booked (by this sync, which books it as the
@@ -103,12 +104,13 @@ def cancel_spend(
         raise InvalidInput(f"the reason is {len(reason)} characters; at most 500")
     with read() as s:
         spend = get_spend(s, number)
-    _check_cancellable(spend)
+    unsent = spend.state == BROADCAST and not _on_network(rpc, spend)
+    _check_cancellable(spend, unsent=unsent)
     tip = rpc.get_block_count()
     with write() as s:
         lock_journal(s)
         now = get_spend(s, number)
-        _check_cancellable(now)
+        _check_cancellable(now, unsent=unsent and now.latest.step == spend.latest.step)
         append_event(
             s,
             spend=number,
@@ -124,13 +126,28 @@ def cancel_spend(
     return Cancelled(stored, *_unlock(rpc, stored))
 
 
-def _check_cancellable(spend: Spend) -> None:
-    if spend.state == BROADCAST:
+def _on_network(rpc: RpcClient, spend: Spend) -> bool:
+    """Whether the node has a broadcast spend's transaction (mempool, or the vault's wallet knows
+    it: pending, confirmed or conflicted). A spend stored as broadcast whose send never happened
+    (the command stopped between storing its claim and sending) is not, and may be cancelled."""
+    from custody.spend_node import in_mempool
+    from custody.wallet import vault_wallet_name
+
+    if in_mempool(rpc, [spend.txid]):
+        return True
+    try:
+        return spend.txid in wallet_tx_states(rpc, [vault_wallet_name(spend.vault)], [spend.txid])
+    except CustodyError:  # the wallet cannot say (not loaded): assume it is out there
+        return True
+
+
+def _check_cancellable(spend: Spend, *, unsent: bool = False) -> None:
+    if spend.state == BROADCAST and not unsent:
         raise Conflict(
             f"spend #{spend.number} is on the network (transaction {spend.txid}) and cannot be "
             "cancelled; only a transaction spending its coins can replace it"
         )
-    if spend.state not in (PROPOSED, SIGNED):
+    if spend.state not in (PROPOSED, SIGNED) and not (spend.state == BROADCAST and unsent):
         raise Conflict(f"spend #{spend.number} is {spend.state} already")
 
 

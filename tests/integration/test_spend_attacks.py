@@ -587,3 +587,39 @@ def test_a_spend_the_holders_broadcast_themselves_is_booked_as_passing_no_gate(
     assert last["outside_gate"] is True, last
     text_out = reserve.ok("spend", "show", str(number)).out
     assert "never passed the gate" in text_out, text_out
+
+
+def test_a_spend_stored_as_broadcast_but_never_sent_can_be_cancelled(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from ledger.spend.events import BROADCAST, append_event, get_spend
+    from ledger.store.db import lock_journal
+
+    setup = funded_vault(reserve, node)
+    number = signed_spend(reserve, node, tmp_path, setup)
+    # `spend broadcast` stores its claim, then stops before it sends (killed, the node went away)
+    runtime = make_engine(reserve.runtime_url)
+    with Session(runtime) as s, s.begin():
+        lock_journal(s)
+        spend = get_spend(s, number)
+        append_event(
+            s,
+            spend=number,
+            state=BROADCAST,
+            vault=spend.vault,
+            txid=spend.txid,
+            psbt=spend.psbt,
+            amount=spend.amount,
+            height=node.rpc().get_block_count(),
+            detail={"fee": 1, "vsize": 1},
+        )
+    runtime.dispose()
+    assert spend.txid not in mempool(node)
+    assert "broadcast already" in refused(reserve, db, node, setup, "spend", "broadcast", str(number))
+    done = reserve.ok("spend", "cancel", str(number), "--reason", "never sent", "--json").json()
+    assert done["state"] == "cancelled" and len(done["unlocked"]) == len(spend.inputs)
+    # the coins are free again: a new proposal may use them
+    again = signed_spend(reserve, node, tmp_path, setup, "--pay", "exchange=1.5")
+    reserve.ok("spend", "broadcast", str(again))

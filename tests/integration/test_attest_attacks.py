@@ -310,3 +310,54 @@ def test_the_jsonl_export_holds_every_entry_kind_to_the_signed_root(
     assert memos[manual["seq"]] == "'" + '=HYPERLINK("http://x")'
     [rev] = [x for x in lines if x["kind"] == "reversal"]
     assert rev["memo"] == "+typo" and memos[rev["seq"]] == "'+typo"
+
+
+def test_one_holders_two_keys_do_not_make_a_proof_of_control_end_to_end(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """`vault add` accepts a 3-of-5 vault where the ministry holds two keys (alone it cannot reach
+    3). The ministry signing with both keys and the central bank with one is three keys but two
+    holders: finish refuses it (policy-violation, nothing kept); with the regulator too it passes."""
+    from custody.descriptor import MultisigDescriptor
+    from custody.keygen import test_key_from_seed
+    from custody.network import Network
+    from regtest.signers import DemoSigner
+    from tests.integration.test_attest_control import finish, prepare
+
+    held = [("ministry", 1), ("ministry", 2), ("central-bank", 3), ("regulator", 4), ("auditor", 5)]
+    seeds = [hashlib.sha256(f"{tmp_path} {n}".encode()).digest() for _, n in held]
+    keys_ = [test_key_from_seed(s, Network.REGTEST) for s in seeds]
+    name = f"shared-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:6]}"
+    args = ["vault", "add", name, "--threshold", "3"]
+    for (holder, _), k in zip(held, keys_, strict=True):
+        args += ["--key", f"{holder}={k}"]
+    reserve.ok(*args)
+    reserve.ok("vault", "watch", name)
+    descriptor = MultisigDescriptor.from_keys(3, tuple(keys_))
+    node.fund(descriptor.address(0, False, Network.REGTEST), 50_000_000)
+    reserve.ok("sync")
+    files = prepare(reserve, tmp_path / "draft")
+    signers = [DemoSigner(holder, seed) for (holder, _), seed in zip(held, seeds, strict=True)]
+    for s in signers:
+        s.import_vault(node.rpc(), 3, keys_)
+
+    def signed_by(which: list[int]) -> list[str]:
+        out = []
+        for f in files:
+            for i in which:
+                back = tmp_path / f"{Path(f['psbt']).stem}-{i}.psbt"
+                back.write_text(signers[i].sign(node.rpc(), Path(f["psbt"]).read_text().strip()))
+                out.append(str(back))
+        return out
+
+    r = finish(reserve, tmp_path / "draft", signed_by([0, 1, 2]), "--json")
+    assert r.code == 2 and json.loads(r.out)["error"]["code"] == "policy-violation", (r.out, r.err)
+    assert "2 distinct holders" in r.out and "one holder's keys count once" in r.out, r.out
+    assert reserve.ok("attest", "list", "--json").json()["attestations"] == []
+    r = finish(reserve, tmp_path / "draft", signed_by([0, 1, 2, 3]), "--out", str(tmp_path / "att.json"))
+    assert r.code == 0, (r.out, r.err)
+    doc = json.loads((tmp_path / "att.json").read_text())
+    [vault] = doc["vaults"]
+    assert vault["holders"] == [h for h, _ in held]
+    assert vault["control"]["proofs"][0]["signers"] == ["ministry", "central-bank", "regulator"]
+    assert reserve.run("attest", "verify", str(tmp_path / "att.json"), "--node").code == 0

@@ -17,6 +17,7 @@ imports it); the service side reads :class:`~ledger.chain.vaults.Vault` and
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -228,6 +229,8 @@ def finalize(psbt: Psbt, vault: Vault, message: bytes) -> dict[str, Any]:
     refusals = [r for i in range(len(psbt.inputs)) for r in bip322.check_partial_sigs(psbt, i)[1]]
     if refusals:
         raise PolicyViolation(tuple(f"{address}: {r}" for r in refusals))
+    key_names = _key_names(descriptor, vault.holders, change, index)
+    psbt = _distinct_holders_first(psbt, key_names, descriptor.threshold)
     try:
         signed = bip322.signed_tx(bip322.finalize_psbt(psbt))
     except InvalidInput as exc:
@@ -250,13 +253,34 @@ def finalize(psbt: Psbt, vault: Vault, message: bytes) -> dict[str, Any]:
         "to_sign_txid": signed.tx.txid,
         "signers": [],
     }
-    findings, signers = _check(
-        proof, witness_script, message, _key_names(descriptor, vault.holders, change, index)
-    )
+    findings, signers = _check(proof, witness_script, message, key_names)
     if findings:
         raise PolicyViolation(findings)
     proof["signers"] = list(signers)
     return proof
+
+
+def _distinct_holders_first(psbt: Psbt, key_names: Sequence[tuple[bytes, str]], threshold: int) -> Psbt:
+    """``psbt`` keeping, on every input, the signatures of ``threshold`` keys that signed every
+    input, chosen for as many distinct holders as possible (one key per holder first, in key
+    order): a witness holds exactly m signatures, and one holder's second key must not take the
+    place of another holder's. Unchanged when fewer than ``threshold`` keys signed every input."""
+    signed = set.intersection(*(set(dict(i.partial_sigs)) for i in psbt.inputs))
+    first: list[bytes] = []
+    rest: list[bytes] = []
+    holders: set[str] = set()
+    for key, name in key_names:
+        if key in signed:
+            (rest if name in holders else first).append(key)
+            holders.add(name)
+    chosen = set((first + rest)[:threshold])
+    if len(chosen) < threshold:
+        return psbt
+    inputs = tuple(
+        dataclasses.replace(i, partial_sigs=tuple((k, sig) for k, sig in i.partial_sigs if k in chosen))
+        for i in psbt.inputs
+    )
+    return dataclasses.replace(psbt, inputs=inputs)
 
 
 def finish_control(

@@ -119,6 +119,8 @@ def parse_outpoint(text: str) -> Outpoint:
         bytes.fromhex(txid)
     except ValueError:
         raise InvalidInput(f"--input {text!r}: the txid is not hexadecimal") from None
+    if int(vout) > 0xFFFF_FFFF:
+        raise InvalidInput(f"--input {text!r}: output index {vout} is above 4294967295")
     return txid.lower(), int(vout)
 
 

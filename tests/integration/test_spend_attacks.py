@@ -623,3 +623,14 @@ def test_a_spend_stored_as_broadcast_but_never_sent_can_be_cancelled(
     # the coins are free again: a new proposal may use them
     again = signed_spend(reserve, node, tmp_path, setup, "--pay", "exchange=1.5")
     reserve.ok("spend", "broadcast", str(again))
+
+
+def test_a_vault_retired_after_a_transfer_to_it_was_proposed_is_no_destination(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    setup = funded_vault(reserve, node)
+    other = setup.other.name
+    number = signed_spend(reserve, node, tmp_path, setup, "--pay", f"{other}=0.2")
+    reserve.ok("vault", "retire", other, "--reason", "keys rotated")
+    why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
+    assert "outputs" in why and "not an address of another vault" in why, why

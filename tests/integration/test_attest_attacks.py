@@ -361,3 +361,26 @@ def test_one_holders_two_keys_do_not_make_a_proof_of_control_end_to_end(
     assert vault["holders"] == [h for h, _ in held]
     assert vault["control"]["proofs"][0]["signers"] == ["ministry", "central-bank", "regulator"]
     assert reserve.run("attest", "verify", str(tmp_path / "att.json"), "--node").code == 0
+
+
+def test_statements_of_empty_and_far_periods_agree_in_every_format(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """A period before anything happened, one beyond the tip and one mixing a date and a height:
+    opening = closing, the three formats give the same figures, nothing invented."""
+    from tests.integration.test_statement_cli import report_groups  # noqa: F401
+
+    funded(reserve, node)
+    total = 157_004_500
+    for start, end, opening, closing in (
+        ("2000-01-01", "2000-12-31", 0, 0),  # before the books
+        ("999999", "9999999", total, total),  # far beyond the tip
+        ("2000-01-01", "999999", 0, total),  # a date, then a height
+    ):
+        js = reserve.ok("report", "statement", "--from", start, "--to", end, "--json").json()
+        assert (js["total"]["opening_sat"], js["total"]["closing_sat"]) == (opening, closing), js
+        rows = list(csv.reader(io.StringIO(reserve.ok("report", "statement", "--from", start, "--to", end,
+                                                       "--csv").out)))  # fmt: skip
+        figures = {(r[0], r[1]): int(r[3]) for r in rows[1:] if r[1] in ("opening", "closing")}
+        assert (figures[("total", "opening")], figures[("total", "closing")]) == (opening, closing)
+        assert reserve.run("report", "statement", "--from", start, "--to", end).code == 0

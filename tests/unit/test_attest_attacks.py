@@ -11,7 +11,7 @@ import io
 import json
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -225,3 +225,41 @@ def test_a_vault_listed_twice_is_refused(doc: dict[str, Any], key: Ed25519Privat
     result = _resigned(doc, key, split)
     assert "balances" in result.failed, result.lines()
     assert "listed 2 times" in " ".join(result.check("balances").findings)
+
+
+def _paths(x: Any, p: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if p:
+        yield p
+    children = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+    for k, v in children:
+        yield from _paths(v, (*p, k))
+
+
+def test_any_field_of_any_type_fails_a_check_and_never_raises(
+    doc: dict[str, Any], key: Ed25519PrivateKey
+) -> None:
+    """The auditor's verifier reads the other side's JSON: every field replaced by a value of
+    another type (or out of range) is a finding, never a traceback, signed or not."""
+    pems = [public_key_pem(key)]
+    for path in _paths(doc):
+        if path[0] == "signature":  # sign_document writes it again
+            continue
+        for value in (None, "x", [], {}, 2**70, 1.5, True):
+            changed = copy.deepcopy(doc)
+            holder = changed
+            for step in path[:-1]:
+                holder = holder[step]
+            holder[path[-1]] = value
+            try:
+                result = verify_attestation(sign_document(changed, key), pems)
+            except Exception as exc:
+                raise AssertionError(f"{path} = {value!r} raised {exc!r}") from exc
+            if value != doc_value(doc, path):
+                assert not result.ok, (path, value)
+
+
+def doc_value(doc: dict[str, Any], path: tuple[Any, ...]) -> Any:
+    value: Any = doc
+    for step in path:
+        value = value[step]
+    return value

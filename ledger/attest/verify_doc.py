@@ -38,6 +38,7 @@ The checks, by name (a failure names its check and the offending value):
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import re
@@ -172,6 +173,15 @@ def _hexstr(value: Any, where: str, size: int | None = None) -> bytes:
     if size is not None and len(raw) != size:
         raise _Malformed(f"{where} must be {size} bytes, got {len(raw)}")
     return raw
+
+
+def _timestamp(text: str) -> None:
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp.tzinfo is None:
+        raise _Malformed(f"created_at {text[:40]!r} is not an ISO 8601 time with its UTC offset")
 
 
 def _hash_hex(value: Any, where: str) -> str:
@@ -368,6 +378,11 @@ def _check_outputs(
             continue
         if desc.mainnet != (network == "main"):
             c.fail("outputs", f"vault {name}: its keys are not for the attestation's network {network}")
+        holders = _get(v, "holders", list, f"vault {name}")
+        if not all(isinstance(h, str) for h in holders):
+            raise _Malformed(f"vault {name} field 'holders' must be a list of names")
+        if len(holders) != len(desc.keys):
+            c.fail("outputs", f"vault {name}: {len(holders)} holders for {len(desc.keys)} keys")
         if _nat(v, "threshold", f"vault {name}") != desc.threshold:
             c.fail(
                 "outputs",
@@ -375,6 +390,8 @@ def _check_outputs(
             )
         for o in _get(v, "outputs", list, f"vault {name}"):
             where = f"vault {name}"
+            if not isinstance(o, dict):
+                raise _Malformed(f"{where}: each output must be a JSON object")
             txid, vout = _hash_hex(o.get("txid"), f"{where} output txid"), _nat(o, "vout", where)
             op = f"{txid}:{vout}"
             amount, height = _nat(o, "amount", where), _nat(o, "height", where)
@@ -403,7 +420,7 @@ def _check_outputs(
                         "outputs",
                         f"output {op}: script {script.hex()} is not the transaction's {real_script.hex()}",
                     )
-                if bool(o.get("coinbase")) != tx.is_coinbase:
+                if _get(o, "coinbase", bool, where) != tx.is_coinbase:
                     c.fail("outputs", f"output {op}: coinbase flag {o.get('coinbase')} is wrong")
             if block not in headers:
                 c.fail("outputs", f"output {op}: block {block} is not among the attested headers")
@@ -449,6 +466,8 @@ def _check_sums(doc: dict[str, Any], c: _Checks) -> None:
     if _get(totals, "difference", int, "totals") != t_chain - t_ledger:
         c.fail("sums", f"total difference {totals['difference']} is not {t_chain} - {t_ledger}")
     balances = _get(_get(doc, "ledger", dict, "document"), "balances", dict, "ledger")
+    for account in balances:
+        _get(balances, account, int, "ledger balances")
     if t_ledger != sum(int(x) for x in balances.values()):
         c.fail("sums", f"total ledger {t_ledger} is not the sum of the vault accounts' balances")
     for v in vaults:
@@ -605,6 +624,7 @@ def verify_attestation(doc: Any, public_keys: Iterable[bytes]) -> Verification:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
             raise _Malformed(f"not an attestation: format is {found!r}, expected {FORMAT!r}")
+        _timestamp(_get(doc, "created_at", str, "document"))
         _check_signature(doc, keys, c)
         headers = _check_headers(doc, c)
         txs = _check_transactions(doc, c)

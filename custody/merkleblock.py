@@ -198,6 +198,48 @@ def header_chain_findings(
     return found
 
 
+RETARGET_INTERVAL = 2016
+# Chains whose every block follows the retarget rule (testnet3 and testnet4 allow a minimum-difficulty
+# block after 20 minutes, so nBits can drop anywhere there); regtest never retargets.
+_RETARGETING = ("main", "signet")
+
+
+def retarget_findings(headers: Sequence[BlockHeader], start_height: int, network: str) -> list[str]:
+    """Check the difficulty of consecutive ``headers`` (the first at ``start_height``) follows the
+    network's rule, as far as headers alone show it: on mainnet and signet ``nBits`` stays the same
+    except at a multiple of 2016, where the target moves by at most a factor of 4 either way; on
+    regtest it never changes. (Whether a retarget is the exact one needs the period's first header,
+    which the document may not hold; testnet's 20-minute rule is not checked.)
+
+    A forged block of minimum difficulty put on top of real headers fails here: its forger must
+    spend the real difficulty's work, or forge every header back to the oldest one attested."""
+    if network not in (*_RETARGETING, "regtest"):
+        return []
+    found = []
+    for i in range(1, len(headers)):
+        height, prev, cur = start_height + i, headers[i - 1], headers[i]
+        if cur.bits == prev.bits:
+            continue
+        if network == "regtest" or height % RETARGET_INTERVAL:
+            found.append(
+                f"block {cur.hash} at height {height} has nBits {cur.bits:08x}, block {height - 1} "
+                f"{prev.bits:08x}: the difficulty changes only every {RETARGET_INTERVAL} blocks on "
+                f"{network}" + (" (never on regtest)" if network == "regtest" else "")
+            )
+            continue
+        try:
+            old, new = prev.target, cur.target
+        except InvalidInput:
+            continue  # pow_findings names the bad nBits
+        # [old/4, old*4]; the compact encoding rounds the new target down by less than 2^-15
+        if new > old * 4 or new * 4 * (1 << 16) < old * ((1 << 16) - 1):
+            found.append(
+                f"block {cur.hash} at height {height} retargets nBits {prev.bits:08x} to "
+                f"{cur.bits:08x}, more than a factor of 4"
+            )
+    return found
+
+
 # --- partial Merkle trees (gettxoutproof) -----------------------------------------------------
 
 

@@ -49,7 +49,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from custody.errors import InvalidInput
-from custody.merkleblock import POW_LIMITS, BlockHeader, MerkleBlock, RawTx, header_chain_findings
+from custody.merkleblock import (
+    POW_LIMITS,
+    BlockHeader,
+    MerkleBlock,
+    RawTx,
+    header_chain_findings,
+    retarget_findings,
+)
 from ledger.attest import wsh_descriptor
 from ledger.verify_proof import ProofError, key_id, verify_checkpoint_signature
 
@@ -311,8 +318,13 @@ def _check_headers(doc: dict[str, Any], c: _Checks) -> dict[str, tuple[int, Bloc
         c.fail("headers", f"network {doc['network']!r} is unknown; known: {', '.join(POW_LIMITS)}")
     for f in header_chain_findings(headers, block_hash, limit):
         c.fail("headers", f)
+    for f in retarget_findings(headers, start, doc["network"]):
+        c.fail("headers", f)
     if c.found["headers"] == []:
-        c.notes["headers"] = f"{len(headers)} headers, heights {start}..{height}, end at {block_hash}"
+        c.notes["headers"] = (
+            f"{len(headers)} headers, heights {start}..{height}, end at {block_hash} (nBits "
+            f"{headers[-1].bits:08x}: compare the block hash with your own node or a block explorer)"
+        )
     return {h.hash: (start + i, h) for i, h in enumerate(headers)}
 
 

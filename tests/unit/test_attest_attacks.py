@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.errors import PolicyViolation
-from custody.merkleblock import BlockHeader, MerkleBlock
+from custody.merkleblock import BlockHeader, MerkleBlock, retarget_findings, target_from_bits
 from ledger.attest import control
 from ledger.attest.document import sign_document
 from ledger.attest.verify_doc import SEARCH_LIMIT, node_findings, search_end, verify_attestation
@@ -266,3 +266,41 @@ def doc_value(doc: dict[str, Any], path: tuple[Any, ...]) -> Any:
     for step in path:
         value = value[step]
     return value
+
+
+# --- a forged block on top of real headers -------------------------------------------------------
+
+
+def _header(bits: int, n: int) -> BlockHeader:
+    return BlockHeader(4, "00" * 32, "00" * 32, 1_700_000_000 + n, bits, n, bytes([n % 256]) * 80)
+
+
+def test_a_header_whose_difficulty_changes_between_retargets_is_refused() -> None:
+    """Real headers S..H-1 and a forged block H of minimum difficulty (cheap to mine) holding a
+    made-up transaction: each header meets its own target, but on mainnet (and signet) nBits
+    changes only every 2016 blocks, by at most a factor of 4; regtest never retargets."""
+    real = 0x17034219
+    chain = [_header(real, i) for i in range(5)]
+    assert retarget_findings(chain, 840_000, "main") == []
+    forged = [*chain[:4], _header(0x1D00FFFF, 4)]
+    [finding] = retarget_findings(forged, 840_000, "main")
+    assert "height 840004" in finding and "1d00ffff" in finding and "17034219" in finding
+    # at a retarget boundary the target may move within a factor of 4, no more
+    across = [_header(real, 0), _header(real, 1)]
+    assert retarget_findings(across, 2016 * 417 - 1, "main") == []
+    quadrupled = target_from_bits(real) * 4
+    eased = [_header(real, 0), _header(_bits_of(quadrupled), 1)]
+    assert retarget_findings(eased, 2016 * 417 - 1, "main") == []
+    too_easy = [_header(real, 0), _header(_bits_of(quadrupled * 2), 1)]
+    assert "factor of 4" in retarget_findings(too_easy, 2016 * 417 - 1, "main")[0]
+    assert retarget_findings([_header(0x207FFFFF, 0), _header(0x2000FFFF, 1)], 5, "regtest")
+    assert retarget_findings(forged, 840_000, "testnet4") == []  # 20-minute rule: not checked
+
+
+def _bits_of(target: int) -> int:
+    size = (target.bit_length() + 7) // 8
+    mantissa = target >> 8 * (size - 3) if size > 3 else target << 8 * (3 - size)
+    if mantissa & 0x00800000:
+        mantissa >>= 8
+        size += 1
+    return size << 24 | mantissa

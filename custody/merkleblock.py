@@ -17,8 +17,10 @@ of a chain of headers:
   the serialisation without witness), inputs and outputs: the amounts and scripts an auditor checks
   against the txid the Merkle proof covers.
 
-What this cannot check offline: that the headers are the heaviest chain (only a node knows), the
-difficulty retargeting and median-time rules (they need headers back to the last retarget). Bad
+:func:`retarget_findings` checks what headers alone show of the difficulty rule (no change between
+retargets, at most a factor of 4 at one). What this cannot check offline: that the headers are the
+heaviest chain (only a node knows), the exact retarget and the median-time rules (they need headers
+back to the period's start). Bad
 bytes raise :class:`~custody.errors.InvalidInput` naming the field and byte offset; checks that
 judge return findings.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from ledger.attest.document import sign_document
@@ -384,3 +385,30 @@ def test_statements_of_empty_and_far_periods_agree_in_every_format(
         figures = {(r[0], r[1]): int(r[3]) for r in rows[1:] if r[1] in ("opening", "closing")}
         assert (figures[("total", "opening")], figures[("total", "closing")]) == (opening, closing)
         assert reserve.run("report", "statement", "--from", start, "--to", end).code == 0
+
+
+def test_an_attestation_the_ledger_key_did_not_sign_is_never_published(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """Someone with the database's runtime rights but not the ledger's key appends an attestation
+    the application's own way (its log record, then its row: every row agrees with its record)
+    signed with a key of their own, claiming ten times the reserve. The site must not publish it."""
+    from sqlalchemy.orm import Session
+
+    from ledger.attest.store import store_attestation
+
+    funded(reserve, node)
+    doc = attest_to(reserve, tmp_path / "att.json")
+    forged = copy.deepcopy(doc)
+    forged["totals"]["chain"] *= 10
+    engine = make_engine(reserve.runtime_url)
+    try:
+        with Session(engine) as s, s.begin():
+            store_attestation(s, sign_document(forged, Ed25519PrivateKey.generate()))
+    finally:
+        engine.dispose()
+    assert reserve.run("attest", "list").code == 0  # rows and records agree: the log holds it
+    r = reserve.run("report", "site", str(tmp_path / "site"), "--json")
+    assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
+    assert "does not verify" in r.json()["error"]["message"]
+    assert not (tmp_path / "site").exists()

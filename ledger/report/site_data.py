@@ -87,7 +87,7 @@ def gather_site(
         series=reserve_series(entries),
         statements=monthly_statements(entries, [v.account for v in vaults], refs),
         statement_source=STATEMENT_SOURCE,
-        attestation=latest_attestation(session),
+        attestation=latest_attestation(session, public_key_pem),
         checkpoint=None if checkpoint is None else checkpoint_view(checkpoint, public_key_pem),
     )
 
@@ -211,13 +211,16 @@ def _entries_text(entries: tuple[int, ...], limit: int = 12) -> str:
 # --- attestation and checkpoint ---------------------------------------------------------------------
 
 
-def latest_attestation(session: Session) -> AttestationView | None:
+def latest_attestation(session: Session, public_key_pem: bytes | None = None) -> AttestationView | None:
     """The latest attestation stored (``reserve attest``), or ``None`` when there is none.
 
     Its document must still hash to the SHA-256 stored with it, and every attestation row must
     agree with its log record (:func:`ledger.attest.store.list_attestations`: a row inserted behind
     the application's back, forged or a copy of an older one made the latest, is caught there),
-    or nothing is published."""
+    and, given the ledger's public key, the document must verify offline with it and the keys
+    rotation records link to it (:func:`ledger.attest.verify_doc.verify_attestation`: one
+    appended the application's way but signed by another key is caught there), or nothing is
+    published."""
     row = session.scalar(select(AttestationRow).order_by(AttestationRow.id.desc()).limit(1))
     if row is None:
         return None
@@ -241,6 +244,17 @@ def latest_attestation(session: Session) -> AttestationView | None:
         doc = json.loads(row.document)
     except ValueError as e:
         raise TamperDetected(f"attestation #{row.id}: its document is not JSON ({e})") from e
+    if public_key_pem is not None:  # what an auditor will run on it, with the ledger's keys
+        from ledger.attest.verify_doc import verify_attestation
+        from ledger.journal.keychain import trusted_public_keys
+
+        result = verify_attestation(doc, trusted_public_keys(session, public_key_pem))
+        if not result.ok:
+            raise TamperDetected(
+                f"attestation #{row.id} does not verify ({', '.join(result.failed)}: "
+                + "; ".join(f for c in result.checks for f in c.findings)[:2000]
+                + "), so it is not published; run `reserve attest verify` on `reserve attest show`"
+            )
     created = row.created_at  # SQLite: naive UTC (CURRENT_TIMESTAMP); PostgreSQL: aware
     created = created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created.astimezone(dt.UTC)
     return attestation_view(

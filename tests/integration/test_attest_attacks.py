@@ -412,3 +412,33 @@ def test_an_attestation_the_ledger_key_did_not_sign_is_never_published(
     assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
     assert "does not verify" in r.json()["error"]["message"]
     assert not (tmp_path / "site").exists()
+
+
+def test_a_document_rewritten_in_the_database_is_never_published(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    """A real attestation whose stored document an owner rewrites (triggers dropped) with ten
+    times the reserve: the site names both hashes and writes nothing."""
+    from ledger.store.db import drop_append_only_ddl
+
+    funded(reserve, node)
+    doc = attest_to(reserve, tmp_path / "att.json")
+    forged = copy.deepcopy(doc)
+    forged["totals"]["chain"] *= 10
+    engine = make_engine(reserve.db_url)
+    try:
+        with engine.begin() as c:
+            if engine.dialect.name == "postgresql":
+                c.exec_driver_sql("ALTER TABLE attestations DISABLE TRIGGER USER")
+            else:
+                for statement in drop_append_only_ddl("sqlite", "attestations"):
+                    c.exec_driver_sql(statement)
+            c.execute(
+                text("UPDATE attestations SET document = :d"), {"d": canonical_bytes(forged).decode("ascii")}
+            )
+    finally:
+        engine.dispose()
+    r = reserve.run("report", "site", str(tmp_path / "forged"), "--json")
+    assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
+    assert f"not the stored {document_sha256(doc)}" in r.json()["error"]["message"]
+    assert not (tmp_path / "forged").exists()

@@ -407,7 +407,10 @@ def test_an_attestation_the_ledger_key_did_not_sign_is_never_published(
             store_attestation(s, sign_document(forged, Ed25519PrivateKey.generate()))
     finally:
         engine.dispose()
-    assert reserve.run("attest", "list").code == 0  # rows and records agree: the log holds it
+    r = reserve.run("attest", "list")  # rows and records agree, but the signature is not the ledger's
+    assert r.code == 1 and "attestation #2: its document is not signed by a trusted ledger key" in r.out, (
+        r.out
+    )
     r = reserve.run("report", "site", str(tmp_path / "site"), "--json")
     assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected", r.out
     assert "does not verify" in r.json()["error"]["message"]

@@ -6,8 +6,9 @@ every rule), and only when every rule holds: finalize (``finalizepsbt``), check 
 transaction is the proposal's (same txid), ask the mempool (``testmempoolaccept``), then store the
 ``broadcast`` event (judging the velocity rule again on the books under the journal lock, so two
 broadcasts at once cannot both pass a limit together) and send. A send that fails stores the
-spend's previous state again. Any violation is returned with every rule's result and nothing is
-sent or stored.
+spend's previous state again when the node refused it (with no answer at all it may have gone
+out: the claim stays, and ``spend cancel`` frees a spend the node never got). Any violation is
+returned with every rule's result and nothing is sent or stored.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy.orm import Session
 
 from custody.chain import decode_raw
-from custody.errors import InvalidInput
+from custody.errors import InvalidInput, RpcError
 from custody.network import Network
 from custody.psbt import Psbt
 from custody.rpc import RpcClient
@@ -137,8 +138,15 @@ def broadcast_spend(
         return BroadcastResult(spend, recheck, late, None, facts.fee, facts.vsize)
     try:
         sent = send_transaction(rpc, tx_hex, ctx.limits.max_fee_rate)
-    except Exception as e:  # not sent: withdraw the claim, so the spend is open again as it was
+    except RpcError as e:  # the node answered no: withdraw the claim, the spend is open as it was
         _withdraw(write, spend, tip, e)
+        raise
+    except Exception as e:  # no answer: it may have gone out, so the claim stays
+        e.add_note(
+            f"spend #{number} stays stored as broadcast: the node may have received transaction "
+            f"{spend.txid}; `reserve sync` books it if it confirms, and if the node never got it "
+            f"`reserve spend cancel {number}` frees its coins"
+        )
         raise
     return BroadcastResult(stored, verdict.results, (), sent, facts.fee, facts.vsize)
 

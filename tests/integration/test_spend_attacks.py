@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from custody.network import Network
 from custody.psbt import Psbt
+from custody.rpc import RpcClient
 from custody.sighash import SECP256K1_ORDER, SIGHASH_ALL, segwit_v0_sighash, verify_ecdsa
 from custody.wallet import vault_wallet_name
 from ledger.store.db import make_engine
@@ -634,3 +635,81 @@ def test_a_vault_retired_after_a_transfer_to_it_was_proposed_is_no_destination(
     reserve.ok("vault", "retire", other, "--reason", "keys rotated")
     why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
     assert "outputs" in why and "not an address of another vault" in why, why
+
+
+class _Racing(RpcClient):
+    """The reserve's client of the real node, with a real event on the chain at the worst moment:
+    ``before_send`` runs just before ``sendrawtransaction`` goes out (after the gate passed)."""
+
+    before_send: Any = None
+
+    def clone(self, *, wallet: str | None = None, timeout: float = 30.0) -> RpcClient:
+        c = _Racing(self.url, cookie_path=self._cookie_path, timeout=timeout, wallet=wallet)
+        c.before_send = self.before_send
+        return c
+
+    def call(self, method: str, *params: Any) -> Any:
+        if method == "sendrawtransaction" and self.before_send is not None:
+            hook, self.before_send = self.before_send, None
+            hook()
+        return super().call(method, *params)
+
+
+def test_a_send_the_node_refuses_after_the_gate_passed_leaves_the_spend_open(
+    reserve: Reserve, node: RegtestNode, db: Engine, tmp_path: Path
+) -> None:
+    from contextlib import contextmanager
+
+    from sqlalchemy.orm import Session
+
+    from custody.errors import RpcError
+    from ledger.spend.broadcast import broadcast_spend
+    from ledger.spend.events import velocity_used
+    from ledger.store.db import read_only
+
+    setup = funded_vault(reserve, node)
+    number, psbt_file = proposal(reserve, tmp_path, setup)
+    files = signed_by(node, setup, psbt_file, tmp_path, "ministry", "regulator")
+    reserve.ok("spend", "sign", str(number), *map(str, files))
+    coin = Psbt.parse(psbt_file.read_text()).tx.inputs[0]
+
+    def holders_spend_the_coin_elsewhere() -> None:
+        wallet = node.rpc().wallet(vault_wallet_name(setup.vault.name))
+        wallet.call("lockunspent", True, [{"txid": coin.txid, "vout": coin.vout}])
+        funded = wallet.call_named(
+            "walletcreatefundedpsbt",
+            inputs=[{"txid": coin.txid, "vout": coin.vout}],
+            outputs=[{setup.exchange: "0.1"}],
+            options={"includeWatching": True, "fee_rate": 50},
+        )
+        signed = [setup.signers[h].sign(node.rpc(), funded["psbt"]) for h in ("ministry", "regulator")]
+        final = node.rpc().call("finalizepsbt", node.rpc().call("combinepsbt", signed))
+        node.rpc().call("sendrawtransaction", final["hex"])
+
+    engine = make_engine(reserve.runtime_url)
+
+    @contextmanager
+    def read() -> Iterator[Session]:
+        with Session(read_only(engine)) as s, s.begin():
+            yield s
+
+    @contextmanager
+    def write() -> Iterator[Session]:
+        with Session(engine) as s, s.begin():
+            yield s
+
+    rpc = _Racing(node.rpc_url, cookie_path=node.cookie_path)
+    rpc.before_send = holders_spend_the_coin_elsewhere
+    try:
+        with pytest.raises(RpcError):
+            broadcast_spend(read, write, rpc, number)
+        shown = show(reserve, number)
+        assert [e["state"] for e in shown["history"]][-2:] == ["broadcast", "signed"], shown["history"]
+        assert "not_sent" in shown["history"][-1]["detail"]
+        with read() as s:
+            assert velocity_used(s, setup.vault.name, node.rpc().get_block_count(), 144) == 0
+    finally:
+        engine.dispose()
+    why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
+    assert "inputs" in why  # its coin is spent now; cancel or let sync find it conflicted
+    reserve.ok("spend", "cancel", str(number), "--reason", "coin spent elsewhere")

@@ -27,7 +27,12 @@ from sqlalchemy.orm import Session
 
 from custody.chain_at import Snapshot, VaultSpec
 from ledger.attest.document import LedgerAt, VaultInfo, build_document, sign_document, with_controls
-from ledger.attest.verify_doc import canonical_bytes, document_sha256, verify_attestation
+from ledger.attest.verify_doc import (
+    canonical_bytes,
+    document_sha256,
+    verify_attestation,
+    verify_attestation_signature,
+)
 from ledger.chain.issuance import issued_ranges
 from ledger.chain.vaults import get_vault, list_vaults
 from ledger.errors import InvalidInput, NotFound
@@ -114,7 +119,9 @@ def store_attestation(session: Session, doc: dict[str, Any]) -> StoredAttestatio
     return StoredAttestation(row.id, row.height, row.block_hash, row.sha256, entry.seq, "", ())
 
 
-def _findings(row: AttestationRow, bodies: dict[int, dict[str, Any]]) -> tuple[str, ...]:
+def _findings(
+    row: AttestationRow, bodies: dict[int, dict[str, Any]], public_keys: Sequence[bytes] | None = None
+) -> tuple[str, ...]:
     found = []
     body = bodies.get(row.record_seq)
     if body is None:
@@ -128,6 +135,8 @@ def _findings(row: AttestationRow, bodies: dict[int, dict[str, Any]]) -> tuple[s
         return (*found, f"attestation #{row.id}: its stored document is not JSON")
     if actual != row.sha256:
         found.append(f"attestation #{row.id}: its document hashes to {actual}, the row says {row.sha256}")
+    if public_keys is not None and "signature" in verify_attestation_signature(doc, public_keys):
+        found.append(f"attestation #{row.id}: its document is not signed by a trusted ledger key")
     if body is not None:
         for name, value in (("sha256", actual), ("height", row.height), ("block_hash", row.block_hash)):
             if body.get(name) != value:
@@ -138,9 +147,13 @@ def _findings(row: AttestationRow, bodies: dict[int, dict[str, Any]]) -> tuple[s
     return tuple(found)
 
 
-def list_attestations(session: Session) -> tuple[tuple[StoredAttestation, ...], tuple[str, ...]]:
-    """Every kept attestation, oldest first, each cross-checked with its record; and the problems
-    of the log as a whole (an attestation record whose row is gone)."""
+def list_attestations(
+    session: Session, public_keys: Sequence[bytes] | None = None
+) -> tuple[tuple[StoredAttestation, ...], tuple[str, ...]]:
+    """Every kept attestation, oldest first, each cross-checked with its record (and, given the
+    trusted ledger keys, its document's signature: a row and record appended together by someone
+    without the key agree with each other); and the problems of the log as a whole (an
+    attestation record whose row is gone)."""
     bodies = {r.seq: r.body for r in records(session, RecordKind.ATTESTATION)}
     rows = session.scalars(select(AttestationRow).order_by(AttestationRow.id)).all()
     out_of_order: dict[int, str] = {}  # a row INSERTed later naming an earlier record: a replay
@@ -161,7 +174,7 @@ def list_attestations(session: Session) -> tuple[tuple[StoredAttestation, ...], 
             r.sha256,
             r.record_seq,
             r.created_at.isoformat(timespec="seconds") if r.created_at else "",
-            (*_findings(r, bodies), *([out_of_order[r.id]] if r.id in out_of_order else [])),
+            (*_findings(r, bodies, public_keys), *([out_of_order[r.id]] if r.id in out_of_order else [])),
         )
         for r in rows
     )

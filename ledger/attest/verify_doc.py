@@ -663,6 +663,18 @@ def search_end(vault: Mapping[str, Any], gap: int) -> int:
     return min(highest + gap, SEARCH_LIMIT)
 
 
+def verify_attestation_signature(doc: Any, public_keys: Iterable[bytes]) -> tuple[str, ...]:
+    """Only the ``format`` of the signature and the Ed25519 ``signature`` check: the names of
+    those that fail (a cheap check of a stored document's origin)."""
+    c = _Checks()
+    try:
+        keys = {key_id(pem): pem for pem in public_keys}
+        _check_signature(doc, keys, c)
+    except (_Malformed, ProofError, AttributeError, TypeError, ValueError) as exc:
+        c.fail("signature", str(exc))
+    return c.result().failed
+
+
 def node_findings(
     doc: dict[str, Any],
     best_hashes: Mapping[int, str],

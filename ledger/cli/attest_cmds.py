@@ -226,11 +226,18 @@ def _still_best(app: App, height: int, block_hash: str) -> None:
 @json_option
 @pass_app
 def list_(app: App, as_json: bool) -> int:
-    """Every kept attestation, each checked against its log record (exit 1 if one disagrees)."""
+    """Every kept attestation, each checked against its log record and signed by the ledger's key
+    (exit 1 if one is not)."""
     from ledger.attest.store import list_attestations
+    from ledger.journal.checkpoint import load_signing_key, public_key_pem
+    from ledger.journal.keychain import trusted_public_keys
 
-    with app.read_session() as s:
-        items, problems = list_attestations(s)
+    key_path = app.settings.signing_key_path
+    with app.read_session() as s:  # without the key file, the rows are held to their records only
+        pems = None
+        if key_path.exists():
+            pems = trusted_public_keys(s, public_key_pem(load_signing_key(key_path)))
+        items, problems = list_attestations(s, pems)
     bad = bool(problems) or any(a.findings for a in items)
     if as_json:
         app.print_json({"attestations": [a.to_json() for a in items], "problems": list(problems)})

@@ -299,7 +299,17 @@ def gather_facts(
             name, active_at = pending[script]
         else:
             destination = Destination.UNKNOWN
-        outputs.append(OutputFact(n, txout.value, address, destination, name, active_at))
+        outputs.append(
+            OutputFact(
+                n,
+                txout.value,
+                address,
+                destination,
+                name,
+                active_at,
+                own if destination is Destination.UNKNOWN else None,
+            )
+        )
 
     return GateFacts(
         vault=vault,

@@ -130,6 +130,9 @@ class OutputFact:
     """the other vault's or the allowlist entry's name"""
     active_at: int | None = None
     """for a PENDING_ALLOWLIST output: the height at which its entry becomes active"""
+    own_path: tuple[int, int] | None = None
+    """for an UNKNOWN output: (branch, index) when it is this vault's own address off its change
+    branch (a receive address: not change, and a vault does not pay itself)"""
 
     def __post_init__(self) -> None:
         if isinstance(self.amount, bool) or self.amount < 0:
@@ -252,6 +255,12 @@ def _outputs(facts: GateFacts) -> RuleResult:
             problems.append(
                 f"output {o.describe()}: allowlist entry {o.name} is still in its delay and "
                 f"becomes active at {when} (tip {facts.tip_height})"
+            )
+        elif o.destination is Destination.UNKNOWN and o.own_path is not None:
+            problems.append(
+                f"output {o.describe()} pays vault {facts.vault}'s own receive address "
+                f"{o.own_path[0]}/{o.own_path[1]}: it is not change (change comes back only on the "
+                "vault's change branch) and a vault does not pay itself"
             )
         elif o.destination is Destination.UNKNOWN:
             problems.append(

@@ -44,3 +44,20 @@ def test_a_bad_payment_is_refused(text: str) -> None:
 def test_a_bad_fee_rate_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_fee_rate(text)
+
+
+def test_an_output_to_the_vaults_own_receive_address_is_refused_as_such() -> None:
+    from custody.spend_facts import gather_facts
+    from custody.spend_gate import Destination, evaluate
+    from custody.spend_policy import SpendLimits
+    from tests.unit.test_spend_facts import make_psbt, scenario
+
+    tx, args = scenario()
+    facts = gather_facts(make_psbt(tx), **args)  # type: ignore[arg-type]
+    own = facts.outputs[5]
+    assert (own.destination, own.own_path) == (Destination.UNKNOWN, (0, 4))
+    assert all(o.own_path is None for o in facts.outputs[:5])
+    [outputs] = [r for r in evaluate(facts, SpendLimits()) if r.rule == "outputs"]
+    assert not outputs.ok
+    assert "pays vault cold's own receive address 0/4: it is not change" in outputs.detail
+    assert outputs.detail.count("own receive address") == 1

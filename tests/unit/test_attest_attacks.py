@@ -241,10 +241,11 @@ def test_any_field_of_any_type_fails_a_check_and_never_raises(
     """The auditor's verifier reads the other side's JSON: every field replaced by a value of
     another type (or out of range) is a finding, never a traceback, signed or not."""
     pems = [public_key_pem(key)]
+    values: tuple[Any, ...] = (None, "x", [], {}, 2**70, 1.5, True)
     for path in _paths(doc):
         if path[0] == "signature":  # sign_document writes it again
             continue
-        for value in (None, "x", [], {}, 2**70, 1.5, True):
+        for value in values:
             changed = copy.deepcopy(doc)
             holder = changed
             for step in path[:-1]:

@@ -12,6 +12,7 @@ import pytest
 
 from custody.errors import NodeUnreachable
 from regtest.node import INSTALLER, NodeError, RegtestNode
+from tests.fixtures.node import _NodeSlot
 
 
 def test_start_stop_cleanly_removes_temp_datadir(node: RegtestNode) -> None:
@@ -142,3 +143,19 @@ def test_installer_interrupted_build_leaves_no_cache(tmp_path: Path) -> None:
     proc.wait(20)
     assert proc.returncode != 0
     assert _leftovers(tmp_path) == []
+
+
+def test_a_session_node_is_renewed_before_its_block_reward_runs_out(
+    _txindex_slot: _NodeSlot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regtest halves the reward every 150 blocks; a node whose chain passed the limit is replaced
+    by a fresh one (with mature funds) for the next test, so mining rewards stay bookable."""
+    old = _txindex_slot.get()
+    height = old.rpc().get_block_count()
+    monkeypatch.setattr("tests.fixtures.node.FRESH_NODE_ABOVE", height)
+    assert _txindex_slot.get() is old  # not past the limit yet
+    old.mine(1)
+    new = _txindex_slot.get()
+    assert new is not old
+    assert new.rpc().get_block_count() <= height
+    assert not old.datadir.exists() or old.keep

@@ -78,6 +78,7 @@ TABLES = (
             "psbt_sha256": r.psbt_sha256,
             "amount": r.amount,
             "height": r.height,
+            "detail": _json_or_text(r.detail),  # quorum height, destinations, inputs: the gate reads them
         },
         lambda r: (("its PSBT", r.psbt_sha256, _sha256(r.psbt)),),
     ),
@@ -95,7 +96,7 @@ TABLES = (
 def _body_matches(body: Mapping[str, Any], want: Mapping[str, object], field: str) -> bool:
     have = body.get(field)
     value = want[field]
-    if field == "body" and isinstance(have, str) and not isinstance(value, str):
+    if field in ("body", "detail") and isinstance(have, str) and not isinstance(value, str):
         have = _json_or_text(have)
     return bool(have == value and type(have) is type(value))
 

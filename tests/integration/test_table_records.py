@@ -70,6 +70,7 @@ def _write(engine: Engine) -> None:
                 "psbt_sha256": _sha(PSBT),
                 "amount": 5000,
                 "height": 101,
+                "detail": {},
             },
         )
         s.add(
@@ -120,6 +121,7 @@ def written(engine: Engine, signing_key: Ed25519PrivateKey) -> Engine:
         ("UPDATE policy_changes SET effective_height = 150", "policy_changes: .*effective_height"),
         ("UPDATE policy_changes SET loosens = TRUE", "policy_changes: .*loosens"),
         ("UPDATE spend_events SET amount = 1", "spend_events: .*amount"),
+        ("UPDATE spend_events SET detail = '{\"quorum_height\": 1}'", "spend_events: .*detail"),
         ("UPDATE spend_events SET state = 'broadcast'", "spend_events: .*state"),
         ("UPDATE spend_events SET psbt = 'cHNidP8A'", "spend_events: .*PSBT no longer hashes"),
         ("UPDATE attestations SET document = '{}'", "attestations: .*document no longer hashes"),

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from custody.amount import btc_decimal
-from custody.chain_at import node_view, snapshot_at
+from custody.chain_at import snapshot_at
 from custody.descriptor import MultisigDescriptor
 from custody.keygen import test_key_from_seed
 from custody.merkleblock import BlockHeader, MerkleBlock, RawTx, header_chain_findings
@@ -44,8 +44,9 @@ from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import ensure_watch_wallet
 from ledger.attest import wsh_descriptor
+from ledger.attest.node_check import DEFAULT_GAP, check_against_node
 from ledger.attest.store import read_vaults, write_attestation
-from ledger.attest.verify_doc import node_findings, verify_attestation
+from ledger.attest.verify_doc import verify_attestation
 from ledger.chain.recording import session_factories
 from ledger.chain.sync import sync
 from ledger.chain.vaults import add_vault, policy_of
@@ -125,10 +126,8 @@ def naive_offline(doc: dict[str, Any]) -> int:
 
 
 def node_check(rpc: RpcClient, doc: dict[str, Any]) -> list[str]:
-    outpoints = [(o["txid"], o["vout"]) for v in doc["vaults"] for o in v["outputs"]]
-    heights = list(range(doc["headers"]["start"], doc["height"] + 1))
-    view = node_view(rpc, heights, outpoints, doc["height"])
-    return node_findings(doc, view.best_hashes, view.unspent, view.spent_after)
+    """What `attest verify --node` does (outputs unspent at H, none left out, best chain)."""
+    return check_against_node(rpc, doc, DEFAULT_GAP)[0]
 
 
 def main() -> None:

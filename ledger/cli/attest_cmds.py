@@ -284,7 +284,7 @@ def show(app: App, attestation_id: int, out: Path | None, as_json: bool) -> None
 @click.option(
     "--gap",
     type=click.IntRange(min=0),
-    default=1000,
+    default=1000,  # ledger.attest.node_check.DEFAULT_GAP (not imported: --help stays light)
     show_default=True,
     help="With --node: search each vault's addresses up to this many past the highest index attested.",
 )
@@ -296,9 +296,7 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
     from ledger.attest.verify_doc import (
         SEARCH_LIMIT,
         load_document,
-        node_findings,
         printable,
-        search_end,
         verify_attestation,
     )
     from ledger.errors import InvalidInput
@@ -320,24 +318,12 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
     failed = list(result.failed)
     against_node: list[str] = []
     if node and result.ok:
-        from custody.chain_at import node_view, script_paths
-        from custody.descriptor import MultisigDescriptor
+        from ledger.attest.node_check import check_against_node
 
-        start, height = doc["headers"]["start"], doc["height"]
-        outpoints = [(o["txid"], o["vout"]) for v in doc["vaults"] for o in v["outputs"]]
-        # every vault's addresses up to `gap` past the highest index the document names
-        vaults = [(MultisigDescriptor.parse(v["descriptor"]), search_end(v, gap)) for v in doc["vaults"]]
-        scripts = {
-            s: v["name"]
-            for v, (d, end) in zip(doc["vaults"], vaults, strict=True)
-            for s in script_paths(d, end)
-        }
-        view = node_view(app.rpc(), list(range(start, height + 1)), outpoints, height, vaults)
-        against_node = node_findings(
-            doc, view.best_hashes, view.unspent, view.spent_after, view.vault_unspent, scripts
-        )
+        height = doc["height"]
+        against_node, n_outputs = check_against_node(app.rpc(), doc, gap)
         lines += [printable(f"FAIL  node: {f}") for f in against_node] or [
-            f"ok    node: {len(outpoints)} outputs unspent at {height} and none left out (addresses "
+            f"ok    node: {n_outputs} outputs unspent at {height} and none left out (addresses "
             f"searched to --gap {gap} past each vault's highest attested index, at most "
             f"{SEARCH_LIMIT:,}), headers on the node's best chain"
         ]

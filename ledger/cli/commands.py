@@ -72,7 +72,12 @@ LAZY_GROUPS = (  # name, where the group is, its docstring (what the root help s
     (
         "policy",
         "ledger.cli.policy_cmds:policy",
-        "Per-vault spending policy and allowlists: show, set, allow add|remove.",
+        "Per-vault spending policy and allowlists: show, set, allow add|remove, destination add|remove.",
+    ),
+    (
+        "approve",
+        "ledger.cli.approve_cmds:approve",
+        "Governed changes: list, show, write the PSBT to sign, import the holders' approvals.",
     ),
     (
         "attest",

@@ -283,13 +283,36 @@ class Demo:
         self.reserve("policy", "set", self.cold, "--max-per-spend", MAX_PER_SPEND, "--max-fee", "0.001")
         self.say(
             f"Paying anyone outside the reserve needs an allowlist entry. The buyer ({buyer_address}) is "
-            "added; a new destination loosens the policy, so it is in force only after the policy's "
-            "loosening delay (144 blocks by default), while the key holders can still object."
+            "proposed; a new destination loosens the policy, so it is a governed change: it takes "
+            f"effect only once {THRESHOLD} of the vault's holders sign their approval (a BIP-322 "
+            "signature over the change, through the same PSBT files as a spend), and then only after "
+            "the policy's loosening delay (144 blocks by default), while the key holders can still object."
         )
-        self.reserve("policy", "allow", "add", self.cold, "buyer", "--address", buyer_address)
+        where = ("--out", str(self.workdir))
+        out = self.reserve("policy", "allow", "add", self.cold, "buyer", "--address", buyer_address, *where)
+        self.approve(out, 1)
+        self.say(
+            f"Another vault is no destination either until the paying vault's holders approve it: the "
+            f"treasury's holders approve {self.cold} as its destination."
+        )
+        out = self.reserve("policy", "destination", "add", self.treasury, self.cold, *where)
+        self.approve(out, 0)
         self.reserve("policy", "show", self.cold)
         self.mine(144)
         self.reserve("policy", "show", self.cold)
+
+    def approve(self, proposed: str, account: int) -> None:
+        """Two holders sign the change's PSBT file the proposing command wrote; ``reserve approve
+        sign`` imports their files and the change applies at the quorum."""
+        found = re.search(r"change (\d+) .* have them sign (\S+)$", proposed, re.MULTILINE)
+        if found is None:
+            raise DemoFailed(f"the command did not say which change awaits approval:\n{proposed}")
+        number, psbt = found[1], Path(found[2])
+        signed = []
+        for holder in ("ministry", "regulator"):
+            self.say(f"{holder} checks the change and signs {psbt.name} on their own signing device.")
+            signed.append(str(self.signer(holder, account).sign_file(self.rpc, psbt, self.workdir)))
+        self.reserve("approve", "sign", number, *signed)
 
     def step_transfer(self) -> None:
         self.say(

@@ -1,5 +1,5 @@
-"""``reserve policy show|set`` and ``reserve policy allow add|remove``: each vault's governed
-spending policy and allowlist.
+"""``reserve policy show|set``, ``reserve policy allow add|remove`` and ``reserve policy
+destination add|remove``: each vault's governed spending policy, allowlist and vault destinations.
 
 - ``reserve policy show VAULT``: the limits in force at the node's tip, every change with the
   height it was requested at and the height it is (or becomes) active from, and the allowlist,
@@ -9,10 +9,13 @@ spending policy and allowlist.
   ``none`` removes a cap (``--max-per-spend``, ``--velocity-limit``, ``--delay-above``) or every
   required holder (``--require-holder none``).
 - ``reserve policy allow add VAULT NAME --address A | --descriptor D`` and ``allow remove VAULT NAME``.
+- ``reserve policy destination add VAULT OTHER`` and ``destination remove VAULT OTHER``.
 
-A change that tightens is in force at once; one that loosens (and every allowlist entry added)
-waits the vault's loosen delay. Every command gathers from the node first (its tip height, and
-for ``--descriptor`` the addresses bitcoind derives), then writes in one short transaction. Bad
+A change that tightens is in force at once; one that loosens (and every allowlist entry or vault
+destination added) is a governed change (:mod:`ledger.cli.approve_cmds`): it writes
+``change-N.psbt`` for the vault's holders and is in force the loosen delay after their quorum.
+Every command gathers from the node first (its tip height, and for ``--descriptor`` the addresses
+bitcoind derives), then writes in one short transaction. Bad
 input is refused before the node is asked and changes nothing.
 """
 
@@ -20,12 +23,15 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from custody.amount import format_btc, parse_btc
+from custody.amount import parse_btc
 from ledger.cli.app import App, json_option, pass_app
+from ledger.cli.approve_cmds import check_out, out_option, proposed
+from ledger.cli.policy_text import value_text
 from ledger.errors import InvalidInput
 
 if TYPE_CHECKING:  # each command imports the services it runs: `reserve --help` loads none
@@ -140,24 +146,6 @@ def policy_changes(
 # --- rendering ----------------------------------------------------------------------------------
 
 
-def sat_per_vb(sat_per_kvb: int) -> str:
-    whole, frac = divmod(sat_per_kvb, 1000)
-    return f"{whole}.{frac:03d}".rstrip("0").rstrip(".") + " sat/vB"
-
-
-def value_text(field: str, value: Any) -> str:
-    """A field's value for people: BTC, sat/vB, blocks, holder names, 'none'."""
-    if field == "required-holders":
-        return ", ".join(value) if value else "none"
-    if value is None:
-        return "none (no cap)"
-    if field in {"max-per-spend", "velocity-limit", "max-fee", "delay-above"}:
-        return f"{format_btc(value)} BTC"
-    if field == "max-fee-rate":
-        return sat_per_vb(value)
-    return f"{value} blocks"
-
-
 def limits_json(limits: SpendLimits) -> dict[str, Any]:
     from custody.spend_policy import FIELDS
 
@@ -253,7 +241,7 @@ def node_tip(app: App, vault: str) -> tuple[int, Network]:
 
 @click.group()
 def policy() -> None:
-    """Per-vault spending policy and allowlists: show, set, allow add|remove."""
+    """Per-vault spending policy and allowlists: show, set, allow add|remove, destination add|remove."""
 
 
 @policy.command("show")
@@ -331,6 +319,7 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
     help="A holder who must sign every spend; repeat (the full list), or 'none'.",
 )
 @click.option("--loosen-delay", metavar="N", help="Blocks before a loosening change is in force.")
+@out_option
 @json_option
 @pass_app
 def policy_set(
@@ -345,13 +334,16 @@ def policy_set(
     delay_blocks: str | None,
     require_holders: tuple[str, ...],
     loosen_delay: str | None,
+    out: Path,
     as_json: bool,
 ) -> None:
-    """Change VAULT's spending limits: tightening is in force at once, loosening after the
-    vault's loosen delay (blocks)."""
+    """Change VAULT's spending limits: tightening is in force at once; loosening is a governed
+    change (change-N.psbt for the holders), in force the loosen delay after their quorum."""
     from ledger.cli.journal_cmds import journal_session
+    from ledger.governance.changes import POLICY_SET, propose
     from ledger.spend.policy_store import set_policy
 
+    check_out(out)
     changes = policy_changes(
         max_per_spend,
         velocity_limit,
@@ -365,15 +357,16 @@ def policy_set(
     )
     tip, _ = node_tip(app, vault)
     with journal_session(app) as s:
-        stored = set_policy(s, vault, changes, tip)
-    if as_json:
-        app.print_json(
-            {"vault": vault, "height": tip, "changes": [change_json(c, tip, frozenset()) for c in stored]}
-        )
-        return
-    for c in stored:
-        verb = "loosened" if c.loosens else "set"
-        click.echo(f"vault {vault}: {verb} {change_summary(c)} — {_when(c, tip)}")
+        stored, loose = set_policy(s, vault, changes, tip)
+        pending = propose(s, vault, POLICY_SET, {"fields": loose}, tip) if loose else None
+    result = {"vault": vault, "height": tip, "changes": [change_json(c, tip, frozenset()) for c in stored]}
+    if not as_json:
+        for c in stored:
+            click.echo(f"vault {vault}: set {change_summary(c)} — {_when(c, tip)}")
+    if pending is not None:
+        proposed(app, out, pending, as_json, result)
+    elif as_json:
+        app.print_json({**result, "proposed": None})
 
 
 @policy.group("allow")
@@ -386,21 +379,24 @@ def allow() -> None:
 @click.argument("name")
 @click.option("--address", help="The counterparty's address (of the vault's network).")
 @click.option("--descriptor", help="A descriptor bitcoind can derive (first 1,000 addresses if ranged).")
+@out_option
 @json_option
 @pass_app
 def allow_add_cmd(
-    app: App, vault: str, name: str, address: str | None, descriptor: str | None, as_json: bool
+    app: App, vault: str, name: str, address: str | None, descriptor: str | None, out: Path, as_json: bool
 ) -> None:
-    """Allow VAULT to pay NAME (a counterparty account) at an address or descriptor; active
-    after the vault's loosen delay."""
+    """Propose that VAULT may pay NAME (a counterparty account) at an address or descriptor: a
+    governed change (change-N.psbt for the holders), active the loosen delay after their quorum."""
     from custody.address import address_script
     from ledger.cli.journal_cmds import journal_session
+    from ledger.governance.changes import ALLOW_ADD, propose
     from ledger.journal.entry import check_account_name
-    from ledger.spend.policy_store import allow_add
+    from ledger.spend.policy_store import check_allow_add
 
     if (address is None) == (descriptor is None):
         raise InvalidInput("give the destination with exactly one of --address A or --descriptor D")
     check_account_name(name)
+    check_out(out)
     tip, network = node_tip(app, vault)
     scripts: tuple[bytes, ...] | None = None
     if descriptor is not None:
@@ -412,13 +408,9 @@ def allow_add_cmd(
         target = (address or "").strip()
         address_script(target, network)  # wrong network or malformed: refused before writing
     with journal_session(app) as s:
-        change = allow_add(s, vault, name, target, tip, scripts)
-    if as_json:
-        app.print_json({"vault": vault, "height": tip, "change": change_json(change, tip, frozenset())})
-        return
-    count = len(change.body["scripts"])
-    scripts_text = "" if count == 1 else f" ({count:,} scripts)"
-    click.echo(f"vault {vault}: {name} -> {target}{scripts_text} added — {_when(change, tip)}")
+        body = check_allow_add(s, vault, name, target, tip, scripts)
+        change = propose(s, vault, ALLOW_ADD, body, tip)
+    proposed(app, out, change, as_json, {"vault": vault, "height": tip})
 
 
 @allow.command("remove")
@@ -438,6 +430,49 @@ def allow_remove_cmd(app: App, vault: str, name: str, as_json: bool) -> None:
         app.print_json({"vault": vault, "height": tip, "change": change_json(change, tip, frozenset())})
         return
     click.echo(f"vault {vault}: {name} removed from the allowlist — in force now (height {tip})")
+
+
+@policy.group("destination")
+def destination() -> None:
+    """Other vaults a vault may pay: governed (its holders approve each), removal at once."""
+
+
+@destination.command("add")
+@click.argument("vault")
+@click.argument("other")
+@out_option
+@json_option
+@pass_app
+def destination_add_cmd(app: App, vault: str, other: str, out: Path, as_json: bool) -> None:
+    """Propose vault OTHER as a destination of VAULT: a governed change (change-N.psbt for VAULT's
+    holders), in force the loosen delay after their quorum."""
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.governance.changes import propose_destination
+
+    check_out(out)
+    tip, _ = node_tip(app, vault)
+    with journal_session(app) as s:
+        change = propose_destination(s, vault, other, tip)
+    proposed(app, out, change, as_json, {"vault": vault, "height": tip})
+
+
+@destination.command("remove")
+@click.argument("vault")
+@click.argument("other")
+@json_option
+@pass_app
+def destination_remove_cmd(app: App, vault: str, other: str, as_json: bool) -> None:
+    """Take vault OTHER off VAULT's destinations, at once (a tightening needs no approval)."""
+    from ledger.cli.journal_cmds import journal_session
+    from ledger.governance.changes import remove_destination
+
+    tip, _ = node_tip(app, vault)
+    with journal_session(app) as s:
+        remove_destination(s, vault, other, tip)
+    if as_json:
+        app.print_json({"vault": vault, "height": tip, "removed": other})
+        return
+    click.echo(f"vault {vault}: {other} is no longer a destination — in force now (height {tip})")
 
 
 COMMANDS: tuple[click.Command, ...] = (policy,)

@@ -62,6 +62,9 @@ class RecordKind(StrEnum):
     POLICY_CHANGED = "policy-changed"  # a vault's spending policy or allowlist changed
     SPEND = "spend"  # a spend proposal changed state (proposed, signed, broadcast, ...)
     ATTESTATION = "attestation"  # an attestation document was issued
+    CHANGE_PROPOSED = "change-proposed"  # a governed change awaits its vault's holders' approval
+    APPROVAL = "approval"  # a holder's verified signature approving a governed change
+    CHANGE_APPLIED = "change-applied"  # a governed change took effect (or a destination was removed)
 
 
 # The same values as plain strings, in declaration order (messages, CHECK constraints, CLI choices).

@@ -4,8 +4,10 @@ A vault's policy is the defaults of :class:`~custody.spend_policy.SpendLimits` c
 ``policy_changes`` rows, in the order they were requested. A change that only tightens (lower
 limits, more required holders, a longer delay, an allowlist entry removed) is in force at once;
 one that loosens anything (:func:`~custody.spend_policy.loosened`, and every allowlist entry added)
-is in force from ``tip + loosen_delay``, the delay in force when it was requested. A ``set`` that
-both tightens and loosens is stored as two changes, so the tightening part is not held back.
+is a governed change (:mod:`ledger.governance.changes`): it is stored only once the vault's
+threshold of holders approved it, in force from ``quorum height + loosen_delay``, the delay in
+force at the quorum. A ``set`` that both tightens and loosens stores its tightening part at once
+and proposes the rest.
 
 Heights are for waiting, not for history: a tightening is in force from the moment it is stored,
 whatever height the chain is at later (a reorganisation never lifts it), and a loosening from the
@@ -301,12 +303,14 @@ def _stored_value(value: FieldValue) -> Any:
 
 def set_policy(
     session: Session, vault: str, changes: Mapping[str, FieldValue], tip_height: int
-) -> list[PolicyChange]:
+) -> tuple[list[PolicyChange], dict[str, Any]]:
     """Change fields of the vault's policy (CLI field name -> value; ``None`` clears a cap).
 
     Judged against the limits in force at ``tip_height``: the fields that tighten (or stay) are
-    stored as one change in force at once, those that loosen as one change in force from
-    ``tip_height + loosen_delay``. Returns the stored changes (one or two).
+    stored as one change in force at once. Returns (the stored changes, zero or one; the fields
+    that loosen, as stored values): a loosening is a governed change
+    (:mod:`ledger.governance.changes`), stored by :func:`store_loosening` once the vault's holders
+    approve it.
     """
     _check_height(tip_height)
     if not changes:
@@ -331,10 +335,23 @@ def set_policy(
     loose = {f: _stored_value(new.value(f)) for f in FIELDS if f in changes and f in loosening}
     if tight:
         stored.append(_store(session, vault, SET, {"fields": tight}, False, tip_height, tip_height))
-    if loose:
-        effective = tip_height + current.loosen_delay
-        stored.append(_store(session, vault, SET, {"fields": loose}, True, tip_height, effective))
-    return stored
+    return stored, loose
+
+
+def loosen_delay(session: Session, vault: str, tip_height: int) -> int:
+    """Blocks a loosening of the vault approved at ``tip_height`` waits (its limits' loosen delay)."""
+    return limits_of(_changes(session, vault), tip_height).loosen_delay
+
+
+def store_loosening(session: Session, vault: str, fields: Mapping[str, Any], tip_height: int) -> PolicyChange:
+    """Store an approved loosening of ``fields`` (stored values), in force from ``tip_height`` plus
+    the loosen delay in force at ``tip_height`` (the holders' quorum)."""
+    _check_height(tip_height)
+    _writable_vault(session, vault)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    SpendLimits().with_changes(values)  # every field known, every value in range
+    effective = tip_height + loosen_delay(session, vault, tip_height)
+    return _store(session, vault, SET, {"fields": dict(fields)}, True, tip_height, effective)
 
 
 def check_allow_name(session: Session, name: str) -> str:
@@ -358,15 +375,16 @@ def check_allow_name(session: Session, name: str) -> str:
     return name
 
 
-def allow_add(
+def check_allow_add(
     session: Session,
     vault: str,
     name: str,
     target: str,
     tip_height: int,
     scripts: Sequence[bytes] | None = None,
-) -> PolicyChange:
-    """Add ``name`` to the vault's allowlist, active from ``tip_height + loosen_delay``.
+) -> dict[str, Any]:
+    """The body of an allowlist entry ``name`` of the vault, after every check (an entry is a
+    governed change: :func:`store_allow_add` stores it once the vault's holders approve it).
 
     ``target`` is an address of the vault's network (its script is decoded here; ``scripts`` must
     then be None or agree) or a descriptor whose ``scripts`` the caller had the node derive
@@ -413,9 +431,17 @@ def allow_add(
                 f"allowlist entry {entry.name!r} of vault {vault!r} already stands for the script "
                 f"{min(shared).hex()}; one destination has one name"
             )
-    delay = limits_of(existing, tip_height).loosen_delay
-    body = {"name": name, "kind": kind, "target": target, "scripts": [s.hex() for s in scripts]}
-    return _store(session, vault, ALLOW_ADD, body, True, tip_height, tip_height + delay)
+    return {"name": name, "kind": kind, "target": target, "scripts": [s.hex() for s in scripts]}
+
+
+def store_allow_add(session: Session, vault: str, body: Mapping[str, Any], tip_height: int) -> PolicyChange:
+    """Store an approved allowlist entry (a :func:`check_allow_add` body), checked again against
+    the allowlist at ``tip_height`` (the holders' quorum), active from ``tip_height`` plus the loose
+    delay in force there."""
+    scripts = None if body.get("kind") == "address" else [bytes.fromhex(s) for s in body["scripts"]]
+    checked = check_allow_add(session, vault, str(body["name"]), str(body["target"]), tip_height, scripts)
+    effective = tip_height + loosen_delay(session, vault, tip_height)
+    return _store(session, vault, ALLOW_ADD, checked, True, tip_height, effective)
 
 
 def allow_remove(session: Session, vault: str, name: str, tip_height: int) -> PolicyChange:

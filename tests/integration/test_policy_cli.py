@@ -22,7 +22,8 @@ from custody.network import Network
 from custody.rpc import RpcClient
 from ledger.store.db import drop_append_only_ddl, make_engine
 from regtest.node import RegtestNode
-from tests.fixtures.reserve import Reserve
+from tests.fixtures.governance import approve, governed, propose
+from tests.fixtures.reserve import Reserve, TestVault
 from tests.integration.test_address_issuance import book_state
 
 R = Network.REGTEST
@@ -49,12 +50,16 @@ def mine_to(node: RegtestNode, height: int) -> None:
         node.mine(missing)
 
 
-def short_delay(reserve: Reserve, node: RegtestNode, vault: str, blocks: int = 2) -> None:
-    """Shorten the vault's loosen delay (itself a loosening: it waits the default 144 blocks)."""
-    change = reserve.ok("policy", "set", vault, "--loosen-delay", str(blocks), "--json").json()["changes"][0]
-    assert change["loosens"] and change["status"] == "pending"
+def short_delay(reserve: Reserve, node: RegtestNode, vault: TestVault, blocks: int = 2) -> None:
+    """Shorten the vault's loosen delay (itself a loosening: approved by the holders, it waits the
+    default 144 blocks)."""
+    change = governed(reserve, vault, "policy", "set", vault.name, "--loosen-delay", str(blocks))
+    assert change["status"] == "applied" and change["effective_height"] == change["applied_height"] + 144
     mine_to(node, change["effective_height"])
-    poll("the shorter loosen delay", lambda: show(reserve, vault)["limits"]["loosen_delay_blocks"] == blocks)
+    poll(
+        "the shorter loosen delay",
+        lambda: show(reserve, vault.name)["limits"]["loosen_delay_blocks"] == blocks,
+    )
 
 
 def test_defaults_then_tighten_at_once_and_loosen_after_the_delay(
@@ -90,16 +95,21 @@ def test_defaults_then_tighten_at_once_and_loosen_after_the_delay(
     assert limits["max_fee_rate_sat_per_kvb"] == 12_500
     assert limits["required_holders"] == ["central-bank"]
 
-    short_delay(reserve, node, v.name, 3)
+    short_delay(reserve, node, v, 3)
 
-    # one set that loosens one field and tightens another is stored as two changes
-    tip = node.rpc().get_block_count()
-    r = reserve.ok("policy", "set", v.name, "--max-per-spend", "5", "--max-fee", "0.001", "--json")
-    tight, loose = r.json()["changes"]
+    # one set that loosens one field and tightens another: the tightening is stored at once, the
+    # loosening proposed to the holders
+    out = str(reserve.key_path.parent)
+    r = reserve.ok(
+        "policy", "set", v.name, "--max-per-spend", "5", "--max-fee", "0.001", "--out", out, "--json"
+    )
+    (tight,) = r.json()["changes"]
     assert tight["fields"] == {"max_fee_sat": 100_000} and tight["status"] == "active"
-    assert loose["fields"] == {"max_per_spend_sat": 500_000_000}
-    assert loose["loosens"] and loose["status"] == "pending"
-    assert loose["effective_height"] == tip + 3
+    assert r.json()["proposed"]["params"] == {"fields": {"max-per-spend": 500_000_000}}
+    assert show(reserve, v.name)["limits"]["max_per_spend_sat"] == 100_000_000  # not before approval
+    approved = approve(reserve, v, r.json()["proposed"])
+    tip = approved["applied_height"]
+    assert approved["effective_height"] == tip + 3
     data = show(reserve, v.name)
     assert data["limits"]["max_fee_sat"] == 100_000
     assert data["limits"]["max_per_spend_sat"] == 100_000_000  # still the old cap
@@ -119,9 +129,8 @@ def test_defaults_then_tighten_at_once_and_loosen_after_the_delay(
 def test_a_later_tightening_supersedes_a_pending_loosening(reserve: Reserve, node: RegtestNode) -> None:
     v = reserve.add_vault("sup")
     reserve.ok("policy", "set", v.name, "--velocity-limit", "2", "--velocity-window", "200")
-    r = reserve.ok("policy", "set", v.name, "--velocity-limit", "none", "--json").json()
-    (loose,) = r["changes"]
-    assert loose["loosens"] and loose["effective_height"] == loose["requested_height"] + 144
+    loose = governed(reserve, v, "policy", "set", v.name, "--velocity-limit", "none")
+    assert loose["effective_height"] == loose["applied_height"] + 144
     reserve.ok("policy", "set", v.name, "--velocity-limit", "2")  # the same value: cancels it
     mine_to(node, loose["effective_height"])
     poll(
@@ -138,11 +147,13 @@ def test_allowlist_entry_pending_then_active_then_removed(
     reserve: Reserve, node: RegtestNode, rpc: RpcClient
 ) -> None:
     v = reserve.add_vault("allow")
-    short_delay(reserve, node, v.name, 2)
+    short_delay(reserve, node, v, 2)
     address = str(node.miner().call("getnewaddress", "", "bech32"))
-    tip = node.rpc().get_block_count()
-    r = reserve.ok("policy", "allow", "add", v.name, "exchange", "--address", address, "--json").json()
-    assert r["change"]["status"] == "pending" and r["change"]["effective_height"] == tip + 2
+    proposed = propose(reserve, "policy", "allow", "add", v.name, "exchange", "--address", address)
+    assert show(reserve, v.name)["allowlist"] == []  # not before the holders approve
+    r = approve(reserve, v, proposed)
+    tip = r["applied_height"]
+    assert r["status"] == "applied" and r["effective_height"] == tip + 2
     (entry,) = show(reserve, v.name, "--scripts")["allowlist"]
     assert entry["name"] == "exchange" and entry["status"] == "pending"
     assert entry["scripts"] == [address_script(address, R).hex()]
@@ -171,8 +182,8 @@ def test_descriptor_target_derives_through_the_node(reserve: Reserve, rpc: RpcCl
     v = reserve.add_vault("desc")
     key = test_key_from_seed(secrets.token_bytes(32), R)
     descriptor = f"wpkh({key}/0/*)"
-    r = reserve.ok("policy", "allow", "add", v.name, "payroll", "--descriptor", descriptor, "--json").json()
-    assert r["change"]["target_kind"] == "descriptor" and r["change"]["scripts"] == 1000
+    r = governed(reserve, v, "policy", "allow", "add", v.name, "payroll", "--descriptor", descriptor)
+    assert r["params"]["kind"] == "descriptor" and len(r["params"]["scripts"]) == 1000
     (entry,) = show(reserve, v.name, "--scripts")["allowlist"]
     assert entry["script_count"] == 1000
     normalised = rpc.call("getdescriptorinfo", descriptor)["descriptor"]
@@ -185,8 +196,8 @@ def test_descriptor_target_derives_through_the_node(reserve: Reserve, rpc: RpcCl
     # a multipath descriptor: both branches, kept as given (bitcoind's "descriptor" is branch 0)
     other = test_key_from_seed(secrets.token_bytes(32), R)
     multipath = f"wpkh({other}/<0;1>/*)"
-    r = reserve.ok("policy", "allow", "add", v.name, "treasury", "--descriptor", multipath, "--json").json()
-    assert r["change"]["scripts"] == 2000
+    r = governed(reserve, v, "policy", "allow", "add", v.name, "treasury", "--descriptor", multipath)
+    assert len(r["params"]["scripts"]) == 2000
     entries = {e["name"]: e for e in show(reserve, v.name, "--scripts")["allowlist"]}
     info = rpc.call("getdescriptorinfo", multipath)
     assert entries["treasury"]["target"] == f"{multipath}#{info['checksum']}"
@@ -276,7 +287,7 @@ def test_an_existing_counterparty_account_may_be_listed(reserve: Reserve, node: 
     v = reserve.add_vault("cp")
     reserve.ok("account", "add", "exchange", "--type", "counterparty")
     address = str(node.miner().call("getnewaddress", "", "p2sh-segwit"))  # base58 P2SH on regtest
-    reserve.ok("policy", "allow", "add", v.name, "exchange", "--address", address)
+    governed(reserve, v, "policy", "allow", "add", v.name, "exchange", "--address", address)
     (entry,) = show(reserve, v.name)["allowlist"]
     assert entry["target"] == address and entry["script_count"] == 1
 

@@ -27,6 +27,7 @@ from custody.wallet import vault_wallet_name
 from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
+from tests.fixtures.governance import approve, governed, propose
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_spend_lifecycle import Setup, count, funded_vault, mempool, signed_by
 from tests.integration.test_spend_refusals import proposal, refused
@@ -505,15 +506,21 @@ def test_policy_changes_after_a_proposal_bind_its_broadcast(
     reserve.ok("spend", "cancel", str(number), "--reason", "exchange removed")
 
     # a lower limit applies at once, a higher one only after the loosen delay
-    reserve.ok("policy", "allow", "add", v, "exchange2", "--address", setup.exchange)
+    governed(reserve, setup.vault, "policy", "allow", "add", v, "exchange2", "--address", setup.exchange)
     node.mine(144)
     two = signed_spend(reserve, node, tmp_path, setup, "--pay", "exchange2=0.5")
     reserve.ok("policy", "set", v, "--max-per-spend", "0.3")
     why = refused(reserve, db, node, setup, "spend", "broadcast", str(two), code=1)
     assert "max-per-spend" in why
-    reserve.ok("policy", "set", v, "--max-per-spend", "0.6")  # loosening: pending
+    proposed = propose(reserve, "policy", "set", v, "--max-per-spend", "0.6")  # loosening: governed
     why = refused(reserve, db, node, setup, "spend", "broadcast", str(two), code=1)
     assert "max-per-spend" in why
+    node.mine(144)  # no approval yet: still refused
+    why = refused(reserve, db, node, setup, "spend", "broadcast", str(two), code=1)
+    assert "max-per-spend" in why
+    approve(reserve, setup.vault, proposed)
+    why = refused(reserve, db, node, setup, "spend", "broadcast", str(two), code=1)
+    assert "max-per-spend" in why  # approved: waits the loosen delay from the quorum
     node.mine(144)
     reserve.ok("spend", "broadcast", str(two))
 

@@ -19,6 +19,7 @@ from custody.psbt import Psbt
 from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
+from tests.fixtures import governance
 from tests.fixtures.reserve import Reserve
 
 if TYPE_CHECKING:
@@ -38,11 +39,9 @@ def db(reserve: Reserve) -> Iterator[Engine]:
 # --- helpers (used by the other test_spend_* modules) ------------------------------------------------
 
 
-def signer(node: RegtestNode, vault: TestVault, holder: str) -> DemoSigner:
-    """``holder`` of ``vault`` as a signing wallet on ``node`` (its key only)."""
-    s = DemoSigner(holder, vault.seeds[holder])
-    s.import_vault(node.rpc(), vault.descriptor.threshold, tuple(vault.keys.values()))
-    return s
+def signer(reserve: Reserve, vault: TestVault, holder: str) -> DemoSigner:
+    """``holder`` of ``vault`` as a signing wallet on the reserve's node (its key only)."""
+    return governance.holder(reserve, vault, holder)
 
 
 def sign_file(node: RegtestNode, holder: DemoSigner, psbt_file: Path, out_dir: Path) -> Path:
@@ -58,8 +57,8 @@ def outside_address(node: RegtestNode) -> str:
 
 
 def allow(reserve: Reserve, node: RegtestNode, vault: TestVault, name: str, address: str) -> None:
-    """Put ``name`` on the vault's allowlist and mine until it is active."""
-    reserve.ok("policy", "allow", "add", vault.name, name, "--address", address)
+    """Put ``name`` on the vault's allowlist (its holders approve) and mine until it is active."""
+    governance.governed(reserve, vault, "policy", "allow", "add", vault.name, name, "--address", address)
     node.mine(LOOSEN_DELAY)
 
 
@@ -89,7 +88,7 @@ def funded_vault(reserve: Reserve, node: RegtestNode, sat: int = 2 * BTC) -> Set
     reserve.ok("sync")
     exchange = outside_address(node)
     allow(reserve, node, vault, "exchange", exchange)
-    holders = {h: signer(node, vault, h) for h in vault.keys}
+    holders = {h: signer(reserve, vault, h) for h in vault.keys}
     return Setup(vault, other, exchange, holders)
 
 
@@ -211,7 +210,9 @@ def test_a_descriptor_entry_is_paid_at_its_next_unused_address(
 
     key = test_key_from_seed(secrets.token_bytes(32), Network.REGTEST)
     desc = add_checksum(f"wpkh({key}/0/*)")
-    reserve.ok("policy", "allow", "add", setup.vault.name, "payroll", "--descriptor", desc)
+    governance.governed(
+        reserve, setup.vault, "policy", "allow", "add", setup.vault.name, "payroll", "--descriptor", desc
+    )
     node.mine(LOOSEN_DELAY)
     first, second = (str(a) for a in node.rpc().call("deriveaddresses", desc, [0, 1]))
     a = create(reserve, tmp_path, setup.vault, "--pay", "payroll=0.1", "--fee-rate", "2", "--memo", "june")

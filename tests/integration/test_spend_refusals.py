@@ -24,6 +24,7 @@ from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
 from tests.fixtures.db import snapshot
+from tests.fixtures.governance import approve, governed, propose
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_spend_lifecycle import (
     Setup,
@@ -102,7 +103,7 @@ def test_create_refuses_destinations_fees_limits_and_held_coins(
     assert stranger in why and "not on vault" in why and "allowlist" in why
 
     later = outside_address(node)
-    reserve.ok("policy", "allow", "add", v, "later", "--address", later)
+    governed(reserve, setup.vault, "policy", "allow", "add", v, "later", "--address", later)
     why = refused(
         reserve,
         db,
@@ -513,11 +514,15 @@ def test_two_keys_of_one_holder_count_once(
     reserve.ok(*args)
     reserve.ok("vault", "watch", name)
     descriptor = MultisigDescriptor.from_keys(3, tuple(keys))
-    vault = TestVault(name, {}, {}, descriptor)
+    signers = ("ministry", "ministry-2", "central-bank", "regulator")  # one signing wallet per key
+    vault = TestVault(
+        name, dict(zip(signers, seeds, strict=True)), dict(zip(signers, keys, strict=True)), descriptor
+    )
     node.fund(vault.address(), BTC)
     reserve.ok("sync")
     exchange = outside_address(node)
-    reserve.ok("policy", "allow", "add", name, "exchange", "--address", exchange)
+    proposed = propose(reserve, "policy", "allow", "add", name, "exchange", "--address", exchange)
+    approve(reserve, vault, proposed, ("ministry", "central-bank", "regulator"))
     node.mine(144)
     other = reserve.add_vault("other")
     setup = Setup(vault, other, exchange, {})

@@ -42,6 +42,9 @@ def test_the_values_are_the_stored_ones_in_the_same_order() -> None:
         "policy-changed",
         "spend",
         "attestation",
+        "change-proposed",
+        "approval",
+        "change-applied",
     )
     assert ALL_KINDS == ENTRY_KINDS + RECORD_KINDS
     assert RESERVE_ACCOUNT_TYPE == "vault"

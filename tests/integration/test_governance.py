@@ -1,0 +1,166 @@
+"""Governed changes, attack style: a loosening takes effect only with the vault's threshold of
+distinct holders' approvals (BIP-322 signatures through the PSBT flow) and after the loosen delay
+counted from their quorum; tightening is immediate; approvals verify offline; bad input changes
+nothing. On SQLite and PostgreSQL against the session's regtest node, holders as DemoSigners.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from custody.psbt import Psbt
+from ledger.governance import verify_approval
+from ledger.journal.records import RecordKind, append_record
+from ledger.store.db import make_engine
+from regtest.node import RegtestNode
+from tests.fixtures.governance import approve, propose, sign_change
+from tests.fixtures.reserve import Reserve, TestVault
+from tests.integration.test_address_issuance import book_state
+
+LOOSEN_DELAY = 144
+
+
+def limits(reserve: Reserve, vault: TestVault) -> dict[str, Any]:
+    shown: dict[str, Any] = reserve.ok("policy", "show", vault.name, "--json").json()["limits"]
+    return shown
+
+
+def import_files(reserve: Reserve, change: int, *files: Path) -> Any:
+    return reserve.run("approve", "sign", str(change), *map(str, files), "--json")
+
+
+def test_a_loosening_needs_the_threshold_of_distinct_holders_then_waits_the_delay(
+    reserve: Reserve, node: RegtestNode
+) -> None:
+    v = reserve.add_vault("gov")
+    other = reserve.add_vault("stranger")
+    proposed = propose(reserve, "policy", "set", v.name, "--max-fee", "0.02")  # default 0.01: loosens
+    number = proposed["change"]
+    assert proposed["status"] == "pending" and proposed["threshold"] == 2
+    assert proposed["message"].startswith("reserve-ledger governance v1\nnetwork: regtest\n")
+    assert limits(reserve, v)["max_fee_sat"] == 1_000_000
+
+    # one holder: recorded, nothing applied; the same holder again counts once
+    (first,) = sign_change(reserve, v, Path(proposed["psbt_file"]), "ministry")
+    r = import_files(reserve, number, first).json()
+    assert r["added"] == ["ministry"] and r["status"] == "pending"
+    again = import_files(reserve, number, first, first).json()
+    assert again["added"] == [] and again["already"] == ["ministry"] and again["status"] == "pending"
+    assert limits(reserve, v)["max_fee_sat"] == 1_000_000
+
+    before = book_state(reserve.db_url)
+    # a signature over another change's bytes: the PSBT is another transaction
+    decoy = propose(reserve, "policy", "set", v.name, "--max-fee", "0.03")
+    before = book_state(reserve.db_url)
+    (other_bytes,) = sign_change(reserve, v, Path(decoy["psbt_file"]), "central-bank")
+    r = import_files(reserve, number, other_bytes)
+    assert r.code == 2 and "not change" in r.json()["error"]["message"]
+    # another vault's key: its signature pasted into this change's PSBT
+    theirs = propose(reserve, "policy", "set", other.name, "--max-fee", "0.02")
+    (foreign,) = sign_change(reserve, other, Path(theirs["psbt_file"]), "central-bank")
+    before = book_state(reserve.db_url)
+    pasted = Psbt.parse(Path(proposed["psbt_file"]).read_text()).with_partial_sigs(
+        0, Psbt.parse(foreign.read_text()).inputs[0].partial_sigs
+    )
+    forged = reserve.key_path.parent / "forged.psbt"
+    forged.write_text(pasted.to_base64())
+    r = import_files(reserve, number, forged)
+    assert r.code == 2 and r.json()["error"]["code"] == "policy-violation"
+    assert "not one of the script's keys" in r.json()["error"]["message"]
+    # a signature of the right key over other bytes (a corrupted signature)
+    (good,) = sign_change(reserve, v, Path(proposed["psbt_file"]), "central-bank")
+    psbt = Psbt.parse(good.read_text())
+    ((key, sig),) = [(k, s) for k, s in psbt.inputs[0].partial_sigs]
+    bad_sig = sig[:10] + bytes([sig[10] ^ 1]) + sig[11:]
+    corrupted = psbt.with_partial_sigs(0, ())
+    corrupted = dataclasses.replace(
+        corrupted, inputs=(dataclasses.replace(corrupted.inputs[0], partial_sigs=((key, bad_sig),)),)
+    )
+    forged.write_text(corrupted.to_base64())
+    assert import_files(reserve, number, forged).code == 2
+    assert reserve.run("approve", "sign", "999999", str(good)).code == 2
+    assert book_state(reserve.db_url) == before  # nothing written by any refusal
+
+    # the second distinct holder: quorum; in force the loosen delay after it
+    r = import_files(reserve, number, good).json()
+    assert r["added"] == ["central-bank"] and r["status"] == "applied"
+    assert r["effective_height"] == r["applied_height"] + LOOSEN_DELAY
+    assert limits(reserve, v)["max_fee_sat"] == 1_000_000
+    # a stale change: once applied, it takes no more approvals
+    (late,) = sign_change(reserve, v, Path(proposed["psbt_file"]), "regulator")
+    before = book_state(reserve.db_url)
+    r = import_files(reserve, number, late)
+    assert r.code == 2 and "takes no more approvals" in r.json()["error"]["message"]
+    assert book_state(reserve.db_url) == before
+    # tightening: at once, no approval
+    tight = reserve.ok("policy", "set", v.name, "--max-per-spend", "1", "--json").json()
+    assert tight["proposed"] is None and limits(reserve, v)["max_per_spend_sat"] == 100_000_000
+    node.mine(LOOSEN_DELAY)
+    assert limits(reserve, v)["max_fee_sat"] == 2_000_000
+
+    # the approvals verify offline; a changed document does not
+    doc = reserve.key_path.parent / "approvals.json"
+    reserve.ok("approve", "show", str(number), "--export", str(doc))
+    assert verify_approval.main([str(doc)]) == 0
+    data = json.loads(doc.read_text())
+    change = json.loads(data["change"]["memo"])
+    change["params"]["fields"]["max-fee"] = 100_000_000
+    data["change"]["memo"] = json.dumps(change, sort_keys=True, separators=(",", ":"))
+    doc.write_text(json.dumps(data))
+    assert verify_approval.main([str(doc)]) == 1
+    data = json.loads(doc.read_text())
+    data["approvals"] = data["approvals"][:1]
+    doc.write_text(json.dumps(data))
+    assert verify_approval.main([str(doc)]) == 1
+    doc.write_text(doc.read_text().replace('"format"', '"format": "x", "format"', 1))
+    assert verify_approval.main([str(doc)]) == 1  # a duplicated key
+
+
+def test_a_holder_with_two_keys_counts_once(reserve: Reserve, node: RegtestNode) -> None:
+    """A 2-of-3 whose ministry holds two keys: ministry's two signatures are not a quorum."""
+    base = reserve.add_vault("two")  # seeds and keys of three holders, reused under new names
+    keys = list(base.keys.values())
+    name = base.name + "-x"
+    reserve.ok(
+        "vault", "add", name, "--threshold", "2",
+        "--key", f"ministry={keys[0]}", "--key", f"ministry={keys[1]}", "--key", f"regulator={keys[2]}",
+    )  # fmt: skip
+    seeds = list(base.seeds.values())
+    names = ("ministry-0", "ministry-1", "regulator")  # one signing wallet per key
+    v = TestVault(
+        name, dict(zip(names, seeds, strict=True)), dict(zip(names, keys, strict=True)), base.descriptor
+    )
+    address = str(node.miner().call("getnewaddress"))
+    proposed = propose(reserve, "policy", "allow", "add", name, "exchange", "--address", address)
+    files = sign_change(reserve, v, Path(proposed["psbt_file"]), "ministry-0", "ministry-1")
+    r = import_files(reserve, proposed["change"], *files).json()
+    assert r["added"] == ["ministry"] and r["status"] == "pending"
+    assert approve(reserve, v, proposed, ("regulator",))["status"] == "applied"
+
+
+def test_a_forged_approval_record_is_tamper_detected(reserve: Reserve) -> None:
+    """A role that can INSERT appends an approval record: read, its signature does not verify."""
+    v = reserve.add_vault("forge")
+    proposed = propose(reserve, "policy", "set", v.name, "--max-fee", "0.02")
+    engine = make_engine(reserve.runtime_url)
+    try:
+        with Session(engine) as s, s.begin():
+            for name in ("ministry", "regulator"):
+                body = {
+                    "change": proposed["change"],
+                    "vault": v.name,
+                    "digest": proposed["digest"],
+                    "holder": name,
+                    "key": "02" + "11" * 32,
+                    "signature": "30" * 8,
+                }
+                append_record(s, RecordKind.APPROVAL, body)
+    finally:
+        engine.dispose()
+    r = reserve.run("approve", "list", "--json")
+    assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected"

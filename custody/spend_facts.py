@@ -233,6 +233,7 @@ def gather_facts(
     allowlist: Mapping[bytes, str],
     pending: Mapping[bytes, tuple[str, int]],
     locks: Mapping[Outpoint, int],
+    unapproved_vaults: Mapping[bytes, tuple[str, int | None]] | None = None,
     velocity_used: int,
     tip_height: int,
     quorum_height: int | None,
@@ -242,7 +243,10 @@ def gather_facts(
 
     ``prevouts``: the node's unspent outputs by outpoint, (amount sat, script), absent or None when
     the node has no such unspent output. ``vault_scripts``: this vault's scripts → (branch, index)
-    (:func:`derive_vault_scripts`). ``other_vaults``: other vaults' scripts → vault name.
+    (:func:`derive_vault_scripts`). ``other_vaults``: scripts of the other
+    vaults this vault's holders approved as destinations (in force) → vault name;
+    ``unapproved_vaults``: the other vaults' scripts that are not → (vault name, the height from
+    which an approved one is in force, or None: never approved).
     ``allowlist``: scripts of the vault's active allowlist entries → entry name; ``pending``: those
     still in their delay → (name, height at which it becomes active). ``locks``: outpoints held by
     open spends → spend number (``spend``'s own locks are not counted against it).
@@ -292,6 +296,9 @@ def gather_facts(
             destination = Destination.CHANGE
         elif own is None and script in other_vaults:
             destination, name = Destination.VAULT, other_vaults[script]
+        elif own is None and unapproved_vaults and script in unapproved_vaults:
+            destination = Destination.UNAPPROVED_VAULT
+            name, active_at = unapproved_vaults[script]
         elif own is None and script in allowlist:
             destination, name = Destination.ALLOWLIST, allowlist[script]
         elif own is None and script in pending:

@@ -13,8 +13,9 @@ The rules, in order:
     every input is an unspent output of this vault (amount known from the node, its script
     re-derived from the vault's descriptor at a receive or change path);
 ``outputs``
-    every output is change of this vault, an address of another vault of the reserve, or an active
-    allowlist entry; an allowlist entry still in its delay says at which height it becomes active;
+    every output is change of this vault, an address of another vault of the reserve that this
+    vault's holders approved as a destination (in force), or an active allowlist entry; an
+    allowlist entry or a destination still in its delay says at which height it becomes active;
 ``locks``
     no input is held by another open spend;
 ``approvals``
@@ -65,7 +66,9 @@ class Destination(StrEnum):
     CHANGE = "change"
     """this vault's change branch"""
     VAULT = "vault"
-    """an address of another vault of the reserve"""
+    """an address of another vault of the reserve that this vault's holders approved as a destination"""
+    UNAPPROVED_VAULT = "unapproved-vault"
+    """an address of another vault not (yet) an approved destination of this vault"""
     ALLOWLIST = "allowlist"
     """an active allowlist entry of this vault"""
     PENDING_ALLOWLIST = "pending-allowlist"
@@ -129,7 +132,9 @@ class OutputFact:
     name: str | None = None
     """the other vault's or the allowlist entry's name"""
     active_at: int | None = None
-    """for a PENDING_ALLOWLIST output: the height at which its entry becomes active"""
+    """for a PENDING_ALLOWLIST output: the height at which its entry becomes active; for an
+    UNAPPROVED_VAULT output: the height from which the approved destination is in force (None:
+    never approved)"""
     own_path: tuple[int, int] | None = None
     """for an UNKNOWN output: (branch, index) when it is this vault's own address off its change
     branch (a receive address: not change, and a vault does not pay itself)"""
@@ -256,6 +261,9 @@ def _outputs(facts: GateFacts) -> RuleResult:
                 f"output {o.describe()}: allowlist entry {o.name} is still in its delay and "
                 f"becomes active at {when} (tip {facts.tip_height})"
             )
+        elif o.destination is Destination.UNAPPROVED_VAULT:
+            why = unapproved_destination(facts.vault, o.name, o.active_at)
+            problems.append(f"output {o.describe()}: {why}")
         elif o.destination is Destination.UNKNOWN and o.own_path is not None:
             problems.append(
                 f"output {o.describe()} pays vault {facts.vault}'s own receive address "
@@ -270,6 +278,19 @@ def _outputs(facts: GateFacts) -> RuleResult:
     if problems:
         return RuleResult("outputs", False, "; ".join(problems))
     return RuleResult("outputs", True, "; ".join(o.describe() for o in facts.outputs))
+
+
+def unapproved_destination(vault: str, other: str | None, active_at: int | None) -> str:
+    """Why another vault is no destination of ``vault`` yet (``active_at``: an approved one's height)."""
+    if active_at is not None:
+        return (
+            f"vault {other} is an approved destination of vault {vault}, still in its delay until "
+            f"height {active_at}"
+        )
+    return (
+        f"vault {other} is not an approved destination of vault {vault}: propose it with `reserve "
+        f"policy destination add {vault} {other}` and have {vault}'s holders approve it"
+    )
 
 
 def _locks(facts: GateFacts) -> RuleResult:

@@ -35,6 +35,7 @@ from custody.spend_policy import SpendLimits
 from ledger.chain.issuance import issued_ranges
 from ledger.chain.recording import SCRIPT_RANGE, VaultScripts
 from ledger.chain.vaults import Vault, get_vault, list_vaults
+from ledger.governance.changes import destinations
 from ledger.spend.events import check_untampered, list_spends, velocity_used
 from ledger.spend.policy_store import AllowEntry, allowlist, effective_limits
 
@@ -62,9 +63,19 @@ class GateContext:
     allow_active: tuple[AllowEntry, ...]
     allow_pending: tuple[AllowEntry, ...]
     others: VaultScripts  # scripts of the other active vaults
+    destinations: Mapping[str, int]  # other vaults approved as destinations -> height in force from
     locks: Mapping[Outpoint, int]  # coins held by other open spends -> spend number
     velocity_used: int
     tip: int
+
+    def destination_at(self, other: str) -> str | None:
+        """None when vault ``other`` is an approved destination in force at the tip, else why not."""
+        from custody.spend_gate import unapproved_destination
+
+        active_at = self.destinations.get(other)
+        if active_at is not None and active_at <= self.tip:
+            return None
+        return unapproved_destination(self.vault.name, other, active_at)
 
 
 def read_context(
@@ -77,6 +88,7 @@ def read_context(
     limits = effective_limits(session, vault.name, tip)
     active, pending = allowlist(session, vault.name, tip)
     others = tuple(v for v in list_vaults(session) if v.name != vault.name)
+    active_to, pending_to = destinations(session, vault.name, tip)
     locks: dict[Outpoint, int] = {}
     for s in list_spends(session, open_only=True):
         if s.number != exclude_spend:
@@ -87,6 +99,7 @@ def read_context(
         allow_active=active,
         allow_pending=pending,
         others=VaultScripts.of(others, issued_ranges(session)),
+        destinations={**active_to, **pending_to},
         locks=locks,
         velocity_used=velocity_used(session, vault.name, tip, limits.velocity_window),
         tip=tip,
@@ -268,7 +281,10 @@ def judge(
         network=vault.network,
         prevouts={o: None if c is None else (c.value, c.script_pubkey) for o, c in coins.items()},
         vault_scripts=vault_paths(ctx, psbt, coins, end),
-        other_vaults=ctx.others.by_script,
+        other_vaults={s: n for s, n in ctx.others.by_script.items() if ctx.destination_at(n) is None},
+        unapproved_vaults={
+            s: (n, ctx.destinations.get(n)) for s, n in ctx.others.by_script.items() if ctx.destination_at(n)
+        },
         allowlist=allowed,
         pending=pending,
         locks=ctx.locks,

@@ -216,6 +216,10 @@ def resolve(
             continue
         if p.dest in by_name:
             other = by_name[p.dest]
+            not_yet = ctx.destination_at(other.name)
+            if not_yet is not None:
+                findings.append(f"{what}: {not_yet}")
+                continue
             if other.network is not network:
                 findings.append(
                     f"{what}: vault {other.name} is on {other.network.chain}, not {network.chain}"
@@ -241,6 +245,8 @@ def resolve(
         other_name = ctx.others.by_script.get(script)
         if entry_active is not None:
             out.append(Resolved(p, "allowlist", entry_active.name, p.dest, script))
+        elif other_name is not None and ctx.destination_at(other_name) is not None:
+            findings.append(f"{what}: {ctx.destination_at(other_name)}")
         elif other_name is not None:
             out.append(Resolved(p, "vault", other_name, p.dest, script))
         elif entry_pending is not None:

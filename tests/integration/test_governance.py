@@ -164,3 +164,50 @@ def test_a_forged_approval_record_is_tamper_detected(reserve: Reserve) -> None:
         engine.dispose()
     r = reserve.run("approve", "list", "--json")
     assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected"
+
+
+def test_a_new_vault_is_no_destination_until_the_paying_vaults_holders_approve(
+    reserve: Reserve, node: RegtestNode, tmp_path: Path
+) -> None:
+    payer = reserve.add_vault("payer")
+    new = reserve.add_vault("new")  # two made-up holders would do: it can receive at once
+    node.fund(payer.address(), 100_000_000)
+    reserve.ok("sync")
+
+    def create(dest: str) -> Any:
+        pay = ("--pay", f"{dest}=0.1", "--memo", "m", "--out", str(tmp_path))
+        return reserve.run("spend", "create", "--vault", payer.name, *pay)
+
+    before = book_state(reserve.db_url)
+    for dest in (new.name, new.address(7)):
+        r = create(dest)
+        assert (
+            r.code == 2 and f"vault {new.name} is not an approved destination of vault {payer.name}" in r.err
+        )
+    assert book_state(reserve.db_url) == before
+    # the new vault's own holders cannot make it a destination of the payer
+    r = reserve.run("policy", "destination", "add", new.name, payer.name, "--out", str(tmp_path), "--json")
+    theirs = r.json()["proposed"]
+    assert approve(reserve, new, theirs)["status"] == "applied"
+    assert create(new.name).code == 2
+
+    proposed = propose(reserve, "policy", "destination", "add", payer.name, new.name)
+    assert approve(reserve, payer, proposed, ("ministry",))["status"] == "pending"
+    assert create(new.name).code == 2
+    done = approve(reserve, payer, proposed, ("regulator",))
+    assert done["status"] == "applied" and done["effective_height"] == done["applied_height"] + LOOSEN_DELAY
+    r = create(new.name)
+    assert r.code == 2 and f"still in its delay until height {done['effective_height']}" in r.err
+    node.mine(LOOSEN_DELAY)
+    created = reserve.ok(
+        "spend", "create", "--vault", payer.name, "--pay", f"{new.name}=0.1", "--memo", "m",
+        "--out", str(tmp_path), "--json",
+    ).json()  # fmt: skip
+    assert [d["kind"] for d in created["destinations"]] == ["vault"]
+
+    # removed: at once, no approval; the open spend no longer passes the gate
+    reserve.ok("policy", "destination", "remove", payer.name, new.name)
+    shown = reserve.ok("spend", "show", str(created["spend"]), "--json").json()
+    outputs = next(r for r in shown["rules"] if r["rule"] == "outputs")
+    assert not outputs["ok"] and "not an approved destination" in outputs["detail"]
+    assert "destination" in reserve.ok("approve", "list", "--all").out

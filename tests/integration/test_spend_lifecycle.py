@@ -80,13 +80,15 @@ class Setup:
 
 
 def funded_vault(reserve: Reserve, node: RegtestNode, sat: int = 2 * BTC) -> Setup:
-    """A 2-of-3 vault with ``sat`` in two coins, another vault, and ``exchange`` on its allowlist."""
+    """A 2-of-3 vault with ``sat`` in two coins, another vault its holders approved as a
+    destination, and ``exchange`` on its allowlist."""
     vault = reserve.add_vault("hot")
     other = reserve.add_vault("cold")
     node.fund(vault.address(), sat // 2)
     node.fund(vault.address(), sat - sat // 2)
     reserve.ok("sync")
     exchange = outside_address(node)
+    governance.governed(reserve, vault, "policy", "destination", "add", vault.name, other.name)
     allow(reserve, node, vault, "exchange", exchange)
     holders = {h: signer(reserve, vault, h) for h in vault.keys}
     return Setup(vault, other, exchange, holders)

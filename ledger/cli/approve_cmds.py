@@ -44,7 +44,7 @@ def check_out(out: Path) -> None:
 def summary(change: Change) -> str:
     """What a change does, for people: ``loosen max-per-spend 5.00000000 BTC``, ``allow ...``."""
     from ledger.cli.policy_text import value_text
-    from ledger.governance.changes import ALLOW_ADD, DESTINATION_ADD, POLICY_SET
+    from ledger.governance.changes import ACKNOWLEDGE, ALLOW_ADD, DESTINATION_ADD, POLICY_SET
 
     p = change.params
     if change.action == POLICY_SET:
@@ -53,6 +53,8 @@ def summary(change: Change) -> str:
         return f"allow {p['name']} -> {p['target']}"
     if change.action == DESTINATION_ADD:
         return f"vault {p['destination']} as a destination"
+    if change.action == ACKNOWLEDGE:
+        return f"acknowledge ungated spend {p['txid']} ({p['reason']})"
     return f"retire the vault ({p['reason']})"
 
 
@@ -240,6 +242,28 @@ def approve_sign(app: App, number: int, files: tuple[Path, ...], as_json: bool) 
     if not result.added:
         click.echo(f"change {number}: no new approval; nothing stored")
     click.echo(f"change {number} of {change.vault}: {state_text(change, tip)}")
+
+
+@approve.command("acknowledge")
+@click.argument("vault")
+@click.argument("txid")
+@click.option("--reason", required=True, help="What the holders say the spend was (recorded).")
+@out_option
+@json_option
+@pass_app
+def approve_acknowledge(app: App, vault: str, txid: str, reason: str, out: Path, as_json: bool) -> None:
+    """Propose that VAULT's holders acknowledge the ungated spend TXID: a governed change
+    (change-N.psbt); its `ungated-spend` finding clears once their threshold approves."""
+    from ledger.chain.vaults import get_vault
+    from ledger.governance.changes import propose_acknowledgement
+
+    check_out(out)
+    with app.read_session() as s:
+        get_vault(s, vault)
+    tip = app.rpc().get_block_count()
+    with app.session() as s:
+        change = propose_acknowledgement(s, vault, txid, reason, tip)
+    proposed(app, out, change, as_json, {"vault": vault, "height": tip})
 
 
 COMMANDS: tuple[click.Command, ...] = (approve,)

@@ -254,6 +254,7 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
     superseded) and the allowlist (active and pending)."""
     from ledger.chain.vaults import get_vault
     from ledger.cli.vault_cmds import reading
+    from ledger.governance.changes import destinations
     from ledger.spend.policy_store import allowlist, effective_limits, history, superseded_fields
 
     with reading(app) as s:  # the vault first: an unknown one is named without asking the node
@@ -263,7 +264,12 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
         limits = effective_limits(s, vault, tip)
         changes = history(s, vault)
         active, pending = allowlist(s, vault, tip)
+        to_active, to_pending = destinations(s, vault, tip)
     superseded = superseded_fields(changes)
+    vaults = [
+        {"vault": n, "active_from": h, "status": "active" if h <= tip else "pending"}
+        for n, h in sorted({**to_active, **to_pending}.items())
+    ]
     if as_json:
         app.print_json(
             {
@@ -272,6 +278,7 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
                 "limits": limits_json(limits),
                 "changes": [change_json(c, tip, superseded.get(c.id, frozenset())) for c in changes],
                 "allowlist": [entry_json(e, tip, with_scripts) for e in (*active, *pending)],
+                "destinations": vaults,
             }
         )
         return
@@ -280,11 +287,15 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
     click.echo(f"vault {vault}: spending policy at height {tip}")
     for field in FIELDS:
         click.echo(f"  {field:<17}: {value_text(field, limits.value(field))}")
-    click.echo("allowlist:" if active or pending else "allowlist: empty (only transfers to vaults)")
+    click.echo("allowlist:" if active or pending else "allowlist: empty")
     for e in (*active, *pending):
         state = "active" if e.active_at <= tip else f"pending until height {e.active_at}"
         scripts = "" if len(e.scripts) == 1 else f" ({len(e.scripts):,} scripts)"
         click.echo(f"  {e.name:<17}: {e.target}{scripts} — {state}")
+    click.echo("vault destinations:" if vaults else "vault destinations: none approved")
+    for d in vaults:
+        state = "active" if d["status"] == "active" else f"pending until height {d['active_from']}"
+        click.echo(f"  {d['vault']:<17}: {state}")
     if not changes:
         click.echo("changes: none (the defaults apply)")
         return

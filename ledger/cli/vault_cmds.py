@@ -53,9 +53,9 @@ from ledger.chain.vaults import (
     get_vault,
     list_vaults,
     policy_of,
-    retire_vault,
 )
 from ledger.cli.app import App, json_option, pass_app
+from ledger.cli.approve_cmds import check_out, out_option, proposed
 from ledger.cli.journal_cmds import journal_session
 from ledger.errors import InvalidInput, NotInitialised
 from ledger.journal.entry import check_text
@@ -542,17 +542,27 @@ def vault_watch(app: App, name: str, birthday: int | None, gap: int, as_json: bo
 @vault.command("retire")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why (recorded with the retirement).")
+@out_option
 @json_option
 @pass_app
-def vault_retire(app: App, name: str, reason: str, as_json: bool) -> None:
-    """Retire a vault (recorded, append-only); its keys never serve another vault."""
+def vault_retire(app: App, name: str, reason: str, out: Path, as_json: bool) -> None:
+    """Propose retiring a vault: a governed change (change-N.psbt for its holders), retired, its
+    keys never to serve another vault, when their threshold approves."""
+    from ledger.errors import Conflict
+    from ledger.governance.changes import propose_retirement
+
     check_text(reason, "--reason")
+    if not reason.strip():
+        raise InvalidInput("a retirement needs a reason (--reason TEXT), e.g. 'keys rotated to vault X'")
+    check_out(out)
+    with reading(app) as s:
+        v = get_vault(s, name)
+    if v.retired:
+        raise Conflict(f"vault {name!r} is already retired ({v.retired_reason})")
+    tip = app.rpc().get_block_count()
     with journal_session(app) as s:
-        v = retire_vault(s, name, reason)
-    if as_json:
-        app.print_json(vault_json(v))
-        return
-    click.echo(f"vault {v.name} retired: {v.retired_reason}")
+        change = propose_retirement(s, name, reason, tip)
+    proposed(app, out, change, as_json, {"vault": name, "height": tip})
 
 
 COMMANDS: tuple[click.Command, ...] = (vault,)

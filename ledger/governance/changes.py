@@ -43,7 +43,8 @@ POLICY_SET, ALLOW_ADD, DESTINATION_ADD, VAULT_RETIRE = (
     "vault-retire",
 )
 DESTINATION_REMOVE = "destination-remove"
-ACTIONS = (POLICY_SET, ALLOW_ADD, DESTINATION_ADD, VAULT_RETIRE)
+ACKNOWLEDGE = "outflow-acknowledge"
+ACTIONS = (POLICY_SET, ALLOW_ADD, DESTINATION_ADD, VAULT_RETIRE, ACKNOWLEDGE)
 LOOSENING = frozenset({POLICY_SET, ALLOW_ADD, DESTINATION_ADD})
 """Actions that wait the loosen delay after their quorum."""
 
@@ -351,6 +352,32 @@ def propose_retirement(session: Session, vault: str, reason: str, tip_height: in
         raise InvalidInput("a retirement needs a reason (--reason TEXT), e.g. 'keys rotated to vault X'")
     check_text(reason, "the retirement reason")
     return propose(session, vault, VAULT_RETIRE, {"reason": reason}, tip_height)
+
+
+def propose_acknowledgement(session: Session, vault: str, txid: str, reason: str, tip_height: int) -> Change:
+    """Propose that ``vault``'s holders acknowledge the ungated spend ``txid`` (its finding clears
+    once they approve: :func:`acknowledged`)."""
+    txid = txid.strip().lower()
+    if len(txid) != 64 or any(c not in "0123456789abcdef" for c in txid):
+        raise InvalidInput(f"txid {txid[:80]!r} is not 64 hex digits")
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("an acknowledgement needs a reason (--reason TEXT): what the holders say it was")
+    check_text(reason, "the acknowledgement's reason")
+    done = acknowledged(session)
+    if (vault, txid) in done:
+        raise Conflict(f"vault {vault}'s holders already acknowledged transaction {txid}")
+    return propose(session, vault, ACKNOWLEDGE, {"txid": txid, "reason": reason}, tip_height)
+
+
+def acknowledged(session: Session) -> frozenset[tuple[str, str]]:
+    """``(vault, txid)`` of every outflow its vault's holders acknowledged (approved changes only,
+    each approval verified)."""
+    return frozenset(
+        (c.vault, str(c.params["txid"]))
+        for c in read_changes(session)
+        if c.action == ACKNOWLEDGE and c.applied is not None
+    )
 
 
 # --- approving --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ledger.journal.merkle import root_of
 from ledger.journal.records import RecordKind, records
 from ledger.store.db import make_engine
 from regtest.node import free_port
+from tests.fixtures.governance import retire
 from tests.fixtures.reserve import HOLDERS, Reserve
 from tests.fixtures.reserve import TestVault as ReserveVault
 from tests.integration.test_watch_only import wait_for_wallet
@@ -130,7 +131,7 @@ def test_an_unreachable_node_hands_out_nothing_and_writes_nothing(reserve: Reser
 
 def test_a_retired_vault_hands_out_no_address(reserve: Reserve) -> None:
     old = reserve.add_vault("old")
-    reserve.ok("vault", "retire", old.name, "--reason", "rotated")
+    retire(reserve, old, "rotated")
     before = book_state(reserve.db_url)
     r = reserve.run("vault", "address", old.name)
     assert r.code == 2 and "is retired" in r.err and r.out == ""

@@ -34,6 +34,7 @@ from ledger.journal.entry import EntryDraft, Posting
 from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
+from tests.fixtures.governance import retire
 from tests.fixtures.reserve import Reserve
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ def test_keys_of_a_retired_vault_reused_by_a_new_vault(reserve: Reserve, node: R
     a = reserve.add_vault("old")
     t = node.fund(a.address(), 40_000_000)
     reserve.ok("record", "deposit", "--vault", a.name, "--txid", t)
-    reserve.ok("vault", "retire", a.name, "--reason", "keys rotated")
+    retire(reserve, a, "keys rotated")
     args = ["vault", "add", f"new-{a.name}", "--threshold", "2"]
     for h, k in a.keys.items():
         args += ["--key", f"{h}={k}"]
@@ -459,7 +460,7 @@ def test_change_and_high_receive_addresses_and_a_retired_vault_are_all_watched(
     assert code == 0, report["findings"]
     assert report["totals"]["chain"] == reserve_figure(reserve) == 3_000_000
 
-    reserve.ok("vault", "retire", a.name, "--reason", "done")
+    retire(reserve, a, "done")
     assert reserve.run("vault", "address", a.name).code == 2
     late = node.fund(a.address(), 3_000_000)  # someone pays an old address of the retired vault
     code, report = audit(reserve)

@@ -21,6 +21,7 @@ from ledger.attest.document import sign_document
 from ledger.attest.verify_doc import canonical_bytes, document_sha256, verify_attestation
 from ledger.store.db import make_engine
 from regtest.node import RegtestNode
+from tests.fixtures.governance import retire
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_attest import attest_to, funded, keys
 from tests.integration.test_tx_shapes import spend
@@ -174,7 +175,7 @@ def test_a_mempool_spend_a_retired_vault_and_the_genesis_height(
     node agrees before and after the spend confirms; a retired vault still holding coins is
     attested with them; --height 0 attests the genesis block and a negative height is bad input."""
     a, b = funded(reserve, node)
-    reserve.ok("vault", "retire", b.name, "--reason", "keys rotated")
+    retire(reserve, b, "keys rotated")
     height = node.rpc().get_block_count()
     spend(node, a, {str(node.miner().call("getnewaddress")): 125_000_000})  # not mined
     doc = attest_to(reserve, tmp_path / "att.json")
@@ -292,7 +293,7 @@ def test_the_jsonl_export_holds_every_entry_kind_to_the_signed_root(
     reserve.ok("reverse", str(manual["seq"]), "--memo", "+typo")
     reserve.ok("policy", "set", a.name, "--max-fee", "0.001")
     reserve.ok("attest")
-    reserve.ok("vault", "retire", b.name, "--reason", "rotated")
+    retire(reserve, b, "rotated")
     checkpoint = json.loads(reserve.ok("ledger", "checkpoint").out)
     lines = [json.loads(x) for x in reserve.ok("export", "entries", "--jsonl").out.splitlines()]
     leaves = []

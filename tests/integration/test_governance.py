@@ -46,7 +46,7 @@ def test_a_loosening_needs_the_threshold_of_distinct_holders_then_waits_the_dela
     assert limits(reserve, v)["max_fee_sat"] == 1_000_000
 
     # one holder: recorded, nothing applied; the same holder again counts once
-    (first,) = sign_change(reserve, v, Path(proposed["psbt_file"]), "ministry")
+    (first,) = sign_change(reserve.node, v, Path(proposed["psbt_file"]), "ministry")
     r = import_files(reserve, number, first).json()
     assert r["added"] == ["ministry"] and r["status"] == "pending"
     again = import_files(reserve, number, first, first).json()
@@ -57,12 +57,12 @@ def test_a_loosening_needs_the_threshold_of_distinct_holders_then_waits_the_dela
     # a signature over another change's bytes: the PSBT is another transaction
     decoy = propose(reserve, "policy", "set", v.name, "--max-fee", "0.03")
     before = book_state(reserve.db_url)
-    (other_bytes,) = sign_change(reserve, v, Path(decoy["psbt_file"]), "central-bank")
+    (other_bytes,) = sign_change(reserve.node, v, Path(decoy["psbt_file"]), "central-bank")
     r = import_files(reserve, number, other_bytes)
     assert r.code == 2 and "not change" in r.json()["error"]["message"]
     # another vault's key: its signature pasted into this change's PSBT
     theirs = propose(reserve, "policy", "set", other.name, "--max-fee", "0.02")
-    (foreign,) = sign_change(reserve, other, Path(theirs["psbt_file"]), "central-bank")
+    (foreign,) = sign_change(reserve.node, other, Path(theirs["psbt_file"]), "central-bank")
     before = book_state(reserve.db_url)
     pasted = Psbt.parse(Path(proposed["psbt_file"]).read_text()).with_partial_sigs(
         0, Psbt.parse(foreign.read_text()).inputs[0].partial_sigs
@@ -73,7 +73,7 @@ def test_a_loosening_needs_the_threshold_of_distinct_holders_then_waits_the_dela
     assert r.code == 2 and r.json()["error"]["code"] == "policy-violation"
     assert "not one of the script's keys" in r.json()["error"]["message"]
     # a signature of the right key over other bytes (a corrupted signature)
-    (good,) = sign_change(reserve, v, Path(proposed["psbt_file"]), "central-bank")
+    (good,) = sign_change(reserve.node, v, Path(proposed["psbt_file"]), "central-bank")
     psbt = Psbt.parse(good.read_text())
     ((key, sig),) = [(k, s) for k, s in psbt.inputs[0].partial_sigs]
     bad_sig = sig[:10] + bytes([sig[10] ^ 1]) + sig[11:]
@@ -92,7 +92,7 @@ def test_a_loosening_needs_the_threshold_of_distinct_holders_then_waits_the_dela
     assert r["effective_height"] == r["applied_height"] + LOOSEN_DELAY
     assert limits(reserve, v)["max_fee_sat"] == 1_000_000
     # a stale change: once applied, it takes no more approvals
-    (late,) = sign_change(reserve, v, Path(proposed["psbt_file"]), "regulator")
+    (late,) = sign_change(reserve.node, v, Path(proposed["psbt_file"]), "regulator")
     before = book_state(reserve.db_url)
     r = import_files(reserve, number, late)
     assert r.code == 2 and "takes no more approvals" in r.json()["error"]["message"]
@@ -137,7 +137,7 @@ def test_a_holder_with_two_keys_counts_once(reserve: Reserve, node: RegtestNode)
     )
     address = str(node.miner().call("getnewaddress"))
     proposed = propose(reserve, "policy", "allow", "add", name, "exchange", "--address", address)
-    files = sign_change(reserve, v, Path(proposed["psbt_file"]), "ministry-0", "ministry-1")
+    files = sign_change(reserve.node, v, Path(proposed["psbt_file"]), "ministry-0", "ministry-1")
     r = import_files(reserve, proposed["change"], *files).json()
     assert r["added"] == ["ministry"] and r["status"] == "pending"
     assert approve(reserve, v, proposed, ("regulator",))["status"] == "applied"

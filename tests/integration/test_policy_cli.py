@@ -22,7 +22,7 @@ from custody.network import Network
 from custody.rpc import RpcClient
 from ledger.store.db import drop_append_only_ddl, make_engine
 from regtest.node import RegtestNode
-from tests.fixtures.governance import approve, governed, propose
+from tests.fixtures.governance import approve, governed, propose, retire
 from tests.fixtures.reserve import Reserve, TestVault
 from tests.integration.test_address_issuance import book_state
 
@@ -294,7 +294,7 @@ def test_an_existing_counterparty_account_may_be_listed(reserve: Reserve, node: 
 
 def test_json_errors_and_retired_vault(reserve: Reserve) -> None:
     v = reserve.add_vault("old")
-    reserve.ok("vault", "retire", v.name, "--reason", "keys rotated")
+    retire(reserve, v)
     before = book_state(reserve.db_url)
     r = reserve.run("policy", "set", v.name, "--max-fee", "0.1", "--json")
     assert r.code == 2 and r.json()["error"]["code"] == "conflict"

@@ -29,6 +29,7 @@ import pytest
 from custody.amount import format_btc
 from ledger.store.db import make_engine
 from regtest.node import RegtestNode
+from tests.fixtures.governance import retire
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_tx_shapes import send_many, spend
 
@@ -162,7 +163,7 @@ def test_the_site_renders_the_ledgers_figures_in_chromium(
     cold = reserve.add_vault("cold")
     hot = reserve.add_vault("hot")
     old = reserve.add_vault("old")
-    reserve.ok("vault", "retire", old.name, "--reason", REASON)
+    retire(reserve, old, REASON)
     issued = {
         v.name: [
             a["address"] for a in reserve.ok("vault", "address", v.name, "--count", "3", "--json").json()

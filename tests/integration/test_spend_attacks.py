@@ -27,7 +27,7 @@ from custody.wallet import vault_wallet_name
 from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
-from tests.fixtures.governance import approve, governed, propose
+from tests.fixtures.governance import approve, governed, propose, retire
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_spend_lifecycle import Setup, count, funded_vault, mempool, signed_by
 from tests.integration.test_spend_refusals import proposal, refused
@@ -565,7 +565,7 @@ def test_bad_amounts_text_and_vaults_are_refused(
     # a retired vault neither pays nor is paid
     other = setup.other.name
     other_address = setup.other.address()
-    reserve.ok("vault", "retire", other, "--reason", "keys rotated")
+    retire(reserve, setup.other)
     why = create_refused("--vault", other, "--pay", "exchange=0.1", "--memo", "m")
     assert "retired" in why
     why = create_refused("--vault", v, "--pay", f"{other}=0.1", "--memo", "m")
@@ -639,7 +639,7 @@ def test_a_vault_retired_after_a_transfer_to_it_was_proposed_is_no_destination(
     setup = funded_vault(reserve, node)
     other = setup.other.name
     number = signed_spend(reserve, node, tmp_path, setup, "--pay", f"{other}=0.2")
-    reserve.ok("vault", "retire", other, "--reason", "keys rotated")
+    retire(reserve, setup.other)
     why = refused(reserve, db, node, setup, "spend", "broadcast", str(number), code=1)
     assert "outputs" in why and "not an address of another vault" in why, why
 

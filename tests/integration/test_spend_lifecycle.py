@@ -41,7 +41,7 @@ def db(reserve: Reserve) -> Iterator[Engine]:
 
 def signer(reserve: Reserve, vault: TestVault, holder: str) -> DemoSigner:
     """``holder`` of ``vault`` as a signing wallet on the reserve's node (its key only)."""
-    return governance.holder(reserve, vault, holder)
+    return governance.holder(reserve.node, vault, holder)
 
 
 def sign_file(node: RegtestNode, holder: DemoSigner, psbt_file: Path, out_dir: Path) -> Path:

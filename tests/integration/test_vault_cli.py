@@ -23,7 +23,8 @@ from custody.rpc import RpcClient
 from ledger.store.db import make_engine
 from ledger.store.vault_models import VAULT_TABLES
 from regtest.node import RegtestNode, free_port
-from tests.fixtures.reserve import Result
+from tests.fixtures.governance import sign_change
+from tests.fixtures.reserve import Result, TestVault
 from tests.integration.test_watch_only import wait_for_wallet
 
 R = Network.REGTEST
@@ -96,8 +97,11 @@ def _key_args(keys: list[ExtendedKey], holders: tuple[str, ...] = ("alice", "bob
     return args
 
 
-def test_define_inspect_and_retire_a_vault(run: Run, rpc: RpcClient, db: Engine) -> None:
-    keys, name = _keys(), _name("cold")
+def test_define_inspect_and_retire_a_vault(
+    run: Run, rpc: RpcClient, db: Engine, node: RegtestNode, tmp_path: Path
+) -> None:
+    seeds = [os.urandom(32) for _ in range(3)]
+    keys, name = [test_key_from_seed(s, R) for s in seeds], _name("cold")
     expected = MultisigDescriptor.from_keys(2, keys)
     r = run("vault", "add", name, "--threshold", "2", *_key_args(keys), "--birthday", "5", "--json")
     assert r.code == 0, r.err
@@ -143,8 +147,19 @@ def test_define_inspect_and_retire_a_vault(run: Run, rpc: RpcClient, db: Engine)
     assert run("vault", "check").code == 0
     assert run("vault", "check", name, "--json").json() == {name: []}
 
-    r = run("vault", "retire", name, "--reason", "keys rotated")
-    assert r.code == 0 and "retired" in r.out
+    # retiring is a governed change: proposed, then retired when two of the holders approve
+    r = run("vault", "retire", name, "--reason", "keys rotated", "--out", str(tmp_path), "--json")
+    assert r.code == 0, r.err
+    proposed = r.json()["proposed"]
+    assert proposed["action"] == "vault-retire" and proposed["status"] == "pending"
+    assert [v["name"] for v in run("vault", "list", "--json").json()] == [name]
+    holders = ("alice", "bob", "carol")
+    vault = TestVault(
+        name, dict(zip(holders, seeds, strict=True)), dict(zip(holders, keys, strict=True)), expected
+    )
+    files = sign_change(node, vault, Path(proposed["psbt_file"]), "alice", "bob")
+    r = run("approve", "sign", str(proposed["change"]), *map(str, files))
+    assert r.code == 0 and "applied at height" in r.out, r.err
     assert run("vault", "list", "--json").json() == []
     [retired] = run("vault", "list", "--all", "--json").json()
     assert (retired["retired"], retired["retired_reason"]) == (True, "keys rotated")

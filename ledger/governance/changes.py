@@ -201,10 +201,6 @@ def read_changes(session: Session, vault: str | None = None) -> list[Change]:
                 f"approval record #{record.seq} names change {b.get('change')!r} of vault "
                 f"{b.get('vault')!r}, which has no such change with that digest; {_RESTORE}"
             )
-        if target.change.applied is not None:
-            raise TamperDetected(
-                f"approval record #{record.seq} follows change {target.change.number}'s application"
-            )
         approval = Approval(record.seq, str(b.get("holder")), str(b.get("key")), str(b.get("signature")))
         _verify(vaults[target.change.vault], target.change, [*target.approvals, approval], record.seq)
         target.approvals.append(approval)
@@ -215,6 +211,18 @@ def read_changes(session: Session, vault: str | None = None) -> list[Change]:
         target = building.get(_number(b.get("change")))
         if target is None or target.change.applied is not None:
             raise TamperDetected(f"change-applied record #{record.seq} names no pending change; {_RESTORE}")
+        c = target.change
+        late = [a.seq for a in target.approvals if a.seq > record.seq]
+        heights = (b.get("height"), b.get("effective_height"))
+        if (
+            (b.get("vault"), b.get("action"), b.get("params")) != (c.vault, c.action, c.params)
+            or late
+            or not all(isinstance(h, int) and not isinstance(h, bool) for h in heights)
+        ):
+            raise TamperDetected(
+                f"change-applied record #{record.seq} is not change {c.number}'s application at its "
+                f"quorum (another action, or approvals after it); {_RESTORE}"
+            )
         if len(target.approvals) < target.change.threshold:
             raise TamperDetected(
                 f"change {target.change.number} of vault {target.change.vault} is recorded as applied "

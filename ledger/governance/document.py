@@ -33,9 +33,8 @@ def approval_document(session: Session, number: int) -> dict[str, Any]:
     seqs = [vault_seq, change.number, *(a.seq for a in change.approvals)]
     if change.applied is not None:
         seqs.append(change.applied.seq)
-    memos = dict(
-        session.execute(select(EntryRow.seq, EntryRow.memo).where(EntryRow.seq.in_(seqs))).tuples().all()
-    )
+    rows = session.execute(select(EntryRow.seq, EntryRow.memo).where(EntryRow.seq.in_(seqs)))
+    memos = {int(seq): str(memo) for seq, memo in rows}
 
     def record(seq: int) -> dict[str, Any]:
         return {"seq": seq, "memo": memos[seq]}

@@ -8,24 +8,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.descriptor import MultisigDescriptor
+from custody.keygen import test_key_from_seed
+from custody.network import Network
 from custody.psbt import Psbt
 from ledger.governance import verify_approval
+from ledger.governance.changes import acknowledged
 from ledger.journal.records import RecordKind, append_record
 from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.governance import approve, propose, sign_change
-from tests.fixtures.reserve import Reserve, TestVault
+from tests.fixtures.reserve import Reserve
+from tests.fixtures.reserve import TestVault as Vault
 from tests.integration.test_address_issuance import book_state
 
 LOOSEN_DELAY = 144
 
 
-def limits(reserve: Reserve, vault: TestVault) -> dict[str, Any]:
+def limits(reserve: Reserve, vault: Vault) -> dict[str, Any]:
     shown: dict[str, Any] = reserve.ok("policy", "show", vault.name, "--json").json()["limits"]
     return shown
 
@@ -122,24 +128,34 @@ def test_a_loosening_needs_the_threshold_of_distinct_holders_then_waits_the_dela
 
 
 def test_a_holder_with_two_keys_counts_once(reserve: Reserve, node: RegtestNode) -> None:
-    """A 2-of-3 whose ministry holds two keys: ministry's two signatures are not a quorum."""
-    base = reserve.add_vault("two")  # seeds and keys of three holders, reused under new names
-    keys = list(base.keys.values())
-    name = base.name + "-x"
+    """A 3-of-4 whose ministry holds two keys: ministry's two signatures and central-bank's are two
+    holders, not the three needed."""
+    holders = ("ministry", "ministry", "central-bank", "regulator")
+    seeds = [secrets.token_bytes(32) for _ in holders]
+    keys = [test_key_from_seed(s, Network.REGTEST) for s in seeds]
+    name = f"twokeys-{secrets.token_hex(3)}"
     reserve.ok(
-        "vault", "add", name, "--threshold", "2",
-        "--key", f"ministry={keys[0]}", "--key", f"ministry={keys[1]}", "--key", f"regulator={keys[2]}",
-    )  # fmt: skip
-    seeds = list(base.seeds.values())
-    names = ("ministry-0", "ministry-1", "regulator")  # one signing wallet per key
-    v = TestVault(
-        name, dict(zip(names, seeds, strict=True)), dict(zip(names, keys, strict=True)), base.descriptor
+        "vault",
+        "add",
+        name,
+        "--threshold",
+        "3",
+        *(f"--key={h}={k}" for h, k in zip(holders, keys, strict=True)),
+    )
+    signers = ("ministry", "ministry-2", "central-bank", "regulator")  # one signing wallet per key
+    v = Vault(
+        name,
+        dict(zip(signers, seeds, strict=True)),
+        dict(zip(signers, keys, strict=True)),
+        MultisigDescriptor.from_keys(3, tuple(keys)),
     )
     address = str(node.miner().call("getnewaddress"))
     proposed = propose(reserve, "policy", "allow", "add", name, "exchange", "--address", address)
-    files = sign_change(reserve.node, v, Path(proposed["psbt_file"]), "ministry-0", "ministry-1")
+    files = sign_change(
+        reserve.node, v, Path(proposed["psbt_file"]), "ministry", "ministry-2", "central-bank"
+    )
     r = import_files(reserve, proposed["change"], *files).json()
-    assert r["added"] == ["ministry"] and r["status"] == "pending"
+    assert r["added"] == ["ministry", "central-bank"] and r["status"] == "pending"
     assert approve(reserve, v, proposed, ("regulator",))["status"] == "applied"
 
 
@@ -211,3 +227,38 @@ def test_a_new_vault_is_no_destination_until_the_paying_vaults_holders_approve(
     outputs = next(r for r in shown["rules"] if r["rule"] == "outputs")
     assert not outputs["ok"] and "not an approved destination" in outputs["detail"]
     assert "destination" in reserve.ok("approve", "list", "--all").out
+
+
+def test_retirement_and_acknowledgement_wait_for_the_holders(reserve: Reserve, node: RegtestNode) -> None:
+    v = reserve.add_vault("old")
+    other = reserve.add_vault("next")
+    pending = propose(reserve, "policy", "destination", "add", v.name, other.name)
+    txid = "ab" * 32
+    before = book_state(reserve.db_url)
+    for bad in (("zz" * 32, "r"), (txid, " "), (txid, "a\x1bb")):
+        r = reserve.run("approve", "acknowledge", v.name, bad[0], "--reason", bad[1])
+        assert r.code == 2, r.out
+    assert book_state(reserve.db_url) == before
+    ack = propose(
+        reserve, "approve", "acknowledge", v.name, txid.upper(), "--reason", "the holders' own sweep"
+    )
+    assert ack["params"] == {"txid": txid, "reason": "the holders' own sweep"}
+    engine = make_engine(reserve.db_url)
+    try:
+        with Session(engine) as s:
+            assert acknowledged(s) == frozenset()
+        assert approve(reserve, v, ack)["status"] == "applied"
+        with Session(engine) as s:
+            assert acknowledged(s) == {(v.name, txid)}
+    finally:
+        engine.dispose()
+
+    retiring = propose(reserve, "vault", "retire", v.name, "--reason", "keys rotated")
+    assert approve(reserve, v, retiring, ("ministry",))["status"] == "pending"
+    assert v.name in {x["name"] for x in reserve.ok("vault", "list", "--json").json()}
+    assert approve(reserve, v, retiring, ("central-bank",))["status"] == "applied"
+    assert v.name not in {x["name"] for x in reserve.ok("vault", "list", "--json").json()}
+    # a retired vault's pending changes take no more approvals
+    (late,) = sign_change(reserve.node, v, Path(pending["psbt_file"]), "regulator")
+    r = import_files(reserve, pending["change"], late)
+    assert r.code == 2 and "retired" in r.json()["error"]["message"]

@@ -23,7 +23,8 @@ from custody.rpc import RpcClient
 from ledger.store.db import drop_append_only_ddl, make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.governance import approve, governed, propose, retire
-from tests.fixtures.reserve import Reserve, TestVault
+from tests.fixtures.reserve import Reserve
+from tests.fixtures.reserve import TestVault as Vault
 from tests.integration.test_address_issuance import book_state
 
 R = Network.REGTEST
@@ -50,7 +51,7 @@ def mine_to(node: RegtestNode, height: int) -> None:
         node.mine(missing)
 
 
-def short_delay(reserve: Reserve, node: RegtestNode, vault: TestVault, blocks: int = 2) -> None:
+def short_delay(reserve: Reserve, node: RegtestNode, vault: Vault, blocks: int = 2) -> None:
     """Shorten the vault's loosen delay (itself a loosening: approved by the holders, it waits the
     default 144 blocks)."""
     change = governed(reserve, vault, "policy", "set", vault.name, "--loosen-delay", str(blocks))

@@ -24,7 +24,8 @@ from ledger.store.db import make_engine
 from ledger.store.vault_models import VAULT_TABLES
 from regtest.node import RegtestNode, free_port
 from tests.fixtures.governance import sign_change
-from tests.fixtures.reserve import Result, TestVault
+from tests.fixtures.reserve import Result
+from tests.fixtures.reserve import TestVault as Vault
 from tests.integration.test_watch_only import wait_for_wallet
 
 R = Network.REGTEST
@@ -154,7 +155,7 @@ def test_define_inspect_and_retire_a_vault(
     assert proposed["action"] == "vault-retire" and proposed["status"] == "pending"
     assert [v["name"] for v in run("vault", "list", "--json").json()] == [name]
     holders = ("alice", "bob", "carol")
-    vault = TestVault(
+    vault = Vault(
         name, dict(zip(holders, seeds, strict=True)), dict(zip(holders, keys, strict=True)), expected
     )
     files = sign_change(node, vault, Path(proposed["psbt_file"]), "alice", "bob")

@@ -212,3 +212,16 @@ def test_a_directory_is_not_written_over_a_file_or_the_current_directory(
         with pytest.raises(WriteFailed, match="current directory"):
             replace_directory(out, {"index.html": "x"})
     assert a_file.read_text() == "keep" and names(tmp_path) == ["a-file", "here"] and names(here) == []
+
+
+def test_a_signing_key_that_cannot_be_written_is_not_left_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.journal.checkpoint import create_signing_key
+
+    path = tmp_path / "signing.key"
+    monkeypatch.setattr(os, "write", fail_with(errno.ENOSPC))
+    with pytest.raises(WriteFailed) as e:
+        create_signing_key(path)
+    assert str(e.value) == f"cannot write signing key {path}: No space left on device"
+    assert names(tmp_path) == []

@@ -41,9 +41,9 @@ UNSYNCABLE = (errno.EINVAL, errno.ENOTSUP)
 
 
 class GuardedStream:
-    """A text stream over ``raw`` whose failed write or flush raises :class:`WriteFailed`
-    naming ``name`` and the cause; ``raw`` None is a closed stream (``sys.stdout`` when the
-    process was started with its standard output closed)."""
+    """A text stream over ``raw`` whose failed write or flush raises :class:`WriteFailed`:
+    ``cannot write NAME: CAUSE`` (NAME a path, or ``to standard output``); ``raw`` None is a
+    closed stream (``sys.stdout`` when the process was started with its standard output closed)."""
 
     def __init__(self, raw: IO[str] | None, name: str) -> None:
         self.raw = raw
@@ -87,7 +87,7 @@ class GuardedStream:
 
     def _open(self) -> IO[str]:
         if self.raw is None:
-            raise WriteFailed(f"cannot write to {self.name}: it is closed")
+            raise WriteFailed(f"cannot write {self.name}: it is closed")
         return self.raw
 
     @contextmanager
@@ -96,7 +96,7 @@ class GuardedStream:
             yield
         except OSError as e:
             self.failed = e
-            raise WriteFailed(f"cannot write to {self.name}: {cause(e)}") from e
+            raise WriteFailed(f"cannot write {self.name}: {cause(e)}") from e
 
 
 # --- Files ------------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def _escape(m: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
-STDOUT = "standard output"
+STDOUT = "to standard output"  # as the error says it: "cannot write to standard output: ..."
 
 
 class EscapingStream(GuardedStream):
@@ -184,7 +184,7 @@ class EscapingStream(GuardedStream):
 def escaping_streams() -> Iterator[None]:
     """``sys.stdout`` and ``sys.stderr`` escape control characters until the block ends."""
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = EscapingStream(out, STDOUT), EscapingStream(err, "standard error")
+    sys.stdout, sys.stderr = EscapingStream(out, STDOUT), EscapingStream(err, "to standard error")
     try:
         yield
     finally:

@@ -247,7 +247,7 @@ def test_psbts_and_attestations_that_cannot_be_written(
         for target, cause in ((full, FULL), (out / "a-file" / "x.json", "is not a directory")):
             r = reserve.run("attest", "--out", str(target))
             assert_write_failed(r, target, cause)
-        r = reserve.run("attest", "prepare", "--out", str(out / "a-file"))
+        r = reserve.run("attest", "prepare", "--out", str(out / "a-file" / "drafts"))
         assert r.code == 2 and "not a directory" in r.err, r.err
         assert snapshot(db) == before
         assert reserve.ok("attest", "list", "--json").json()["attestations"] == []

@@ -87,9 +87,10 @@ def test_text_the_encoding_refuses_writes_nothing(old_file: Path) -> None:
 def test_a_device_is_written_in_place_never_renamed_over(tmp_path: Path) -> None:
     device = full_device(tmp_path)
     before = set(device.parent.iterdir())
-    with pytest.raises(WriteFailed) as e:
-        write_text(device, "a checkpoint\n")
-    assert str(e.value) == f"cannot write {device}: No space left on device"
+    for text in ("a checkpoint\n", "a large export\n" * 100_000):  # fails at the flush, or a write
+        with pytest.raises(WriteFailed) as e:
+            write_text(device, text)
+        assert str(e.value) == f"cannot write {device}: No space left on device"
     assert stat.S_ISCHR(device.stat().st_mode)  # still the device
     assert set(device.parent.iterdir()) == before  # no temporary file beside it
     write_text(Path(os.devnull), "into the void\n")  # a device that takes it: fine
@@ -146,13 +147,13 @@ def test_a_stream_that_fails_names_itself_and_the_cause() -> None:
         def flush(self) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    stream = GuardedStream(Broken(), "standard output")  # type: ignore[arg-type]
+    stream = GuardedStream(Broken(), "to standard output")  # type: ignore[arg-type]
     with pytest.raises(WriteFailed, match=r"^cannot write to standard output: Broken pipe$"):
         stream.write("balance")
     with pytest.raises(WriteFailed, match=r"^cannot write to standard output: No space left on device$"):
         stream.flush()
     assert stream.failed is not None
-    closed = GuardedStream(None, "standard output")
+    closed = GuardedStream(None, "to standard output")
     with pytest.raises(WriteFailed, match=r"^cannot write to standard output: it is closed$"):
         closed.write("x")
 

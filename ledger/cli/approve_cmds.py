@@ -93,8 +93,10 @@ def write_change_psbt(app: App, out: Path, change: Change) -> Path:
 
     with app.read_session() as s:
         vault = get_vault(s, change.vault)
+    from ledger.files import write_text
+
     path = out / f"change-{change.number}.psbt"
-    path.write_text(proposal_psbt(vault, change).to_base64() + "\n", encoding="ascii")
+    write_text(path, proposal_psbt(vault, change).to_base64() + "\n", encoding="ascii")
     return path
 
 
@@ -168,7 +170,9 @@ def approve_show(app: App, number: int, export: Path | None, as_json: bool) -> N
         change = get_change(s, number)
         document = approval_document(s, number) if export is not None else None
     if export is not None and document is not None:
-        export.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from ledger.files import write_text
+
+        write_text(export, json.dumps(document, indent=2, sort_keys=True) + "\n")
     if as_json:
         app.print_json({**change_json(change), "export": None if export is None else str(export)})
         return

@@ -1,6 +1,7 @@
 """Offline check of a governed change's approvals (``reserve-ledger-approvals/v1``).
 
-An auditor runs it with no database and no node, with the standard library and ``coincurve``::
+An auditor runs it with no database and no node, with the standard library, ``cryptography`` and
+``coincurve`` (as :mod:`ledger.attest.verify_doc`)::
 
     python -m ledger.governance.verify_approval APPROVALS.json
 
@@ -27,6 +28,7 @@ from typing import Any
 from custody.errors import InvalidInput
 from ledger.attest import wsh_descriptor
 from ledger.governance import message as gm
+from ledger.verify_proof import ProofError, strict_json_loads
 
 DOCUMENT_FORMAT = "reserve-ledger-approvals/v1"
 MAX_DOCUMENT_BYTES = 10_000_000
@@ -36,21 +38,13 @@ _APPROVAL_KEYS = {"change", "vault", "digest", "holder", "key", "signature"}
 _APPLIED_KEYS = {"change", "vault", "action", "params", "height", "effective_height"}
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    dupes = sorted({k for k in keys if keys.count(k) > 1})
-    if dupes:
-        raise ValueError(f"duplicate JSON key(s) {', '.join(map(repr, dupes))}")
-    return dict(pairs)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def strict_loads(text: str | bytes) -> Any:
-    """``json.loads`` refusing duplicate keys, NaN and Infinity."""
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    """The document's JSON (:func:`ledger.verify_proof.strict_json_loads`: no repeated key, no
+    NaN, integers only), a :class:`ValueError` saying why not."""
+    try:
+        return strict_json_loads(text)
+    except ProofError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _record(value: Any, where: str) -> tuple[int, dict[str, Any]]:

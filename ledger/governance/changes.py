@@ -267,6 +267,16 @@ def _verify(vault: Vault, change: Change, approvals: Sequence[Approval], seq: in
         )
 
 
+def governance_findings(session: Session) -> list[str]:
+    """``ledger verify``'s check of the governance records: every approval verifies and every
+    application had its quorum (:func:`read_changes`), as a finding instead of an exception."""
+    try:
+        read_changes(session)
+    except (TamperDetected, InvalidInput) as exc:
+        return [str(exc)]
+    return []
+
+
 def get_change(session: Session, number: int) -> Change:
     for change in read_changes(session):
         if change.number == number:

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from ledger.chain.vaults import vault_findings
 from ledger.errors import InvalidInput
+from ledger.governance.changes import governance_findings
 from ledger.journal.book import PAGE, iter_stored_rows
 from ledger.journal.canonical import encode_entry_fields
 from ledger.journal.checkpoint import Checkpoint, verify_checkpoint
@@ -331,6 +332,7 @@ def verify_ledger(
     findings += audit_problems
     findings += vault_findings(session)
     findings += table_record_findings(session)
+    findings += governance_findings(session)
     return VerifyReport(
         ok=not findings,
         entries=acc.size,

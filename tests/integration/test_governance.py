@@ -180,6 +180,8 @@ def test_a_forged_approval_record_is_tamper_detected(reserve: Reserve) -> None:
         engine.dispose()
     r = reserve.run("approve", "list", "--json")
     assert r.code == 2 and r.json()["error"]["code"] == "tamper-detected"
+    r = reserve.run("ledger", "verify")
+    assert r.code == 1 and "does not verify" in r.out + r.err
 
 
 def test_a_new_vault_is_no_destination_until_the_paying_vaults_holders_approve(

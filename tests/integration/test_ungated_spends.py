@@ -133,7 +133,8 @@ def test_every_vault_outflow_is_judged_against_the_gate(
     assert "delay" in sent_early and "quorum is not reached yet" in sent_early
     own_rules = rules_of(found[f"{hot.name}:{own}"])
     assert "outputs" in own_rules and "not on the vault's allowlist" in own_rules and stranger in own_rules
-    assert "max-per-spend" in own_rules and "0.50000000 BTC is above the limit 0.25000000 BTC" in own_rules
+    assert "max-per-spend: outgoing 0.50000000 BTC" in own_rules, own_rules
+    assert "is above the limit 0.25000000 BTC by 0.25000000 BTC" in own_rules, own_rules
     for vault in (hot, cold):
         per_vault = rules_of(found[f"{vault.name}:{both}"])
         assert "inputs" in per_vault and f"is not an output of vault {vault.name}" in per_vault, per_vault

@@ -250,6 +250,24 @@ def audit_of(books: Books, chain: ChainFacts, *, min_conf: int) -> AuditReport:
 # --- write ------------------------------------------------------------------------------------
 
 
+def _refuse_if_appended(session: Session, report: AuditReport) -> None:
+    """:class:`Conflict` when entries were appended since the audit read the journal.
+
+    Entries are numbered 1..N, so the highest number is the count the audit read, unless an
+    entry was inserted past a gap outside the service (seq 9999 after 41): then the count tells,
+    and the gap is a finding of the audit's own verification, not a race to run again for.
+    """
+    now = last_seq(session)
+    if now == report.tree_size:
+        return
+    count = int(session.scalar(select(func.count()).select_from(EntryRow)) or 0)
+    if count != report.tree_size:
+        raise Conflict(
+            f"the journal has {count} entries but the audit read {report.tree_size}: it changed while "
+            "the audit ran; run `reserve audit` again"
+        )
+
+
 def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -> tuple[int, int | None]:
     """Sign a checkpoint of the tree the audit covered, keep the audit row and commit its result
     to the log as an ``audit`` record, in the caller's (short, write) transaction.
@@ -261,12 +279,7 @@ def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -
     """
     from ledger.journal.records import RecordKind, append_record, audit_body
 
-    now = last_seq(session)
-    if now != report.tree_size:
-        raise Conflict(
-            f"the journal has {now} entries but the audit read {report.tree_size}: it changed while "
-            "the audit ran; run `reserve audit` again"
-        )
+    _refuse_if_appended(session, report)
     checkpoint_id = None
     # a journal that fails its own verification, or a key that may not sign, signs nothing: the
     # audit is kept alone

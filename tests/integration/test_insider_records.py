@@ -26,7 +26,8 @@ from custody.wallet import vault_wallet_name
 from ledger.journal.canonical import content_hash, encode_entry_fields
 from ledger.journal.entry import EntryDraft, RecordKind
 from ledger.journal.merkle import leaf_hash
-from ledger.journal.records import KeyFields, canonical_json, vault_added_body
+from ledger.journal.records import KeyFields, audit_body, canonical_json, vault_added_body
+from ledger.store.audit_models import AuditRow
 from ledger.store.db import make_engine
 from ledger.store.models import AccountRow, EntryRow, PostingRow
 from ledger.store.spend_models import SpendInputRow
@@ -320,3 +321,56 @@ def test_an_entry_inserted_at_seq_9999_is_a_gap_finding_not_a_race(reserve: Rese
         assert "changed while the audit ran" not in r.err + r.out
     with insider.connect() as c:
         assert c.execute(text("SELECT count(*) FROM audits")).scalar_one() == 2
+
+
+# --- 5. an audit saying ok for a block that never was ------------------------------------------------
+
+
+def test_an_audit_record_for_a_block_that_never_was_is_a_finding_of_the_next_audit(
+    reserve: Reserve, node: RegtestNode, insider: Engine
+) -> None:
+    reserve.add_vault("aud")
+    first = reserve.ok("audit", "--json").json()
+    tip = node.rpc().get_blockchain_info()
+    never = "5e" * 32
+    report = '{"ok": true}'
+    with insider.begin() as c:
+        size = int(c.execute(select(func.count()).select_from(EntryRow)).scalar_one())
+        audit_id = c.execute(
+            insert(AuditRow)
+            .values(
+                tree_size=size,
+                root=bytes.fromhex(first["root"]),
+                checkpoint_id=None,
+                min_conf=1,
+                height=tip.blocks + 1,
+                best_block=never,
+                findings=0,
+                ok=True,
+                report=report,
+            )
+            .returning(AuditRow.id)
+        ).scalar_one()
+    body = audit_body(
+        audit_id=audit_id,
+        tree_size=size,
+        root=bytes.fromhex(first["root"]),
+        checkpoint_id=None,
+        height=tip.blocks + 1,
+        best_block=never,
+        min_conf=1,
+        findings=0,
+        ok=True,
+        report=report,
+    )
+    seq = append_record(insider, RecordKind.AUDIT, body)
+
+    r = reserve.run("audit", "--json")
+    assert r.code == 1, (r.code, r.out, r.err)
+    found = r.json()
+    [forged] = [f for f in found["findings"] if f["seq"] == seq]
+    assert forged["code"] == "ledger-verification"
+    assert f"audit #{audit_id} (record #{seq}) says it saw block {never}" in forged["message"]
+    assert "which the node does not know" in forged["message"]
+    assert found["checkpoint_id"] is None  # no checkpoint signs over the forged record
+    assert not [f for f in found["findings"] if "audit #1 " in f["message"]]  # the real one is fine

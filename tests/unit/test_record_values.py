@@ -8,11 +8,14 @@ import os
 
 import pytest
 
+from custody.chain import BlockPlace
 from custody.descriptor import MultisigDescriptor
 from custody.keygen import test_key_from_seed as key_from_seed  # not collected as a test
 from custody.keys import ExtendedKey
 from custody.network import Network
 from custody.policy import Policy, check_vault_policy
+from ledger.chain.audit_history import judge_past_audits, past_audit_findings
+from ledger.chain.audit_report import PastAudit
 from ledger.chain.issuance import MAX_ISSUE_INDEX, judge_issued
 from ledger.chain.vaults import RecordedVaults, key_reuse_findings
 from ledger.journal.records import KeyFields, Record, RecordKind, vault_added_body
@@ -133,3 +136,29 @@ def test_a_records_key_list_must_be_its_descriptors_keys(listed: str) -> None:
     body["keys"] = body["keys"][::-1] if listed == "reversed" else "nope"
     [(vault, text)] = key_reuse_findings(_recorded(Record(1, RecordKind.VAULT_ADDED, body)))
     assert vault == "main" and "are not its descriptor's keys in order" in text
+
+
+def test_a_past_audit_must_name_a_block_the_node_knows_at_its_height() -> None:
+    known, stale, forged, moved = "11" * 32, "22" * 32, "33" * 32, "44" * 32
+    past = [
+        PastAudit(5, 1, 101, known),
+        PastAudit(9, 2, 150, stale),
+        PastAudit(12, 3, 160, forged),
+        PastAudit(14, 4, 170, moved),
+        PastAudit(15, 5, 171, "55" * 32),  # not asked: no finding
+    ]
+    places = {
+        known: BlockPlace(known, 101, 60),
+        stale: BlockPlace(stale, 150, -1),  # reorganised away: not a finding
+        forged: BlockPlace(forged, -1, -1),  # unknown to the node
+        moved: BlockPlace(moved, 169, 3),
+    }
+    [(unknown, s1), (elsewhere, s2)] = judge_past_audits(past, places)
+    assert (s1, s2) == (12, 14)
+    assert (
+        f"audit #3 (record #12) says it saw block {forged} at height 160, which the node does not know"
+        in unknown
+    )
+    assert "at height 170, but that block is at height 169" in elsewhere
+    [finding] = past_audit_findings(past[2:3], places)
+    assert finding.code == "ledger-verification" and finding.seq == 12

@@ -443,10 +443,12 @@ def read_exported(path: Path) -> tuple[Checkpoint, bytes]:
         data = path.read_bytes()
     except OSError as e:
         raise InvalidInput(f"cannot read checkpoint file {path}: {e.strerror}") from e
+    from ledger.verify_proof import ProofError, strict_json_loads
+
     try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as e:
-        raise InvalidInput(f"checkpoint file {path} is not JSON: {e}") from e
+        doc = strict_json_loads(data)
+    except ProofError as e:
+        raise InvalidInput(f"checkpoint file {path}: {e}") from e
     try:
         return parse_exported(doc)
     except InvalidInput as e:

@@ -5,7 +5,9 @@ An auditor runs it with no node and few dependencies: the Python standard librar
 scripts, and the BIP-322 proofs of control), installed from the hash-pinned
 ``docs/auditor-requirements.txt``, plus three files of this repository it imports:
 :mod:`ledger.verify_proof` (checkpoint signatures), :mod:`custody.merkleblock` (headers, Merkle
-proofs, transactions) and, for the proofs of control, :mod:`custody.bip322`::
+proofs, transactions) and, for the proofs of control, :mod:`custody.bip322` (with the small
+modules these use, such as :mod:`custody.errors` and :mod:`custody.amount` for the BTC text of
+the figures)::
 
     pip install --require-hashes -r docs/auditor-requirements.txt
     python -m ledger.attest.verify_doc ATTESTATION.json --pubkey LEDGER-PUB.pem

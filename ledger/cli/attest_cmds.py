@@ -150,10 +150,11 @@ def prepare(app: App, height: int | None, out_dir: Path, as_json: bool) -> None:
     spend; then `reserve attest finish DIR --signed FILE ...`.
     """
     from ledger.attest.store import control_requests, draft_attestation
-    from ledger.files import make_directory, write_text
+    from ledger.files import check_directory, make_directory, write_text
     from ledger.journal.checkpoint import load_signing_key
 
     make_directory(out_dir)
+    check_directory(out_dir)  # before a checkpoint is signed for the draft
     key = load_signing_key(app.settings.signing_key_path)
     chain, infos = _gather(app, height)
     with app.session() as s:

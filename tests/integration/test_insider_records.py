@@ -281,6 +281,15 @@ def test_spend_inputs_inserted_or_deleted_are_findings_and_stop_the_spend_comman
         "--fee-rate", "2", "--memo", "m", "--out", str(tmp_path),
     )  # fmt: skip
     assert r.code == 2 and "tamper" in r.err and f"spend 99 holds coin {free}" in r.err, (r.code, r.err)
+    r = reserve.run(
+        "spend", "cancel", str(number), "--reason", "free its coins"
+    )  # would unlock the rows' coins
+    assert r.code == 2 and f"spend {number} holds coin {free}" in r.err, (r.code, r.err)
+    with insider.connect() as c:  # still only proposed
+        assert (
+            c.execute(text("SELECT count(*) FROM spend_events WHERE spend = :n"), {"n": number}).scalar_one()
+            == 1
+        )
 
     # a held coin freed by deleting its row (the owner's rights)
     protection_off(owner)

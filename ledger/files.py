@@ -23,8 +23,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
-import shutil
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -127,6 +125,21 @@ def make_directory(path: Path) -> None:
         raise _failed(path, e) from e
 
 
+def check_directory(directory: Path) -> None:
+    """Refuse (:class:`WriteFailed`) a directory no file can be made in (missing, not a
+    directory, read-only, not ours): a temporary file is made there and removed. For commands
+    that check before they change anything; a full disk shows only when the file is written."""
+    try:
+        fd, probe = _create_temporary(directory / "probe")
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR) and not directory.is_dir():
+            raise WriteFailed(f"cannot write into {directory}: it is not an existing directory") from e
+        raise WriteFailed(f"cannot write into {directory}: {cause(e)}") from e
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
 def write_text(path: Path, text: str, *, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` whole or not at all (:func:`open_atomic`)."""
     with open_atomic(path, encoding=encoding) as f:
@@ -180,7 +193,8 @@ def open_atomic(path: Path, *, encoding: str = "utf-8", newline: str | None = No
 
 @contextmanager
 def _open_special(path: Path, encoding: str, newline: str | None) -> Iterator[IO[str]]:
-    """A device or FIFO, written in place (there is nothing to rename over it)."""
+    """A device or FIFO, written in place (there is nothing to rename over it). Opening a FIFO
+    waits for its reader, as a shell redirection does."""
     with _guarded(path):
         fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     f = os.fdopen(fd, "w", encoding=encoding, newline=newline)
@@ -203,6 +217,8 @@ def replace_directory(out: Path, files: Mapping[str, str], *, encoding: str = "u
     :class:`WriteFailed` and leaves the old directory (or none). ``out`` may not be the current
     directory or hold it (it is moved away).
     """
+    import shutil
+
     target = Path(os.path.abspath(_followed(out)))
     parent = target.parent
     here = Path.cwd()
@@ -218,7 +234,7 @@ def replace_directory(out: Path, files: Mapping[str, str], *, encoding: str = "u
     if old is not None and not stat.S_ISDIR(old.st_mode):
         raise WriteFailed(f"cannot write {out}: it is a file, not a directory; give a directory")
     make_directory(parent)  # (as ``mkdir -p``)
-    staging = parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    staging = parent / f".{target.name}.{_token()}.tmp"
     try:
         with _guarded(out):
             os.mkdir(staging)
@@ -236,11 +252,13 @@ def replace_directory(out: Path, files: Mapping[str, str], *, encoding: str = "u
 
 def _swap(staging: Path, target: Path, exists: bool, shown: Path) -> None:
     """Rename ``staging`` to ``target``, moving an existing ``target`` away first."""
+    import shutil
+
     if not exists:
         with _guarded(shown):
             os.rename(staging, target)
         return
-    aside = target.parent / f".{target.name}.{secrets.token_hex(8)}.old"
+    aside = target.parent / f".{target.name}.{_token()}.old"
     with _guarded(shown):
         os.rename(target, aside)
     try:
@@ -262,9 +280,14 @@ def _write_new(path: Path, text: str, encoding: str, shown: Path) -> None:
             os.fsync(f.fileno())
 
 
+def _token() -> str:
+    """A random part for temporary names (``secrets`` costs the CLI's start more than this)."""
+    return os.urandom(8).hex()
+
+
 def _create_temporary(target: Path) -> tuple[int, Path]:
     """A new, empty temporary file beside ``target`` (same directory: the rename stays atomic)."""
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    tmp = target.parent / f".{target.name}.{_token()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     return os.open(tmp, flags, 0o666), tmp
 

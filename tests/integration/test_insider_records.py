@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy.orm import Session
 
 from custody.descriptor import MultisigDescriptor
 from custody.network import Network
 from custody.psbt import Psbt
 from custody.wallet import vault_wallet_name
+from ledger.journal.book import iter_leaf_hashes
 from ledger.journal.canonical import content_hash, encode_entry_fields
 from ledger.journal.entry import EntryDraft, Posting, RecordKind
-from ledger.journal.merkle import leaf_hash
+from ledger.journal.merkle import leaf_hash, root_of
 from ledger.journal.records import KeyFields, audit_body, canonical_json, vault_added_body
 from ledger.store.audit_models import AuditRow
 from ledger.store.db import make_engine
@@ -342,17 +344,19 @@ def test_an_audit_record_for_a_block_that_never_was_is_a_finding_of_the_next_aud
     reserve: Reserve, node: RegtestNode, insider: Engine
 ) -> None:
     reserve.add_vault("aud")
-    first = reserve.ok("audit", "--json").json()
+    reserve.ok("audit")
     tip = node.rpc().get_blockchain_info()
     never = "5e" * 32
     report = '{"ok": true}'
+    with Session(insider) as s:  # the tree as it is, as the service would note it
+        leaves = [h for _, h in iter_leaf_hashes(s)]
+        size, root = len(leaves), root_of(leaves)
     with insider.begin() as c:
-        size = int(c.execute(select(func.count()).select_from(EntryRow)).scalar_one())
         audit_id = c.execute(
             insert(AuditRow)
             .values(
                 tree_size=size,
-                root=bytes.fromhex(first["root"]),
+                root=root,
                 checkpoint_id=None,
                 min_conf=1,
                 height=tip.blocks + 1,
@@ -366,7 +370,7 @@ def test_an_audit_record_for_a_block_that_never_was_is_a_finding_of_the_next_aud
     body = audit_body(
         audit_id=audit_id,
         tree_size=size,
-        root=bytes.fromhex(first["root"]),
+        root=root,
         checkpoint_id=None,
         height=tip.blocks + 1,
         best_block=never,
@@ -376,6 +380,11 @@ def test_an_audit_record_for_a_block_that_never_was_is_a_finding_of_the_next_aud
         report=report,
     )
     seq = append_record(insider, RecordKind.AUDIT, body)
+
+    offline = reserve.run("ledger", "verify", "--json").json()["findings"]  # hashes and rows agree:
+    assert not [f for f in offline if "node does not know" in f]  # only the node can tell
+    findings = reserve.run("ledger", "verify", "--node", "--json").json()["findings"]
+    one(findings, f"audit #{audit_id} (record #{seq}) says it saw block {never}", "the node does not know")
 
     r = reserve.run("audit", "--json")
     assert r.code == 1, (r.code, r.out, r.err)

@@ -347,12 +347,28 @@ def spends_after(
     ``height`` and is spent after it is returned too, listed or not: an output unspent at
     ``height`` that an attestation may have left out."""
     wanted = set(outpoints)
-    found: dict[tuple[str, int], tuple[str, int]] = {}
     tip = rpc.get_block_count()
     verbosity = 3 if scripts else 2
     hexes = {s.hex() for s in scripts}
+    reader = rpc.long_call_client()  # a page of full blocks: hundreds of MB of JSON on mainnet
+    try:
+        return _spends_in_blocks(reader, height, tip, page, verbosity, wanted, hexes)
+    finally:
+        reader.close()
+
+
+def _spends_in_blocks(
+    rpc: RpcClient,
+    height: int,
+    tip: int,
+    page: int,
+    verbosity: int,
+    wanted: set[tuple[str, int]],
+    hexes: set[str],
+) -> dict[tuple[str, int], tuple[str, int]]:
+    found: dict[tuple[str, int], tuple[str, int]] = {}
     for start in range(height + 1, tip + 1, page):
-        if not scripts and len(found) == len(wanted):
+        if not hexes and len(found) == len(wanted):
             break
         heights = list(range(start, min(start + page, tip + 1)))
         hashes = rpc.get_block_hashes(heights)

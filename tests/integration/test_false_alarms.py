@@ -35,7 +35,7 @@ def test_an_open_spend_holds_its_coins_without_a_mismatch_and_a_retired_vault_is
 ) -> None:
     setup = funded_vault(reserve, node)
     wallet = node.rpc().wallet(vault_wallet_name(setup.vault.name))
-    created = create(reserve, tmp_path, setup.vault, "--pay", "exchange=0.5")
+    created = create(reserve, tmp_path, setup.vault, "--pay", "exchange=0.5", "--memo", "payout")
     locked = {(str(o["txid"]), int(o["vout"])) for o in wallet.call("listlockunspent")}
     listed = {(str(u["txid"]), int(u["vout"])) for u in wallet.call("listunspent", 0)}
     assert locked and not locked & listed  # the spend's coins are locked: listunspent omits them
@@ -53,7 +53,16 @@ def test_an_open_spend_holds_its_coins_without_a_mismatch_and_a_retired_vault_is
     reserve.ok("vault", "retire", cold.name, "--reason", "keys rotated")
     for dest in (cold.name, cold.address(5)):
         r = reserve.run(
-            "spend", "create", "--vault", setup.vault.name, "--out", str(tmp_path), "--pay", f"{dest}=0.1"
+            "spend",
+            "create",
+            "--vault",
+            setup.vault.name,
+            "--out",
+            str(tmp_path),
+            "--pay",
+            f"{dest}=0.1",
+            "--memo",
+            "m",
         )
         assert r.code != 0 and f"vault {cold.name}" in r.err and "retired" in r.err, r.err
         assert "keys rotated" in r.err and "not on vault" not in r.err and "not a vault" not in r.err, r.err
@@ -86,11 +95,15 @@ def test_a_replaced_deposit_and_an_orphaned_coinbase_are_not_pending_nor_reprint
     seen = vault_wallet.call("gettransaction", deposit)
     assert seen["confirmations"] == 0 and seen["mempoolconflicts"] == [replacement]
 
-    # a mining reward to the vault whose block leaves the best chain
-    [block] = node.mine(1, address=vault.address())
-    coinbase = str(node.rpc().call("getblock", block)["tx"][0])
-    node.rpc().call("invalidateblock", block)
-    node.mine(2)  # the replacement confirms on the other branch
+    # a mining reward to the vault whose block leaves the best chain (blocks of no transaction:
+    # the replacement stays in the mempool)
+    rpc = node.rpc()
+    block = str(rpc.call("generateblock", vault.address(), [])["hash"])
+    coinbase = str(rpc.call("getblock", block)["tx"][0])
+    rpc.call("invalidateblock", block)
+    for _ in range(2):
+        rpc.call("generateblock", elsewhere, [])
+    node.sync_wallets()
     assert vault_wallet.call("gettransaction", coinbase)["confirmations"] == 0
 
     code, report = audit(reserve)
@@ -107,3 +120,10 @@ def test_a_replaced_deposit_and_an_orphaned_coinbase_are_not_pending_nor_reprint
         assert deposit not in text and coinbase not in text and "pending:" not in text, text
         assert "skipped: 2 transaction(s)" in text and "`reserve sync --json` lists them" in text, text
         assert "0 pending" in text, text
+
+    # once the replacement is mined the wallet no longer lists the deposit at all
+    node.mine(1)
+    code, report = audit(reserve)
+    assert code == 0 and report["pending"] == [], report
+    synced = reserve.ok("sync", "--json").json()
+    assert synced["pending"] == [] and [s["txid"] for s in synced["skipped"]] == [coinbase], synced

@@ -5,17 +5,23 @@
 - a deposit replaced (RBF) by a transaction that pays elsewhere, and a mining reward whose block
   left the chain, can never confirm: they are not "pending" in the audit or in sync, and sync
   does not print them again on every run (one count; ``--json`` lists each);
-- a retired vault as a spend's destination is refused as retired, not as an unknown address.
+- a retired vault as a spend's destination is refused as retired, not as an unknown address;
+- the first audit after an address far out is handed out finds the wallet already topped up, and
+  its long calls go out on the long-call client.
 
 Against the session's regtest node, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from custody.amount import btc_decimal
+from custody.rpc import LONG_CALL_TIMEOUT_S, RpcClient
 from custody.wallet import vault_wallet_name
 from regtest.node import RegtestNode
 from tests.fixtures.reserve import Reserve
@@ -127,3 +133,42 @@ def test_a_replaced_deposit_and_an_orphaned_coinbase_are_not_pending_nor_reprint
     assert code == 0 and report["pending"] == [], report
     synced = reserve.ok("sync", "--json").json()
     assert synced["pending"] == [] and [s["txid"] for s in synced["skipped"]] == [coinbase], synced
+
+
+LONG_CALLS = {"scantxoutset", "importdescriptors", "keypoolrefill", "rescanblockchain", "listtransactions"}
+
+
+def test_the_first_audit_after_a_high_index_is_handed_out_needs_no_top_up_and_no_short_timeout(
+    reserve: Reserve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``vault address --index 4321`` tops the wallet up as it hands the address out; the audit
+    that follows grows nothing, and each of its calls that may take long (the UTXO scan over both
+    branches to 5,321, the wallet's whole history) goes out on the long-call client, never on the
+    30 s one. Every request the commands send is seen on its way to the real node."""
+    hot = reserve.add_vault("far")
+    sent: list[tuple[str, float]] = []
+    post = RpcClient._post
+
+    def seen(self: RpcClient, payload: Any) -> Any:
+        for call in payload if isinstance(payload, list) else [payload]:
+            sent.append((str(call["method"]), self.timeout))
+        return post(self, payload)
+
+    monkeypatch.setattr(RpcClient, "_post", seen)
+    reserve.ok("vault", "address", hot.name, "--index", "4321")
+    assert ("keypoolrefill", LONG_CALL_TIMEOUT_S) in sent  # topped up now, on the long client
+    listed = reserve.node.rpc().wallet(vault_wallet_name(hot.name)).call("listdescriptors")["descriptors"]
+    assert sorted(int(d["range"][1]) for d in listed) == [4321 + 1000, 4321 + 1000]  # both branches
+
+    sent.clear()
+    started = time.monotonic()
+    code, report = audit(reserve)
+    took = time.monotonic() - started
+    assert code == 0, report["findings"]
+    assert report["vaults"][0]["scanned_range"] == 4321 + 1001
+    methods = {m for m, _ in sent}
+    assert not methods & {"keypoolrefill", "importdescriptors", "rescanblockchain"}, methods  # nothing grows
+    assert {"scantxoutset", "listtransactions"} <= methods
+    short = sorted({m for m, timeout in sent if m in LONG_CALLS and timeout < LONG_CALL_TIMEOUT_S})
+    assert short == [], short
+    print(f"audit after index 4321: {took:.1f} s")

@@ -27,8 +27,11 @@ KEEP = 288
 NOBODY = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"  # BIP-173's example: no wallet's address
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def pruned_node() -> Iterator[RegtestNode]:
+    """A fresh node per test (a second of start-up): on regtest every block is recent, so once
+    some are pruned a new watch-only wallet cannot even import ("now" rescans the last two hours
+    of blocks), as no mainnet node would ever see (it keeps two days of blocks at least)."""
     try:
         bitcoind = find_bitcoind()
     except NodeError as e:

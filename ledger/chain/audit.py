@@ -19,6 +19,7 @@ The report's JSON form (``schema`` = ``reserve-ledger-audit/v2``) is documented 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
@@ -35,6 +36,7 @@ from custody.rpc import RpcClient
 from custody.wallet import ScanResult, scan_vaults
 from custody.wallet_txs import wallet_tx_states
 from custody.wallet_view import WalletView, read_wallet_view
+from ledger.chain.audit_history import past_audit_findings, past_audits
 from ledger.chain.audit_judge import judge
 from ledger.chain.audit_report import (
     SCHEMA,
@@ -164,6 +166,7 @@ def read_books(session: Session, public_key_pem: bytes) -> Gathered:
         vaults=vaults,
         vault_accounts=vault_accounts,
         entries=entries,
+        past_audits=past_audits(session),
     )
     return Gathered(books, tuple(stored), issued_ranges(session))
 
@@ -216,7 +219,9 @@ def _read_chain_once(rpc: RpcClient, gathered: Gathered) -> ChainFacts:
     # leaves out a deposit conflicted by a transaction that pays no vault)
     unconfirmed = [e.txid for e in entries if not _confirmed(txs.get(e.txid))]
     states = wallet_tx_states(rpc, wallet_names, unconfirmed) if unconfirmed else {}
-    places = block_places(rpc, [e.block_hash for e in entries if e.block_hash])
+    # where booked entries' blocks stand, and the blocks past audit records say they saw
+    audited = [a.best_block for a in gathered.books.past_audits]
+    places = block_places(rpc, [e.block_hash for e in entries if e.block_hash] + audited)
     return ChainFacts(
         chain=info.chain,
         height=info.blocks,
@@ -244,10 +249,30 @@ def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_co
 def audit_of(books: Books, chain: ChainFacts, *, min_conf: int) -> AuditReport:
     """Judge gathered facts (stamped with the time of judging)."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return judge(books, chain, min_conf=min_conf, audited_at=now)
+    report = judge(books, chain, min_conf=min_conf, audited_at=now)
+    forged = past_audit_findings(books.past_audits, chain.places)
+    return dataclasses.replace(report, findings=report.findings + forged) if forged else report
 
 
 # --- write ------------------------------------------------------------------------------------
+
+
+def _refuse_if_appended(session: Session, report: AuditReport) -> None:
+    """:class:`Conflict` when entries were appended since the audit read the journal.
+
+    Entries are numbered 1..N, so the highest number is the count the audit read, unless an
+    entry was inserted past a gap outside the service (seq 9999 after 41): then the count tells,
+    and the gap is a finding of the audit's own verification, not a race to run again for.
+    """
+    now = last_seq(session)
+    if now == report.tree_size:
+        return
+    count = int(session.scalar(select(func.count()).select_from(EntryRow)) or 0)
+    if count != report.tree_size:
+        raise Conflict(
+            f"the journal has {count} entries but the audit read {report.tree_size}: it changed while "
+            "the audit ran; run `reserve audit` again"
+        )
 
 
 def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -> tuple[int, int | None]:
@@ -261,12 +286,7 @@ def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -
     """
     from ledger.journal.records import RecordKind, append_record, audit_body
 
-    now = last_seq(session)
-    if now != report.tree_size:
-        raise Conflict(
-            f"the journal has {now} entries but the audit read {report.tree_size}: it changed while "
-            "the audit ran; run `reserve audit` again"
-        )
+    _refuse_if_appended(session, report)
     checkpoint_id = None
     # a journal that fails its own verification, or a key that may not sign, signs nothing: the
     # audit is kept alone

@@ -93,6 +93,16 @@ class BookedEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PastAudit:
+    """What an ``audit`` record of the log says its audit saw."""
+
+    seq: int  # the record's entry number
+    audit_id: object  # as recorded (an int when the service wrote it)
+    height: object
+    best_block: str  # 64 hex digits
+
+
+@dataclass(frozen=True, slots=True)
 class Books:
     tree_size: int
     root: str
@@ -102,6 +112,7 @@ class Books:
     vaults: tuple[VaultFacts, ...]
     vault_accounts: tuple[VaultAccount, ...]
     entries: tuple[BookedEntry, ...]
+    past_audits: tuple[PastAudit, ...] = ()  # what each audit record says it saw (ledger.chain.audit_history)
 
 
 @dataclass(frozen=True, slots=True)

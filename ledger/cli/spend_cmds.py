@@ -87,6 +87,7 @@ def create(
 ) -> None:
     """Propose a spend: the vault's wallet builds the PSBT, the gate checks it, spend-N.psbt is written."""
     from ledger.errors import InvalidInput, WriteFailed
+    from ledger.files import check_directory
     from ledger.spend.proposal import (
         Request,
         create_spend,
@@ -98,6 +99,7 @@ def create(
 
     if not out.is_dir():
         raise InvalidInput(f"--out {out} is not an existing directory; create it or give another")
+    check_directory(out)  # before the spend is proposed and its coins locked
     request = Request(
         vault=vault,
         payments=tuple(parse_payment(p) for p in pays),

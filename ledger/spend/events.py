@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from custody.spend_node import Outpoint
 from ledger.errors import InvalidInput, NotFound, TamperDetected
 from ledger.journal.records import RecordKind, append_record, canonical_json
+from ledger.journal.table_records import spend_input_findings
 from ledger.store.models import EntryRow
 from ledger.store.spend_models import SpendEventRow, SpendInputRow
 
@@ -315,8 +316,8 @@ def used_scripts(session: Session) -> frozenset[str]:
 def tamper_findings(session: Session, vault: str) -> list[str]:
     """Where ``vault``'s spend rows disagree with the log records they were written with: an event
     row whose fields (its detail too: the quorum height the delay rule counts from), PSBT or digest
-    differ from its record, a record whose row is gone, steps out of order, and an open spend whose
-    held coins (``spend_inputs``) are not its proposal's inputs. The gate relies on these rows;
+    differ from its record, a record whose row is gone, steps out of order, and any spend whose
+    held coins (``spend_inputs``) are not its proposal record's inputs. The gate relies on these rows;
     :func:`check_untampered` refuses to judge on them when any is found."""
     findings: list[str] = []
     records: dict[int, dict[str, Any]] = {}
@@ -379,14 +380,8 @@ def tamper_findings(session: Session, vault: str) -> list[str]:
             r for _, r in ordered
         ):
             findings.append(f"spend {number}: its steps are missing or out of their records' order")
-    for spend in list_spends(session, vault, open_only=True):
-        wanted = spend.proposal.detail.get("inputs")
-        held = sorted(f"{t}:{v}" for t, v in spend.inputs)
-        if not isinstance(wanted, list) or sorted(map(str, wanted)) != held:
-            findings.append(
-                f"spend {spend.number}: the coins it holds ({', '.join(held) or 'none'}) are not its "
-                f"proposal's inputs ({', '.join(map(str, wanted or [])) or 'none'}): spend_inputs was changed"
-            )
+    # every spend's coins, not only this vault's: which coins are held is read across all spends
+    findings += spend_input_findings(session)
     return findings
 
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.chain import BlockPlace, ChainTx
 from custody.wallet import ScanResult
 from custody.wallet_txs import WalletTxState
 from custody.wallet_view import WalletView
 from ledger.chain.movement import MovementKind
+
+if TYPE_CHECKING:
+    from ledger.chain.outflows import OutflowCheck
 
 SCHEMA = "reserve-ledger-audit/v2"
 
@@ -38,6 +41,7 @@ class FindingCode(StrEnum):
     SHALLOW = "shallow"
     AMOUNT_MISMATCH = "amount-mismatch"
     UNCLASSIFIABLE = "unclassifiable"
+    UNGATED_SPEND = "ungated-spend"
 
 
 class EntryStatus(StrEnum):
@@ -202,6 +206,7 @@ class AuditReport:
     pending: tuple[Pending, ...]
     findings: tuple[Finding, ...]
     totals: dict[str, int] = field(default_factory=dict)
+    outflows: tuple[OutflowCheck, ...] = ()  # every transaction spending a vault's outputs, judged
 
     @property
     def ok(self) -> bool:
@@ -214,4 +219,5 @@ class AuditReport:
             v["chain_total"] = row.chain_total
         for p in data["pending"]:
             p["flows"] = dict(p["flows"])
+        data["outflows"] = [c.to_json() for c in self.outflows]
         return data

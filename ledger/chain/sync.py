@@ -137,11 +137,17 @@ class SyncItem:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """Something sync could not book: a transaction (``txid``) or a whole vault (``vault``)."""
+    """Something sync could not book: a transaction (``txid``) or a whole vault (``vault``).
+
+    ``final``: a transaction that can never be booked and asks for nothing (replaced,
+    double-spent, or an orphaned mining reward that was never booked). The wallets keep listing
+    it, so every later sync finds it again: people see such items as one count, programs each
+    one (``--json``)."""
 
     reason: str
     txid: str | None = None
     vault: str | None = None
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +222,7 @@ def judge_sync(plan: SyncPlan) -> tuple[list[tuple[int, EntryDraft, Movement]], 
                 + (f" by {by}" if by else "")
                 + ": it can never confirm; nothing to book",
                 txid=txid,
+                final=True,
             )
         )
     for txid in sorted(plan.orphaned):
@@ -230,6 +237,7 @@ def judge_sync(plan: SyncPlan) -> tuple[list[tuple[int, EntryDraft, Movement]], 
                     else "nothing to book"
                 ),
                 txid=txid,
+                final=seq is None,
             )
         )
     for txid in plan.todo:

@@ -26,7 +26,8 @@ The rules, in order:
 ``max-per-spend``
     what leaves the vault (outputs that are not change; the fee is not counted) is at most the cap;
 ``velocity``
-    what already left in the window plus this spend is at most the velocity limit;
+    what already left in the window plus this spend, fees included on both sides, is at most the
+    velocity limit;
 ``max-fee-rate``
     fee * 1000 / vsize (sat/kvB, compared exactly in integers) is at most the cap;
 ``max-fee``
@@ -73,6 +74,8 @@ class Destination(StrEnum):
     """an active allowlist entry of this vault"""
     PENDING_ALLOWLIST = "pending-allowlist"
     """an allowlist entry added but still in its delay"""
+    RETIRED_VAULT = "retired-vault"
+    """an address of a retired vault of the reserve (it receives nothing)"""
     UNKNOWN = "unknown"
     """anything else"""
 
@@ -130,7 +133,7 @@ class OutputFact:
     address: str
     destination: Destination
     name: str | None = None
-    """the other vault's or the allowlist entry's name"""
+    """the other (or retired) vault's or the allowlist entry's name"""
     active_at: int | None = None
     """for a PENDING_ALLOWLIST output: the height at which its entry becomes active; for an
     UNAPPROVED_VAULT output: the height from which the approved destination is in force (None:
@@ -264,6 +267,11 @@ def _outputs(facts: GateFacts) -> RuleResult:
         elif o.destination is Destination.UNAPPROVED_VAULT:
             why = unapproved_destination(facts.vault, o.name, o.active_at)
             problems.append(f"output {o.describe()}: {why}")
+        elif o.destination is Destination.RETIRED_VAULT:
+            problems.append(
+                f"output {o.describe()} pays vault {o.name}, which is retired: a retired vault "
+                "receives nothing; pay an active vault (`reserve vault list`)"
+            )
         elif o.destination is Destination.UNKNOWN and o.own_path is not None:
             problems.append(
                 f"output {o.describe()} pays vault {facts.vault}'s own receive address "
@@ -375,10 +383,15 @@ def _max_per_spend(facts: GateFacts, limits: SpendLimits) -> RuleResult:
 
 
 def _velocity(facts: GateFacts, limits: SpendLimits) -> RuleResult:
-    total = facts.velocity_used + facts.outgoing
+    # The fee leaves the vault too, and counts as it does in what already left (booked outflows
+    # carry their fee, broadcast spends count theirs): a spend weighs the same before and after it
+    # is booked.
+    fee = facts.fee if facts.fee_known and facts.fee > 0 else 0
+    total = facts.velocity_used + facts.outgoing + fee
+    this = f"{btc(facts.outgoing)} in this spend" + (f" + its fee {btc(fee)}" if fee else "")
     what = (
         f"{btc(facts.velocity_used)} left vault {facts.vault} in the last "
-        f"{limits.velocity_window} blocks + {btc(facts.outgoing)} in this spend = {btc(total)}"
+        f"{limits.velocity_window} blocks (fees included) + {this} = {btc(total)}"
     )
     cap = limits.velocity_limit
     if cap is None:

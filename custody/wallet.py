@@ -128,7 +128,8 @@ class Balances:
 
 @dataclass(frozen=True, slots=True)
 class Utxo:
-    """One spendable (mature) unspent output the wallet watches, from ``listunspent``."""
+    """One spendable (mature) unspent output the wallet watches, from ``listunspent`` (or, for a
+    locked one, from its wallet transaction: :func:`custody.wallet_view.read_wallet_view`)."""
 
     txid: str
     vout: int
@@ -138,6 +139,9 @@ class Utxo:
     confirmations: int
     solvable: bool
     descriptor: str
+    locked: bool = False
+    """locked in the wallet (``lockunspent``, e.g. by an open spend): unspent all the same, but
+    left out of ``listunspent``"""
 
     def __post_init__(self) -> None:
         if self.amount < 0 or self.vout < 0 or len(self.txid) != 64:

@@ -162,6 +162,7 @@ RECORD_SUBCOMMANDS: tuple[click.Command, ...] = (
 def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
     """Record the on-chain movements of watched vaults that are not in the ledger yet."""
     from ledger.chain.movement import describe
+    from ledger.chain.outflows import describe as outflow_line
     from ledger.chain.sync import sync as run_sync
 
     report = run_sync(app.read_session, app.session, app.rpc(), vault=vault, dry_run=dry_run)
@@ -175,7 +176,17 @@ def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
     for txid in report.pending:
         click.echo(f"pending: {txid} is unconfirmed; sync again after it confirms")
     for skip in report.skipped:
-        click.echo(f"skipped: {skip.txid or 'vault ' + str(skip.vault)}: {skip.reason}")
+        if not skip.final:
+            click.echo(f"skipped: {skip.txid or 'vault ' + str(skip.vault)}: {skip.reason}")
+    if final := sum(s.final for s in report.skipped):
+        click.echo(
+            f"skipped: {final} transaction(s) the vaults' wallets keep listing that can never be "
+            "booked (replaced, double-spent, or mining rewards of blocks that left the best chain): "
+            "nothing to do; `reserve sync --json` lists them"
+        )
+    for c in report.ungated:
+        state = "acknowledged" if c.acknowledged else "a finding of every audit until acknowledged"
+        click.echo(f"ungated spend ({state}): {outflow_line(c)}")
     for st in report.spends:
         if st.state == "confirmed":
             click.echo(
@@ -198,7 +209,10 @@ def _sync_json(report: SyncReport) -> dict[str, object]:
         "already_recorded": report.already_recorded,
         "unconfirmed": report.unconfirmed,
         "pending": list(report.pending),
-        "skipped": [{"txid": s.txid, "vault": s.vault, "reason": s.reason} for s in report.skipped],
+        "skipped": [
+            {"txid": s.txid, "vault": s.vault, "reason": s.reason, "final": s.final} for s in report.skipped
+        ],
+        "ungated": [c.to_json() for c in report.ungated],
         "spends": [
             {
                 "spend": st.spend,
@@ -229,6 +243,8 @@ def _sync_json(report: SyncReport) -> dict[str, object]:
 
 
 def render_audit(app: App, report: AuditReport) -> None:
+    from ledger.chain.outflows import describe as outflow_line
+
     t = Table(title=f"Audit at height {report.height} (min-conf {report.min_conf})")
     for col in (
         "vault",
@@ -275,6 +291,9 @@ def render_audit(app: App, report: AuditReport) -> None:
             )
     for p in report.pending:
         click.echo(f"pending (unconfirmed, not a finding): {p.description}, transaction {p.txid}")
+    for c in report.outflows:
+        if c.acknowledged and not c.outflow.gated:
+            click.echo(f"acknowledged by the vault's holders (not a finding): {outflow_line(c)}")
     click.echo(
         f"ledger: {report.tree_size} entries, root {report.root}; "
         f"{len(report.entries)} on-chain entries checked"
@@ -312,14 +331,17 @@ def audit(app: App, min_conf: int, as_json: bool) -> int:
 
     Exit 0 when everything reconciles, 1 when there are findings, 2 when the audit could not run.
     """
-    from ledger.chain.audit import audit_of, read_books, read_chain, store_audit
+    from ledger.chain.audit import audit_of, read_books, read_chain, read_outflows, store_audit
     from ledger.journal.checkpoint import load_signing_key, public_key_pem
 
     rpc = app.rpc()
     key = load_signing_key(app.settings.signing_key_path)
     with app.read_session() as s:  # gather: reads only, no write lock held across the node calls
         gathered = read_books(s, public_key_pem(key))
-    report = audit_of(gathered.books, read_chain(rpc, gathered), min_conf=min_conf)
+    chain = read_chain(rpc, gathered)
+    with app.read_session() as s:  # the vault outflows against the gate: a short read
+        outflows = read_outflows(s, gathered, chain)
+    report = audit_of(gathered.books, chain, min_conf=min_conf, outflows=outflows)
     with app.session() as s:  # write: one short transaction
         audit_id, checkpoint_id = store_audit(s, report, key)
     if as_json:

@@ -67,6 +67,7 @@ class GateContext:
     locks: Mapping[Outpoint, int]  # coins held by other open spends -> spend number
     velocity_used: int
     tip: int
+    retired: VaultScripts  # scripts of retired vaults: a payment to one is refused as such
 
     def destination_at(self, other: str) -> str | None:
         """None when vault ``other`` is an approved destination in force at the tip, else why not."""
@@ -89,6 +90,7 @@ def read_context(
     active, pending = allowlist(session, vault.name, tip)
     others = tuple(v for v in list_vaults(session) if v.name != vault.name)
     active_to, pending_to = destinations(session, vault.name, tip)
+    retired = tuple(v for v in list_vaults(session, include_retired=True) if v.retired)
     locks: dict[Outpoint, int] = {}
     for s in list_spends(session, open_only=True):
         if s.number != exclude_spend:
@@ -103,6 +105,7 @@ def read_context(
         locks=locks,
         velocity_used=velocity_used(session, vault.name, tip, limits.velocity_window),
         tip=tip,
+        retired=VaultScripts.of(retired, issued_ranges(session)),
     )
 
 
@@ -292,5 +295,6 @@ def judge(
         tip_height=ctx.tip,
         quorum_height=quorum_height,
         spend=spend,
+        retired_vaults=ctx.retired.by_script,
     )
     return Verdict(facts, evaluate(facts, ctx.limits))

@@ -31,7 +31,6 @@ from ledger.chain.sync import gather_sync, judge_sync, write_sync
 from ledger.errors import InvalidInput
 from ledger.journal import book
 from ledger.journal.entry import EntryDraft, Posting
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
 from tests.fixtures.reserve import Reserve
@@ -220,7 +219,7 @@ def test_only_chain_recording_writes_the_block_hash_that_marks_a_booking(
         kind="deposit", memo="x", txid="ab" * 32, block_hash="cd" * 32, block_height=1,
         postings=(Posting("acme", 1), Posting("owner", -1)),
     )  # fmt: skip
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         with Session(engine) as s, s.begin(), pytest.raises(InvalidInput, match="block hash marks"):
             book.append(s, draft)
@@ -341,7 +340,7 @@ def test_a_chain_ref_taken_before_the_namespace_was_reserved_never_blocks_bookin
         kind="adjustment", memo="old squatter", ref=f"chain:{t}:0",
         postings=(Posting("acme", BTC), Posting("owner", -BTC)),
     )  # fmt: skip
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         with Session(engine) as s, s.begin():  # what the older version let a manual entry do
             book.append(s, squatter, chain_verified=True)
@@ -362,7 +361,7 @@ def test_one_transaction_the_books_refuse_never_blocks_the_rest_of_a_sync(
     v = reserve.add_vault("batch")
     t = node.fund(v.address(), 1_000_000)
     u = node.fund(v.address(), 2_000_000)
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         with Session(engine) as s, s.begin():
             plan = gather_sync(node.rpc(), read_books(s, None))

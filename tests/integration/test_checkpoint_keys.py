@@ -200,7 +200,7 @@ def test_replaced_key_never_signs_an_audit(reserve: Reserve, tmp_path: Path) -> 
     audit's verification (a finding, exit 1) and no checkpoint is signed by the replaced key."""
     reserve.add_vault("keys")  # its vault-added record is entry 1
     reserve.ok("ledger", "checkpoint")
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     with engine.connect() as c:
         checkpoints = c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
     reserve.key_path.unlink()

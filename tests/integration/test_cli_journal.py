@@ -343,7 +343,7 @@ def test_manual_postings_to_a_vault_account_are_refused(reserve: Reserve) -> Non
     entries: `record --posting VAULT=...` is refused with advice, and writes nothing."""
     vault = reserve.add_vault("manual")
     reserve.ok("account", "add", "owner", "--type", "equity")
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     before = snapshot(engine)
     r = reserve.run(
         "record", "--kind", "adjustment", "--memo", "ghost coins",

@@ -24,9 +24,9 @@ from ledger.errors import InvalidInput, NotFound
 from ledger.journal.accounts import get_account
 from ledger.journal.book import StoredEntry, iter_leaf_hashes, iter_stored_rows, last_seq
 from ledger.journal.entry import RESERVE_ACCOUNT_TYPE
-from ledger.journal.heads import TreeHead, add_postings, checked_head, trusted_keys
+from ledger.journal.heads import TreeHead, add_postings, signed_head, trusted_keys
 from ledger.journal.merkle import MerkleAccumulator, leaf_hash
-from ledger.store.models import AccountRow, PostingRow, TreeHeadRow
+from ledger.store.models import AccountRow, PostingRow
 
 
 def is_reserve(account_type: str) -> bool:
@@ -124,7 +124,7 @@ def verified_balance(
     upto = _upto(session, account, as_of)
     keys = trusted_keys(session, public_key_pem)
     findings: list[str] = []
-    base = _signed_head(session, keys, findings, upto=upto)
+    base = signed_head(session, keys, findings, upto=upto)
     size = 0 if base is None else base.tree_size
     totals = {} if base is None else base.totals()
     counted, covering = size, base
@@ -132,7 +132,7 @@ def verified_balance(
         acc = MerkleAccumulator() if base is None else base.accumulator()
         more = dict(totals)
         good = _extend(session, acc, more, size, upto, findings)
-        later = _signed_head(session, keys, findings, after=upto)
+        later = signed_head(session, keys, findings, after=upto)
         if good and later is None:
             findings.append(
                 f"entries {size + 1}..{upto} are not covered by a head signed by the ledger key "
@@ -149,29 +149,6 @@ def verified_balance(
                     f"size {later.tree_size} signed: history was rewritten; not counted"
                 )
     return VerifiedBalances(_balances_of(session, totals, account, counted), covering, tuple(findings))
-
-
-def _signed_head(
-    session: Session,
-    keys: dict[str, bytes],
-    findings: list[str],
-    *,
-    upto: int | None = None,
-    after: int | None = None,
-) -> TreeHead | None:
-    """The latest head at or below ``upto`` (or the first one at or above ``after``) that verifies;
-    each one passed over is a finding."""
-    stmt = select(TreeHeadRow)
-    if upto is not None:
-        stmt = stmt.where(TreeHeadRow.tree_size <= upto).order_by(TreeHeadRow.tree_size.desc())
-    else:
-        stmt = stmt.where(TreeHeadRow.tree_size >= (after or 0)).order_by(TreeHeadRow.tree_size)
-    for row in session.scalars(stmt):
-        checked = checked_head(row, keys)
-        if not isinstance(checked, str):
-            return checked
-        findings.append(f"{checked}: it was forged or changed, or was not signed by this ledger's key")
-    return None
 
 
 def _extend(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +40,11 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidInput, TamperDetected
-from ledger.journal.book import APPENDED, iter_leaf_hashes, last_seq
+from ledger.journal.book import APPENDED, iter_leaf_hashes, iter_stored, last_seq
 from ledger.journal.checkpoint import load_signing_key, public_key_pem
+from ledger.journal.entry import Entry
 from ledger.journal.keychain import check_signing_key, key_chain
-from ledger.journal.merkle import MerkleAccumulator
+from ledger.journal.merkle import MerkleAccumulator, leaf_hash
 from ledger.store.db import lock_journal
 from ledger.store.models import AccountRow, PostingRow, TreeHeadRow
 from ledger.verify_proof import HASH_SIZE, ProofError, key_id, tree_head_message, verify_tree_head_signature
@@ -237,6 +238,31 @@ def checked_head(row: TreeHeadRow, keys: Mapping[str, bytes]) -> TreeHead | str:
     return head
 
 
+def signed_head(
+    session: Session,
+    keys: Mapping[str, bytes],
+    findings: list[str],
+    *,
+    upto: int | None = None,
+    after: int | None = None,
+) -> TreeHead | None:
+    """The latest head (at or below ``upto``), or the first at or above ``after``, that verifies
+    with ``keys``; each head passed over on the way is a finding."""
+    stmt = select(TreeHeadRow)
+    if after is None:
+        if upto is not None:
+            stmt = stmt.where(TreeHeadRow.tree_size <= upto)
+        stmt = stmt.order_by(TreeHeadRow.tree_size.desc())
+    else:
+        stmt = stmt.where(TreeHeadRow.tree_size >= after).order_by(TreeHeadRow.tree_size)
+    for row in session.scalars(stmt):
+        checked = checked_head(row, keys)
+        if not isinstance(checked, str):
+            return checked
+        findings.append(f"{checked}: it was forged or changed, or was not signed by this ledger's key")
+    return None
+
+
 def seal(session: Session, sealer: Sealer, timestamp: int | None = None) -> TreeHead | None:
     """Sign and store the tree head covering the entries this transaction appended (none: nothing).
 
@@ -411,3 +437,53 @@ class HeadCheck:
             "(written outside the service)"
         )
         return self.covered + 1
+
+
+# --- What a reader of the whole journal checks (statements, the site) ----------------------------
+
+
+class JournalCheck:
+    """The whole journal as a report streams it, checked on the way: each entry against its leaf
+    hash, the tree against the latest tree head signed by the ledger key, and no entry beyond it.
+
+    ``entries()`` yields every entry as a validated :class:`~ledger.journal.entry.Entry`; after the
+    stream, ``findings`` says what did not verify and ``head`` is the head that covers it.
+    """
+
+    __slots__ = ("_session", "findings", "head")
+
+    def __init__(self, session: Session, public_key_pem: bytes) -> None:
+        self._session = session
+        self.findings: list[str] = []
+        self.head = signed_head(session, trusted_keys(session, public_key_pem), self.findings)
+
+    def entries(self) -> Iterator[Entry]:
+        size = 0 if self.head is None else self.head.tree_size
+        acc = MerkleAccumulator()
+        for stored in iter_stored(self._session):
+            try:
+                computed = leaf_hash(stored.encode())
+            except InvalidInput:
+                computed = b""
+            if computed != stored.leaf_hash or stored.seq != acc.size + 1:
+                self.findings.append(
+                    f"entry {stored.seq} does not match its leaf hash or its place: it was changed "
+                    "after it was recorded; run `reserve ledger verify`"
+                )
+            acc.append(stored.leaf_hash)
+            if acc.size == size and self.head is not None and acc.root() != self.head.root:
+                self.findings.append(
+                    f"the first {size} entries no longer have the root the tree head of size {size} "
+                    "signed: history was rewritten; run `reserve ledger verify`"
+                )
+            yield stored.to_entry()
+        if acc.size > size:
+            self.findings.append(
+                f"entries {size + 1}..{acc.size} are not covered by a head signed by the ledger key "
+                "(written outside the service)"
+            )
+        elif acc.size < size:
+            self.findings.append(
+                f"the tree head of size {size} covers more entries than the {acc.size} stored: "
+                f"entries {acc.size + 1}..{size} were removed"
+            )

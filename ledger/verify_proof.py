@@ -98,6 +98,20 @@ trusts), both key ids name their keys, and the old key's signature verifies. Fro
 auditor trusts the new key as well: pass both (``--pubkey OLD.pem --pubkey NEW.pem``) to check
 proofs whose checkpoints straddle the rotation.
 
+Tree head (in the database, ``docs/ledger-format.md`` version 1.3)
+-------------------------------------------------------------------
+Every write transaction of the service ends with a tree head signed by the ledger key. Its
+signed message is the ASCII text::
+
+    reserve-ledger tree head v1\n
+    <tree_size in decimal>\n
+    <root as 64 lowercase hex digits>\n
+    <timestamp: Unix seconds in decimal>\n
+    <balances: [["account","type",satoshis],...] sorted by account, compact ASCII JSON>\n
+
+(:func:`tree_head_message`, :func:`verify_tree_head_signature`). Heads stay in the database: the
+documents above do not carry them, and nothing here needs one.
+
 Verifying by hand
 -----------------
 With nothing but ``sha256sum``-style tools: hash ``00 || entry`` and compare with ``leaf_hash``.

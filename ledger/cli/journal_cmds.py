@@ -326,7 +326,7 @@ def balance_cmd(
     hash. Anything that does not verify is named and not counted; exit 1."""
     from ledger.journal.balances import verified_balance
 
-    pem = _verifying_key(app, pubkey_file)
+    pem = verifying_key(app, pubkey_file)
     with journal_session(app, read_only=True) as s:
         v = verified_balance(s, pem, account_name, as_of)
     b = v.balances
@@ -364,7 +364,7 @@ def balance_cmd(
     return 0 if v.ok else 1
 
 
-def _verifying_key(app: App, pubkey_file: Any) -> bytes:
+def verifying_key(app: App, pubkey_file: Any) -> bytes:
     """The public key to verify with: ``--pubkey FILE``, or the signing key file's public half."""
     if pubkey_file is None:
         return public_key_pem(load_signing_key(app.settings.signing_key_path))
@@ -526,7 +526,7 @@ def ledger_verify(app: App, pubkey_file: Any, checkpoint_paths: tuple[Path, ...]
     from ledger.journal.keychain import key_findings, trusted_public_keys
     from ledger.journal.verify import verify_ledger
 
-    pem = _verifying_key(app, pubkey_file)
+    pem = verifying_key(app, pubkey_file)
     exported = [read_exported(path) for path in checkpoint_paths]
     with journal_session(app, read_only=True) as s:
         keys = trusted_public_keys(s, pem)

@@ -22,6 +22,8 @@ Rules beyond those of :mod:`ledger.journal.entry`:
 - Entry numbers (``seq``) are 1, 2, 3, ... with no gaps: each writer takes the journal lock
   (:func:`ledger.store.db.lock_journal`) before reading the last number. Only the leaf hash of each
   entry is computed on append; roots are computed when checkpointing or verifying.
+- What a transaction appended is noted in ``session.info`` (:data:`APPENDED`): before it commits,
+  a tree head signed by the ledger key covers it (:mod:`ledger.journal.heads`).
 """
 
 from __future__ import annotations

@@ -10,15 +10,19 @@ head (a copied signature, or a head of an older size replayed) does not verify.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from custody.rpc import RpcClient
+from ledger.cli.main import main
 from ledger.errors import TamperDetected
 from ledger.journal.accounts import add_account
 from ledger.journal.book import append, iter_leaf_hashes
-from ledger.journal.checkpoint import public_key_pem
+from ledger.journal.checkpoint import create_signing_key, public_key_pem
 from ledger.journal.entry import EntryDraft, Posting
 from ledger.journal.heads import TreeHead, balances_json, latest_head_row, parse_head, sign_head, store_head
 from ledger.journal.merkle import MerkleAccumulator
@@ -26,9 +30,14 @@ from ledger.journal.proofs import make_checkpoint
 from ledger.journal.records import RecordKind, append_record, audit_body
 from ledger.journal.verify import verify_ledger
 from ledger.store.audit_models import AuditRow
+from ledger.store.db import make_engine
+from ledger.store.migrate import upgrade
 from ledger.store.models import TreeHeadRow
 from ledger.verify_proof import key_id
 from tests.fixtures.db import snapshot, unsealed
+from tests.fixtures.reserve import Reserve
+from tests.integration.test_tamper import disable_append_only
+from tests.integration.test_watch_only import wait_for_wallet
 
 NOT_COVERED = "are not covered by a head signed by the ledger key (written outside the service)"
 
@@ -189,3 +198,126 @@ def test_a_head_signed_by_a_key_of_the_insiders_own_does_not_verify(
         f"entries 4..4 {NOT_COVERED}",
     )
     _refused_everywhere(books, signing_key, "tree head of size 4 does not verify")
+
+
+def test_a_0005_database_upgraded_by_init_verifies(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Books written before tree heads: `reserve init` migrates, then signs one head over them
+    (what came before is covered by a head signed at upgrade time); verify and balance pass, and
+    a second `init` signs nothing."""
+    key_path = tmp_path / "signing.key"
+    key = create_signing_key(key_path)
+    old = make_engine(db_url)
+    upgrade(old, "0005_spending")
+    with Session(old) as s, s.begin():  # as the release before tree heads wrote them
+        add_account(s, "acme", "counterparty")
+        add_account(s, "owners", "equity")
+        append(s, _draft(5))
+        append(s, _draft(7))
+    old.dispose()
+    monkeypatch.setenv("RESERVE_DB", db_url)
+    monkeypatch.delenv("RESERVE_DB_OWNER", raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--signing-key", str(key_path), *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, err = run("ledger", "verify")
+    assert code == 2 and "run `reserve init`" in err  # older than this release: init first
+    code, out, err = run("init")
+    assert code == 0 and "tree head:   entries 1..2, written before tree heads, signed now" in out, err
+    code, out, err = run("ledger", "verify")
+    assert code == 0 and out.startswith("OK: 2 entries"), err
+    code, out, err = run("balance", "--json")
+    assert code == 0 and out and '"balance_sat": 12' in out and '"tree_size": 2' in out, err
+    code, out, _ = run("init")
+    assert code == 0 and "tree head" not in out
+    code, _, err = run(
+        "record", "--kind", "adjustment", "--memo", "m", "--posting", "acme=1sat", "--posting", "owners=-1sat"
+    )
+    assert code == 0, err
+    with Session(make_engine(db_url)) as s:
+        assert [h.tree_size for h in s.scalars(select(TreeHeadRow).order_by(TreeHeadRow.tree_size))] == [2, 3]
+        assert verify_ledger(s, public_key_pem(key)).ok
+
+
+# --- through the CLI, with a real vault on the regtest node -----------------------------------------
+
+
+def _funded_vault(reserve: Reserve, rpc: RpcClient) -> str:
+    hot = reserve.add_vault("hot")
+    txid = reserve.node.fund(hot.address(), 50_000_000)
+    wait_for_wallet(rpc, rpc.wallet(f"reserve-vault-{hot.name}"), [txid])
+    reserve.ok("sync")
+    assert reserve.ok("balance", "--json").json()["reserve_sat"] == 50_000_000
+    return hot.name
+
+
+def test_an_insider_deposit_inflating_a_vault_is_named_and_never_counted(
+    reserve: Reserve, rpc: RpcClient
+) -> None:
+    """As the runtime role, a deposit doubling the vault, leaf hash correct: `balance` prints the
+    signed figure and names the entry (exit 1), `audit` reports it (exit 1, not stored), `ledger
+    checkpoint` refuses, statements and the site say so (exit 1, no site written)."""
+    vault = _funded_vault(reserve, rpc)
+    insider = unsealed(reserve.engine(runtime=True))
+    with Session(insider) as s, s.begin():
+        forged = append(
+            s,
+            EntryDraft(
+                kind="deposit",
+                memo="deposit",
+                postings=(Posting(vault, 50_000_000), Posting("unattributed", -50_000_000)),
+                txid="ab" * 32,
+                outputs="0",
+                block_hash="cd" * 32,
+                block_height=1,
+            ),
+            chain_verified=True,
+        )
+    insider.dispose()
+    named = f"entries {forged.seq}..{forged.seq} are not covered by a head signed by the ledger key"
+    r = reserve.run("balance", "--json")
+    assert r.code == 1 and r.json()["reserve_sat"] == 50_000_000 and r.json()["as_of"] == forged.seq - 1
+    assert any(f.startswith(named) for f in r.json()["findings"])
+    r = reserve.run("balance")
+    assert r.code == 1 and "reserve (all vault accounts): 0.50000000 BTC" in r.out and named in r.err
+    r = reserve.run("audit", "--json")
+    assert r.code == 1 and r.json()["audit_id"] is None
+    assert any(named in f["message"] for f in r.json()["findings"]), r.out
+    r = reserve.run("ledger", "checkpoint")
+    assert r.code == 2 and named in r.err
+    r = reserve.run("ledger", "verify")
+    assert r.code == 1 and named in r.err
+    r = reserve.run("report", "statement", "--from", "0", "--to", "100000")
+    assert r.code == 1 and named in r.err
+    site = reserve.key_path.parent / "site"
+    r = reserve.run("report", "site", str(site))
+    assert r.code == 1 and named in r.err and not site.exists()
+
+
+def test_a_posting_rewritten_by_the_owner_never_changes_the_figure(reserve: Reserve, rpc: RpcClient) -> None:
+    """The tamper that made `balance` print 101.83 instead of 51.83: a posting's amount doubled
+    with the database owner's rights. The figure comes from the signed head, so it stays what
+    the key signed; `ledger verify` names the entry."""
+    vault = _funded_vault(reserve, rpc)
+    engine = reserve.engine()
+    disable_append_only(engine)
+    with engine.begin() as c:
+        seq = c.execute(
+            text(
+                "SELECT p.entry_seq FROM postings p JOIN accounts a ON a.id = p.account_id WHERE a.name = :v"
+            ),
+            {"v": vault},
+        ).scalar_one()
+        c.execute(text("UPDATE postings SET amount = amount * 2 WHERE entry_seq = :s"), {"s": seq})
+    engine.dispose()
+    r = reserve.run("balance", "--json")
+    assert r.code == 0 and r.json()["reserve_sat"] == 50_000_000, r.out + r.err
+    r = reserve.run("ledger", "verify")
+    assert r.code == 1 and f"entry {seq} does not match its leaf hash" in r.err
+    r = reserve.run("report", "statement", "--from", "0", "--to", "100000")  # reads every entry
+    assert r.code == 1 and f"entry {seq} does not match its leaf hash" in r.err

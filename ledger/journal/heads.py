@@ -36,17 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, event, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from ledger.errors import InvalidInput, TamperDetected
-from ledger.journal.book import APPENDED, iter_leaf_hashes, iter_stored, last_seq
+from ledger.journal.book import APPENDED, iter_leaf_hashes, iter_stored
 from ledger.journal.checkpoint import load_signing_key, public_key_pem
 from ledger.journal.entry import Entry
-from ledger.journal.keychain import check_signing_key, key_chain
+from ledger.journal.keychain import check_signing_key, key_chain, unretired_chain
 from ledger.journal.merkle import MerkleAccumulator, leaf_hash
 from ledger.store.db import lock_journal
-from ledger.store.models import AccountRow, PostingRow, TreeHeadRow
+from ledger.store.models import AccountRow, CheckpointRow, PostingRow, TreeHeadRow
 from ledger.verify_proof import HASH_SIZE, ProofError, key_id, tree_head_message, verify_tree_head_signature
 
 SEALER = "reserve_sealer"
@@ -173,18 +173,18 @@ def _fields(head: TreeHead) -> dict[str, Any]:
 
 
 def store_head(session: Session, head: TreeHead) -> None:
-    session.add(
-        TreeHeadRow(
-            tree_size=head.tree_size,
-            root=head.root,
-            frontier=b"".join(head.frontier),
-            balances=balances_json(head.balances),
-            timestamp=head.timestamp,
-            key_id=head.key_id,
-            signature=head.signature,
-        )
+    session.execute(
+        insert(TreeHeadRow),
+        {
+            "tree_size": head.tree_size,
+            "root": head.root,
+            "frontier": b"".join(head.frontier),
+            "balances": balances_json(head.balances),
+            "timestamp": head.timestamp,
+            "key_id": head.key_id,
+            "signature": head.signature,
+        },
     )
-    session.flush()
 
 
 # --- Sealing: the head of every write transaction ----------------------------------------------
@@ -269,7 +269,8 @@ def seal(session: Session, sealer: Sealer, timestamp: int | None = None) -> Tree
     Refuses (:class:`TamperDetected`, rolling the transaction back) when the latest head does not
     verify with the ledger key, or when entries no head covers stand before or after this
     transaction's: the service never signs over rows inserted behind its back. The key must be
-    one that may sign now (:func:`ledger.journal.keychain.check_signing_key`).
+    one that may sign now: not handed over (:func:`ledger.journal.keychain.unretired_chain`), and the
+    latest head signed by it or by a key it took over from (so a replaced key file signs nothing).
     """
     appended = session.info.get(APPENDED)
     if appended is None:
@@ -278,11 +279,22 @@ def seal(session: Session, sealer: Sealer, timestamp: int | None = None) -> Tree
     lock_journal(session)
     key = sealer.key()
     pem = public_key_pem(key)
-    check_signing_key(session, pem)
+    chain = unretired_chain(session, pem)
     row = latest_head_row(session)
     base: TreeHead | None = None
-    if row is not None:
-        checked = checked_head(row, trusted_keys(session, pem))
+    if row is None and session.scalar(select(CheckpointRow.id).limit(1)) is not None:
+        check_signing_key(session, pem)  # no head yet: the key must be the checkpoints' one
+    if row is not None:  # signed by this key or one it took over from: not a replaced key file
+        keys = {key_id(k): k for k in chain.predecessors(pem)}
+        if row.key_id not in keys:
+            check_signing_key(session, pem)  # what the checkpoints say of a replaced key file
+            raise TamperDetected(
+                f"key mismatch: the signing key file holds key {key_id(pem)}, but the latest tree head "
+                f"(size {row.tree_size}) names key {row.key_id}, which no key-rotation record links to "
+                "it: the key file was replaced (restore the original), or the head was forged; "
+                f"refusing to sign; {_RUN_VERIFY}"
+            )
+        checked = checked_head(row, keys)
         if isinstance(checked, str):
             raise TamperDetected(
                 f"{checked}: it was inserted or changed behind the service's back; refusing to sign "
@@ -290,8 +302,9 @@ def seal(session: Session, sealer: Sealer, timestamp: int | None = None) -> Tree
             )
         base = checked
     size = 0 if base is None else base.tree_size
-    now = last_seq(session)
-    if size != first - 1 or now > last:
+    leaves = list(iter_leaf_hashes(session, after=size))
+    now = leaves[-1][0] if leaves else size
+    if size != first - 1 or now > last or len(leaves) != now - size:
         lo, hi = (size + 1, first - 1) if size < first - 1 else (last + 1, now)
         if size > first - 1:
             raise TamperDetected(
@@ -304,7 +317,7 @@ def seal(session: Session, sealer: Sealer, timestamp: int | None = None) -> Tree
             f"the service); refusing to sign over them; {hint}"
         )
     acc = MerkleAccumulator() if base is None else base.accumulator()
-    for _, h in iter_leaf_hashes(session, after=size):
+    for _, h in leaves:
         acc.append(h)
     totals = {} if base is None else base.totals()
     add_postings(totals, _postings_after(session, size))
@@ -335,10 +348,11 @@ def _seal_before_commit(session: Session) -> None:
         seal(session, sealer)
 
 
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_appended(session: Session) -> None:
-    session.info.pop(APPENDED, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget_appended(session: Session, transaction: SessionTransaction) -> None:
+    """The transaction is over (committed, rolled back or closed): what it appended is no one's."""
+    if transaction.parent is None:
+        session.info.pop(APPENDED, None)
 
 
 def require_covered(session: Session, pem: bytes, acc: MerkleAccumulator) -> None:

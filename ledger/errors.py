@@ -26,6 +26,7 @@ __all__ = [
     "NotFound",
     "NotInitialised",
     "TamperDetected",
+    "WriteFailed",
 ]
 
 
@@ -57,3 +58,9 @@ class NotInitialised(LedgerError):
 class DatabaseUnavailable(LedgerError):
     """The database cannot be used: its server unreachable, the credentials refused, the database
     missing or not a reserve database, or its schema made by a newer reserve-ledger."""
+
+
+class WriteFailed(LedgerError):
+    """A file (or standard output) could not be written: the message names the path and the
+    cause. Nothing partial is left behind: the old file, if any, is untouched
+    (:mod:`ledger.files`)."""

@@ -59,12 +59,18 @@ class Settings:
 SUPPORTED_DATABASES = {"sqlite": "pysqlite", "postgresql": "psycopg"}  # backend: driver
 
 
-def normalise_db_url(value: str) -> str:
+def normalise_db_url(value: str, what: str = "the database URL") -> str:
     """Accept a SQLAlchemy URL or a bare file path (taken as SQLite).
 
-    Raises :class:`InvalidInput` for a URL that cannot be parsed or names another database; the
-    message never repeats the URL (it may hold a password).
+    Raises :class:`InvalidInput` for an empty value (``what`` names it: an empty ``--db`` is not
+    ``./reserve.db``), a URL that cannot be parsed or names another database; the message never
+    repeats the URL (it may hold a password).
     """
+    if not value.strip():
+        raise InvalidInput(
+            f"{what} is empty; give a database URL (postgresql://USER:PASSWORD@HOST:PORT/DB, "
+            "sqlite:///FILE) or a SQLite file path"
+        )
     if "://" not in value:
         return f"sqlite:///{value}"
     if value.startswith("postgresql://"):
@@ -126,6 +132,26 @@ def seconds_setting(env: Mapping[str, str], name: str, default: float) -> float:
     return seconds
 
 
+def _chosen(
+    flag: str | None, flag_name: str, env: Mapping[str, str], env_name: str, what: str, default: str
+) -> str | None:
+    """The flag, else the environment variable, else None (the default). An empty one is
+    refused, never taken for "unset": ``--db ''`` must not quietly mean ``./reserve.db``."""
+    if flag is not None:
+        if not flag.strip():
+            raise InvalidInput(
+                f"{flag_name} is empty; give {what}, or leave {flag_name} out to use {env_name} "
+                f"or the default ({default})"
+            )
+        return flag
+    value = env.get(env_name)
+    if value is not None and not value.strip():
+        raise InvalidInput(
+            f"{env_name} is set but empty; set it to {what}, or unset it to use the default ({default})"
+        )
+    return value
+
+
 def build_settings(
     *,
     db: str | None = None,
@@ -138,9 +164,15 @@ def build_settings(
     """Flags win over environment, environment over defaults. Raises :class:`InvalidInput` for
     a setting that is not what it must be (e.g. ``RESERVE_RPC_TIMEOUT=abc``)."""
     e = os.environ if env is None else env
-    db_url = normalise_db_url(db or e.get("RESERVE_DB") or DEFAULT_DB_URL)
-    owner = owner_db or e.get("RESERVE_DB_OWNER")
-    key = Path(signing_key or e.get("RESERVE_SIGNING_KEY") or DEFAULT_SIGNING_KEY)
+    url_or_file = "a database URL or a SQLite file path"
+    db_url = normalise_db_url(
+        _chosen(db, "--db", e, "RESERVE_DB", url_or_file, "./reserve.db") or DEFAULT_DB_URL
+    )
+    owner = _chosen(owner_db, "--owner-db", e, "RESERVE_DB_OWNER", url_or_file, "the --db URL")
+    key_file = _chosen(
+        signing_key, "--signing-key", e, "RESERVE_SIGNING_KEY", "a key file path", f"./{DEFAULT_SIGNING_KEY}"
+    )
+    key = Path(key_file or DEFAULT_SIGNING_KEY)
     url = rpc_url or e.get("RESERVE_RPC_URL")
     timeout = seconds_setting(e, "RESERVE_RPC_TIMEOUT", 30.0)  # checked even when unused
     rpc = None

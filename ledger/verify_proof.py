@@ -112,6 +112,16 @@ signed message is the ASCII text::
 (:func:`tree_head_message`, :func:`verify_tree_head_signature`). Heads stay in the database: the
 documents above do not carry them, and nothing here needs one.
 
+Reading a document (every format, and the attestations of ``ledger.attest.verify_doc``)
+--------------------------------------------------------------------------------------
+The JSON text is read with :func:`strict_json_loads`: it must be UTF-8; a key repeated in one
+object, at any depth, is refused (one JSON reader keeps the first value, another the last, so two
+auditors would read two documents); so are ``NaN``, ``Infinity`` and ``-Infinity``, and every
+number with a fraction or an exponent (every number of these formats is an integer). Each object
+of each format has a closed set of fields (the ones listed above, per format version): a field
+that is not in it is refused, naming the field and where it is (``$.checkpoint.extra``), so a
+document says only what its signature covers and every reader reads the same fields.
+
 Verifying by hand
 -----------------
 With nothing but ``sha256sum``-style tools: hash ``00 || entry`` and compare with ``leaf_hash``.
@@ -130,7 +140,7 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -153,9 +163,149 @@ SIGNATURE_SIZE = 64
 KEY_ID_SIZE = 8
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
+CHECKPOINT_FIELDS = frozenset({"tree_size", "root", "timestamp", "key_id", "signature"})
+"""The fields of a checkpoint object (v1), in every document that carries one."""
+FIELDS: dict[str, tuple[frozenset[str], dict[str, frozenset[str]]]] = {
+    INCLUSION_FORMAT: (
+        frozenset(
+            {
+                "format",
+                "seq",
+                "leaf_index",
+                "entry_hex",
+                "leaf_hash",
+                "tree_size",
+                "root",
+                "proof",
+                "checkpoint",
+            }
+        ),
+        {"checkpoint": CHECKPOINT_FIELDS},
+    ),
+    CONSISTENCY_FORMAT: (
+        frozenset({"format", "old", "new", "proof"}),
+        {"old": CHECKPOINT_FIELDS, "new": CHECKPOINT_FIELDS},
+    ),
+    CHECKPOINT_FORMAT: (CHECKPOINT_FIELDS | {"format", "public_key"}, {}),
+    ROTATION_FORMAT: (
+        frozenset(
+            {
+                "format",
+                "old_public_key",
+                "old_key_id",
+                "new_public_key",
+                "new_key_id",
+                "tree_size",
+                "root",
+                "signature",
+            }
+        ),
+        {},
+    ),
+}
+"""Per format: the fields of the document and of each object field it holds (a closed set)."""
+
 
 class ProofError(Exception):
     """A proof, checkpoint or proof document does not verify; the message says which part."""
+
+
+# --- Reading JSON strictly -------------------------------------------------------------------
+
+
+class _Repeated(dict[str, Any]):
+    """An object in which ``key`` appeared more than once (found by :func:`strict_json_loads`)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], key: str) -> None:
+        super().__init__(pairs)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return _Repeated(pairs, key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ProofError(f"the document contains {name}, which is not a JSON number")
+
+
+def _no_fraction(text: str) -> Any:
+    raise ProofError(
+        f"the document contains the number {text[:40]}, which is not an integer; every number of "
+        "these documents is an integer (amounts in satoshis, sizes, heights, times in seconds)"
+    )
+
+
+def json_path(path: Sequence[str | int]) -> str:
+    """``$.vaults[0].outputs[2].amount``: where a value is in a document."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _find_repeated(value: Any) -> tuple[list[str | int], str] | None:
+    """The path of the first object with a repeated key, and the key (depth first, no recursion)."""
+    stack: list[tuple[list[str | int], Any]] = [([], value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, _Repeated):
+            return path, item.key
+        if isinstance(item, dict):
+            stack.extend(([*path, k], v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend(([*path, i], v) for i, v in reversed(list(enumerate(item))))
+    return None
+
+
+def strict_json_loads(text: str | bytes) -> Any:
+    """The JSON value of ``text`` (UTF-8 when bytes), read so that every reader reads the same.
+
+    Raises :class:`ProofError` for text that is not JSON, a key repeated in one object at any
+    depth (Python's reader keeps the last value, others the first: two readers, two documents),
+    ``NaN`` and the infinities, and any number with a fraction or exponent (every number of the
+    documents read with it is an integer). The message names the repeated key and its path.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProofError(f"the document is not UTF-8 text: {exc}") from exc
+    try:
+        value = json.loads(
+            text, object_pairs_hook=_object, parse_constant=_no_constant, parse_float=_no_fraction
+        )
+    except RecursionError as exc:
+        raise ProofError("the document is nested too deeply to be read") from exc
+    except ValueError as exc:  # json.JSONDecodeError, and integers too long to convert
+        raise ProofError(f"the document is not valid JSON: {exc}") from exc
+    repeated = _find_repeated(value)
+    if repeated is not None:
+        path, key = repeated
+        raise ProofError(
+            f"the document repeats the key {key!r} in one object (at {json_path([*path, key])}); "
+            "readers disagree on which value counts, so a document with a repeated key is refused"
+        )
+    return value
+
+
+def unknown_fields(value: Any, allowed: Collection[str], path: Sequence[str | int]) -> list[str]:
+    """Each field of the object ``value`` not in ``allowed``, as ``'name' at $.path.name``
+    (nothing when ``value`` is not an object: its type is checked where it is read)."""
+    if not isinstance(value, dict):
+        return []
+    return [f"{k!r} at {json_path([*path, k])}" for k in value if k not in allowed]
+
+
+def _closed(value: Any, allowed: Collection[str], path: Sequence[str | int], fmt: str) -> None:
+    unknown = unknown_fields(value, allowed, path)
+    if unknown:
+        raise ProofError(
+            f"{fmt} has no field {unknown[0]} (fields of that object: {', '.join(sorted(allowed))}); "
+            "a document carries only the fields of its format version"
+        )
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -458,10 +608,19 @@ def _pem_field(doc: dict[str, Any], name: str, where: str) -> bytes:
     return pem
 
 
+def check_fields(doc: dict[str, Any], fmt: str) -> None:
+    """Refuse (:class:`ProofError`) a field the format ``fmt`` does not define, at any level."""
+    top, nested = FIELDS[fmt]
+    _closed(doc, top, [], fmt)
+    for name, allowed in nested.items():
+        _closed(doc.get(name), allowed, [name], fmt)
+
+
 def _check_format(doc: dict[str, Any], expected: str) -> None:
     found = _field(doc, "format", "proof document")
     if found != expected:
         raise ProofError(f"proof document format is {found!r}, expected {expected!r}")
+    check_fields(doc, expected)
 
 
 def verify_inclusion_document(doc: dict[str, Any], public_keys: bytes | Sequence[bytes]) -> None:
@@ -582,10 +741,6 @@ def verify_document(doc: Any, public_keys: bytes | Sequence[bytes]) -> str:
     raise ProofError(f"unknown proof document format {fmt!r}; expected one of {known}")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ProofError(f"proof document contains {name}, which is not valid JSON")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``verify_proof.py PROOF.json --pubkey PUB.pem``; exit 0 if OK, 1 if not."""
     parser = argparse.ArgumentParser(
@@ -609,11 +764,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ProofError(f"cannot read public key {path}: {exc.strerror}") from exc
         try:
             with open(args.proof, "rb") as f:
-                doc = json.loads(f.read(), parse_constant=_reject_constant)
+                data = f.read()
         except OSError as exc:
             raise ProofError(f"cannot read proof document {args.proof}: {exc.strerror}") from exc
-        except (ValueError, RecursionError) as exc:
-            raise ProofError(f"proof document {args.proof} is not valid JSON: {exc}") from exc
+        try:
+            doc = strict_json_loads(data)
+        except ProofError as exc:
+            raise ProofError(f"proof document {args.proof}: {exc}") from exc
         summary = verify_document(doc, pems)
     except ProofError as exc:
         print(f"FAIL: {exc}")

@@ -58,7 +58,7 @@ from custody.merkleblock import (
     retarget_findings,
 )
 from ledger.attest import wsh_descriptor
-from ledger.verify_proof import ProofError, key_id, verify_checkpoint_signature
+from ledger.verify_proof import ProofError, key_id, strict_json_loads, verify_checkpoint_signature
 
 FORMAT = "reserve-ledger-attestation/v1"
 SIGNED_HEADER = b"reserve-ledger attestation v1\n"
@@ -733,18 +733,17 @@ def node_findings(
 
 
 def load_document(path: str) -> Any:
-    """Read an attestation file; :class:`ValueError` saying why it cannot be read."""
-
-    def reject(name: str) -> Any:
-        raise ValueError(f"the document contains {name}, which is not valid JSON")
-
+    """Read an attestation file with :func:`ledger.verify_proof.strict_json_loads` (no repeated
+    key, no NaN, no fraction); :class:`ValueError` saying why it cannot be read."""
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read(), parse_constant=reject)
+            data = f.read()
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
-    except RecursionError as exc:
-        raise ValueError(f"{path} is nested too deeply") from exc
+    try:
+        return strict_json_loads(data)
+    except ProofError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

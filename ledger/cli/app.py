@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -27,6 +27,7 @@ from rich.segment import Segment
 from rich.text import Text
 
 from ledger.errors import DatabaseUnavailable, InvalidInput, NotInitialised
+from ledger.files import GuardedStream
 from ledger.settings import Settings
 
 if TYPE_CHECKING:  # imported when a command runs: `reserve --help` pays for none of them
@@ -153,57 +154,42 @@ def _escape(m: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
-class EscapingStream:
-    """A text stream that escapes control characters on their way to ``raw``.
+STDOUT = "to standard output"  # as the error says it: "cannot write to standard output: ..."
+
+
+class EscapingStream(GuardedStream):
+    """A text stream that escapes control characters on their way to ``raw``; a failed write or
+    flush is :class:`~ledger.errors.WriteFailed` naming the stream (``standard output``).
 
     Rich consoles writing to ``sys.stdout`` find the real stream through ``rich_proxied_file``:
     they escape text themselves (:class:`SafeConsole`) and keep their styling codes.
     """
 
-    def __init__(self, raw: IO[str]) -> None:
-        self.raw = raw
-        self.encoding: str = getattr(raw, "encoding", None) or "utf-8"
-        self.errors: str = getattr(raw, "errors", None) or "strict"
+    def __init__(self, raw: IO[str] | None, name: str = STDOUT) -> None:
+        super().__init__(raw, name)
+        self._plain = GuardedStream(raw, name)  # what rich writes to
 
     @property
     def rich_proxied_file(self) -> IO[str]:
-        return self.raw
+        return cast("IO[str]", self._plain)
+
+    @property
+    def broken(self) -> bool:
+        """Whether a write or flush to the stream failed (through rich or not)."""
+        return self.failed is not None or self._plain.failed is not None
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # click probes streams with b"": a text stream refuses bytes
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self.raw.write(escape_controls(text))
+        super().write(escape_controls(text))
         return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        self.raw.flush()
-
-    def isatty(self) -> bool:
-        return self.raw.isatty()
-
-    def fileno(self) -> int:
-        return self.raw.fileno()
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    @property
-    def closed(self) -> bool:
-        return bool(getattr(self.raw, "closed", False))
 
 
 @contextmanager
 def escaping_streams() -> Iterator[None]:
     """``sys.stdout`` and ``sys.stderr`` escape control characters until the block ends."""
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)
+    sys.stdout, sys.stderr = EscapingStream(out, STDOUT), EscapingStream(err, "to standard error")
     try:
         yield
     finally:

@@ -48,7 +48,18 @@ def _gather(app: App, height: int | None) -> tuple[Snapshot, tuple[VaultInfo, ..
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="ascii")
+    """Write the document whole or not at all (a failure is exit 2 naming ``path``)."""
+    from ledger.files import write_text
+
+    write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="ascii")
+
+
+def _check_out(path: Path | None) -> None:
+    """Refuse an --out that cannot be written before anything is gathered or kept."""
+    from ledger.files import check_target
+
+    if path is not None:
+        check_target(path)
 
 
 def _show(app: App, doc: dict[str, Any], stored_id: int | None, as_json: bool) -> None:
@@ -109,12 +120,13 @@ def attest(ctx: click.Context, app: App, height: int | None, out: Path | None, a
     from ledger.attest.store import write_attestation
     from ledger.journal.checkpoint import load_signing_key
 
+    _check_out(out)
     key = load_signing_key(app.settings.signing_key_path)
     chain, infos = _gather(app, height)
     with app.session() as s:  # write: one short transaction, no node call inside
         doc, stored = write_attestation(s, key, chain, infos, _now())
-    if out is not None:
-        _write_json(out, doc)
+        if out is not None:  # before the attestation is kept: a failed write keeps nothing
+            _write_json(out, doc)
     _show(app, doc, stored.id, as_json)
 
 
@@ -138,21 +150,22 @@ def prepare(app: App, height: int | None, out_dir: Path, as_json: bool) -> None:
     spend; then `reserve attest finish DIR --signed FILE ...`.
     """
     from ledger.attest.store import control_requests, draft_attestation
+    from ledger.files import make_directory, write_text
     from ledger.journal.checkpoint import load_signing_key
 
+    make_directory(out_dir)
     key = load_signing_key(app.settings.signing_key_path)
     chain, infos = _gather(app, height)
     with app.session() as s:
         doc = draft_attestation(s, key, chain, infos, _now())
     with app.read_session() as s:
         requests = control_requests(s, doc)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / DRAFT_NAME, doc)
     files = []
     for vault, address, psbt in requests:
         path = out_dir / f"{vault}-{address}.psbt"
-        path.write_text(psbt + "\n", encoding="ascii")
+        write_text(path, psbt + "\n", encoding="ascii")
         files.append({"vault": vault, "address": address, "psbt": str(path)})
+    _write_json(out_dir / DRAFT_NAME, doc)  # last: a draft beside its PSBTs means all were written
     if as_json:
         app.print_json({"draft": str(out_dir / DRAFT_NAME), "psbts": files})
         return
@@ -185,6 +198,7 @@ def finish(app: App, draft_dir: Path, signed: tuple[Path, ...], out: Path | None
     from ledger.errors import InvalidInput
     from ledger.journal.checkpoint import load_signing_key, public_key_pem
 
+    _check_out(out)
     key = load_signing_key(app.settings.signing_key_path)
     path = draft_dir / DRAFT_NAME if draft_dir.is_dir() else draft_dir
     try:
@@ -198,8 +212,8 @@ def finish(app: App, draft_dir: Path, signed: tuple[Path, ...], out: Path | None
     _still_best(app, draft["height"], draft["block_hash"])  # holders may have taken days
     with app.session() as s:
         doc, stored = finish_attestation(s, key, draft, controls)
-    if out is not None:
-        _write_json(out, doc)
+        if out is not None:  # before the attestation is kept: a failed write keeps nothing
+            _write_json(out, doc)
     _show(app, doc, stored.id, as_json)
 
 
@@ -262,6 +276,7 @@ def show(app: App, attestation_id: int, out: Path | None, as_json: bool) -> None
     """A kept attestation's figures; --out writes its document (what auditors verify)."""
     from ledger.attest.store import get_document
 
+    _check_out(out)
     with app.read_session() as s:
         doc = get_document(s, attestation_id)
     if out is not None:

@@ -29,6 +29,7 @@ from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import vault_wallet_name, wallet_balances, watches_address
 from ledger.errors import LedgerError
+from ledger.files import write_text
 from regtest.signers import DemoSigner
 
 Say = Callable[[str], None]
@@ -364,7 +365,7 @@ class Demo:
         self.say("Book the stray deposit, then prove the reserve to outsiders at the tip's block.")
         self.reserve("sync")
         pem = self.workdir / "ledger-pubkey.pem"
-        pem.write_text(self.reserve("ledger", "pubkey"), encoding="ascii")
+        write_text(pem, self.reserve("ledger", "pubkey"), encoding="ascii")
         self.say(f"The reserve publishes its ledger key ({pem.name}) for auditors.")
         drafts = self.workdir / "attestation"
         out = self.reserve("attest", "prepare", "--out", str(drafts))

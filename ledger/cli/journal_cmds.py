@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from rich.text import Text
 from custody.amount import format_btc, parse_btc
 from ledger.cli.app import App, json_option, pass_app
 from ledger.cli.app import escape_controls as printable  # shown stored text
-from ledger.errors import InvalidInput, NotFound, NotInitialised
+from ledger.errors import InvalidInput, NotFound, NotInitialised, WriteFailed
 from ledger.journal.checkpoint import (
     Checkpoint,
     create_signing_key,
@@ -172,9 +171,8 @@ def init(app: App, db: str | None) -> None:
     from ledger.store.migrate import upgrade
 
     if db is not None:
-        app = App(
-            settings=dataclasses.replace(app.settings, db_url=normalise_db_url(db)), console=app.console
-        )
+        settings = dataclasses.replace(app.settings, db_url=normalise_db_url(db, "--db"))
+        app = App(settings=settings, console=app.console)
     upgrade(app.engine)
     click.echo(f"database:    {_shown_url(app)} (migrated to the latest revision)")
     path = app.settings.signing_key_path
@@ -420,41 +418,35 @@ def ledger_checkpoint(app: App, export_path: Path | None) -> None:
     Refuses when the key file holds another key than the one that signed the stored checkpoints
     (see `reserve ledger rotate-key`). Publish exported checkpoints where the database's
     operator cannot change them; `reserve ledger verify --checkpoint FILE` checks against one.
+    The export is written (whole, or not at all) before the checkpoint is kept: when it cannot
+    be written, exit 2 and no checkpoint is stored.
     """
+    from ledger.files import check_target
     from ledger.journal.proofs import make_checkpoint
 
     if export_path is not None:
-        _check_writable(export_path)
+        check_target(export_path)
     key = load_signing_key(app.settings.signing_key_path)
     with journal_session(app) as s:
         cp = make_checkpoint(s, key)
+        if export_path is not None:
+            _export(export_path, json.dumps(cp.to_export(public_key_pem(key)), indent=2, sort_keys=True))
     app.print_json(cp.to_json())
     if export_path is not None:
-        _write_file(
-            export_path, json.dumps(cp.to_export(public_key_pem(key)), indent=2, sort_keys=True) + "\n"
-        )
         click.echo(
             f"exported to {export_path}: publish it, then `reserve ledger verify --checkpoint {export_path}`"
         )
 
 
-def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InvalidInput(f"cannot export to {path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise InvalidInput(f"cannot export to {path}: it is a directory; give a file name")
+def _export(path: Path, text: str) -> None:
+    """Write the exported checkpoint inside the transaction that keeps it (a failure rolls it back)."""
+    from ledger.files import write_text
 
-
-def _write_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
+        write_text(path, text + "\n")
+    except WriteFailed as e:
+        e.add_note("no checkpoint was kept; give a FILE that can be written")
+        raise
 
 
 @ledger.command("prove")
@@ -488,10 +480,12 @@ def read_exported(path: Path) -> tuple[Checkpoint, bytes]:
         data = path.read_bytes()
     except OSError as e:
         raise InvalidInput(f"cannot read checkpoint file {path}: {e.strerror}") from e
+    from ledger.verify_proof import ProofError, strict_json_loads
+
     try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as e:
-        raise InvalidInput(f"checkpoint file {path} is not JSON: {e}") from e
+        doc = strict_json_loads(data)
+    except ProofError as e:
+        raise InvalidInput(f"checkpoint file {path}: {e}") from e
     try:
         return parse_exported(doc)
     except InvalidInput as e:

@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 the command ran and found problems (verify, audit, vault check findings:
 the command returns :data:`EXIT_FINDINGS`, the one way a command sets its exit code); 2 the
 command could not do what was asked (bad input, unknown name, conflict, node or database
-unreachable, a bad setting); 130 interrupted. Every error ends in :func:`_run`, which finds its
+unreachable, a bad setting, a file or standard output that could not be written); 130
+interrupted. Every error ends in :func:`_run`, which finds its
 exit code and error code in one table, :data:`ERRORS`, as HWI's ``_cli.py`` does. The error is one
 clear line on stderr (``error: MESSAGE``), or, when the command line has ``--json``, one JSON
 object on stdout: ``{"error": {"code": CODE, "message": MESSAGE}}``. Never a traceback
@@ -16,6 +17,7 @@ Output never carries raw control characters from stored text: click's streams ar
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -40,7 +42,7 @@ from custody.errors import (
     WalletNotFound,
 )
 from ledger import __version__
-from ledger.cli.app import CLI_ENTRY, App, SafeConsole, escaping_streams
+from ledger.cli.app import CLI_ENTRY, App, EscapingStream, SafeConsole, escaping_streams
 from ledger.cli.commands import register
 from ledger.errors import (
     ChainMismatch,
@@ -51,6 +53,7 @@ from ledger.errors import (
     NotFound,
     NotInitialised,
     TamperDetected,
+    WriteFailed,
 )
 from ledger.settings import Settings, build_settings, normalise_db_url
 
@@ -145,8 +148,8 @@ def _init_settings(settings: Settings, owner_db: str | None, db: str | None) -> 
     the runtime role (explicit, or the runtime URL's user) to grant rights to."""
     from sqlalchemy import make_url
 
-    runtime_url = normalise_db_url(db) if db else settings.db_url
-    owner_url = normalise_db_url(owner_db) if owner_db else settings.owner_db_url
+    runtime_url = normalise_db_url(db, "--db") if db is not None else settings.db_url
+    owner_url = normalise_db_url(owner_db, "--owner-db") if owner_db is not None else settings.owner_db_url
     if owner_url is None or owner_url == runtime_url:
         return dataclasses.replace(settings, db_url=runtime_url)
     role = settings.runtime_role or make_url(runtime_url).username
@@ -218,6 +221,7 @@ ERRORS: dict[type[BaseException], ErrorKind] = {
     DatabaseUnavailable: _fails("database"),
     TamperDetected: _fails("tamper-detected"),
     ChainMismatch: _fails("chain-mismatch"),
+    WriteFailed: _fails("write-failed"),
     # custody.errors
     CustodyError: _fails("custody-error"),
     PolicyViolation: _fails("policy-violation"),
@@ -248,9 +252,34 @@ RESERVE_ERRORS = (LedgerError, CustodyError)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and map errors to exit codes; output goes through the escaping streams."""
+    """Run the CLI and map errors to exit codes; output goes through the escaping streams.
+
+    Standard output is flushed before the exit code is decided: output that could not be
+    written (a full disk, a closed pipe) is an error, exit 2, never a silent exit 0."""
+    args = sys.argv[1:] if argv is None else list(argv)
     with escaping_streams():
-        return _run(sys.argv[1:] if argv is None else list(argv))
+        code = _run(args)
+        stdout = sys.stdout
+        try:
+            stdout.flush()
+        except WriteFailed as e:
+            code = code or _report(e, None, as_json=False)
+        if isinstance(stdout, EscapingStream) and stdout.broken:
+            _drop_pending_output(stdout)
+    return code
+
+
+def _drop_pending_output(stdout: EscapingStream) -> None:
+    """After a failed write to the process's standard output, point its descriptor at
+    ``/dev/null``: Python flushes what is left at exit and would fail again, with a traceback
+    and exit 120 (what the Python documentation advises for ``EPIPE``)."""
+    process_stdout = sys.__stdout__
+    if process_stdout is None or stdout.raw is not process_stdout:
+        return  # a stream of a caller (tests, the demo): theirs to handle
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, process_stdout.fileno())
+        os.close(devnull)
 
 
 def _run(argv: list[str]) -> int:
@@ -278,15 +307,19 @@ def json_requested(argv: list[str]) -> bool:
 def _report(e: BaseException, ctx: click.Context | None, *, as_json: bool) -> int:
     """Say what went wrong (JSON on stdout, or one line on stderr); the exit code."""
     kind, message = describe_error(e, _settings(ctx))
-    if as_json:
-        error = {"code": kind.code, "message": message}
-        click.echo(json.dumps({"error": error}, indent=2, sort_keys=True))
-    elif isinstance(e, click.ClickException):
-        e.show()  # with the usage line and the --help hint
-    elif isinstance(e, (click.exceptions.Abort, KeyboardInterrupt)):
-        click.echo(message, err=True)
-    else:
-        click.echo(f"error: {message}", err=True)
+    try:
+        if as_json:
+            error = {"code": kind.code, "message": message}
+            click.echo(json.dumps({"error": error}, indent=2, sort_keys=True))
+        elif isinstance(e, click.ClickException):
+            e.show()  # with the usage line and the --help hint
+        elif isinstance(e, (click.exceptions.Abort, KeyboardInterrupt)):
+            click.echo(message, err=True)
+        else:
+            click.echo(f"error: {message}", err=True)
+    except WriteFailed:  # standard output (or error) is what failed: say it where it can be seen
+        with contextlib.suppress(WriteFailed):
+            click.echo(f"error: {message}", err=True)
     return kind.exit_code
 
 

@@ -10,7 +10,6 @@ statement renderings come from the same :class:`~ledger.report.statement.Stateme
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,6 +181,7 @@ def export_entries(app: App, as_csv: bool, as_jsonl: bool, out_path: Path | None
     (RFC 6962). docs/statement.md describes both formats.
     """
     from ledger.cli.journal_cmds import journal_session
+    from ledger.files import check_target, open_atomic
     from ledger.journal.book import iter_stored
     from ledger.report.export import write_csv, write_jsonl
 
@@ -192,20 +192,9 @@ def export_entries(app: App, as_csv: bool, as_jsonl: bool, out_path: Path | None
         with journal_session(app, read_only=True) as s:
             write(iter_stored(s), sys.stdout)
         return
-    parent = out_path.parent if str(out_path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InvalidInput(f"cannot export to {out_path}: directory {parent} does not exist")
-    if out_path.is_dir():
-        raise InvalidInput(f"cannot export to {out_path}: it is a directory; give a file name")
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    try:
-        with journal_session(app, read_only=True) as s, tmp.open("w", encoding="utf-8", newline="") as f:
-            count = write(iter_stored(s), f)
-        tmp.replace(out_path)
-    except OSError as e:
-        raise InvalidInput(f"cannot write {out_path}: {e.strerror}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+    check_target(out_path)
+    with journal_session(app, read_only=True) as s, open_atomic(out_path, newline="") as f:
+        count = write(iter_stored(s), f)
     click.echo(f"wrote {count} entries to {out_path}", err=True)
 
 

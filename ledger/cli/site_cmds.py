@@ -1,13 +1,13 @@
 """``reserve report site OUT/``: write the static transparency site into a directory.
 
 Thin shell: one short read (:func:`ledger.report.site_data.gather_site`), pure rendering
-(:func:`ledger.report.site.render_site`), then each file written whole or not at all. The
-plotting library is imported only when this command runs.
+(:func:`ledger.report.site.render_site`), then the directory written whole or not at all
+(:func:`ledger.files.replace_directory`). The plotting library is imported only when this
+command runs.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -32,6 +32,7 @@ def site(app: App, out: Path, title: str, as_json: bool) -> int:
     it. The page works offline: no script, font, image or link to another site.
     """
     from ledger.cli.journal_cmds import journal_session, verifying_key
+    from ledger.files import replace_directory
     from ledger.report.site import render_site
     from ledger.report.site_data import gather_site
 
@@ -46,12 +47,7 @@ def site(app: App, out: Path, title: str, as_json: bool) -> int:
         return 1  # findings
     files = render_site(data)
     _check_out(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InvalidInput(f"cannot create directory {out}: {e.strerror}") from e
-    for name, content in files.items():
-        _write(out / name, content)
+    replace_directory(out, files)  # the old site or the new one, never a mix
     if as_json:
         app.print_json(
             {
@@ -93,17 +89,6 @@ def _check_out(out: Path) -> None:
             f"{out} is not empty and not a site written by reserve report site (it holds {shown}); "
             "give a new or empty directory"
         )
-
-
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
 
 
 COMMANDS: tuple[click.Command, ...] = (site,)

@@ -86,7 +86,7 @@ def create(
     as_json: bool,
 ) -> None:
     """Propose a spend: the vault's wallet builds the PSBT, the gate checks it, spend-N.psbt is written."""
-    from ledger.errors import InvalidInput
+    from ledger.errors import InvalidInput, WriteFailed
     from ledger.spend.proposal import (
         Request,
         create_spend,
@@ -106,7 +106,15 @@ def create(
         inputs=tuple(parse_outpoint(i) for i in inputs),
     )
     created = create_spend(app.read_session, app.session, app.rpc(), request)
-    path = write_psbt_file(out, created.spend)
+    try:
+        path = write_psbt_file(out, created.spend)
+    except WriteFailed as e:
+        n = created.spend.number
+        e.add_note(
+            f"spend #{n} is proposed and its coins locked: write its PSBT with "
+            f"`reserve spend psbt {n} --out DIR`, or `reserve spend cancel {n}`"
+        )
+        raise
     s = created.spend
     if as_json:
         app.print_json(

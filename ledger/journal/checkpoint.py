@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from ledger.errors import Conflict, InvalidInput, NotInitialised
+from ledger.errors import Conflict, InvalidInput, NotInitialised, WriteFailed
+from ledger.files import cause
 from ledger.verify_proof import (
     CHECKPOINT_FORMAT,
     HASH_SIZE,
@@ -150,10 +151,12 @@ def create_signing_key(path: Path) -> Ed25519PrivateKey:
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         with contextlib.suppress(OSError):
             path.unlink()
+        if isinstance(exc, OSError):  # a full disk, say: name the file (os.write does not)
+            raise WriteFailed(f"cannot write signing key {path}: {cause(exc)}") from exc
         raise
     os.close(fd)
     return key

@@ -187,7 +187,15 @@ def reserve_chart(series: Sequence[ReservePoint]) -> str:
     metadata, no comments and no namespace URLs (HTML needs none), the same bytes for the same
     values. The y axis is in satoshis, labelled in BTC.
     """
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as e:  # the optional extra `charts`
+        from ledger.errors import LedgerError
+
+        raise LedgerError(
+            f"the transparency site's chart needs matplotlib, which is not installed ({e}): "
+            "pip install 'reserve-ledger[charts]'"
+        ) from None
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MaxNLocator

@@ -44,6 +44,7 @@ from custody.spend_policy import MAX_FEE_RATE
 from ledger.chain.issuance import IssuePlan, cover_issue, plan_issue, record_issue
 from ledger.chain.vaults import Vault, get_vault, list_vaults
 from ledger.errors import Conflict
+from ledger.files import write_text
 from ledger.journal.entry import check_text
 from ledger.spend.events import (
     PROPOSED,
@@ -404,7 +405,8 @@ def _release(read: SessionFactory, wallet: RpcClient, locked: Sequence[Outpoint]
 
 
 def write_psbt_file(directory: Path, spend: Spend) -> Path:
-    """Write ``spend-N.psbt`` (base64, one line) into ``directory``; returns its path."""
+    """Write ``spend-N.psbt`` (base64, one line) into ``directory``, whole or not at all
+    (:class:`~ledger.errors.WriteFailed` when it cannot be written); returns its path."""
     path = directory / f"spend-{spend.number}.psbt"
-    path.write_text(spend.psbt + "\n", encoding="ascii")
+    write_text(path, spend.psbt + "\n", encoding="ascii")
     return path

@@ -51,7 +51,15 @@ def make_engine(db_url: str) -> Engine:
             )
 
         return engine
-    return create_engine(db_url, pool_pre_ping=True)
+    try:
+        return create_engine(db_url, pool_pre_ping=True)
+    except ImportError as e:  # the driver is the optional extra `postgres`
+        from ledger.errors import DatabaseUnavailable
+
+        raise DatabaseUnavailable(
+            f"PostgreSQL needs the psycopg driver, which is not installed ({e}): "
+            "pip install 'reserve-ledger[postgres]'"
+        ) from None
 
 
 def shown_url(db_url: str) -> str:

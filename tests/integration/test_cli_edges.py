@@ -370,7 +370,7 @@ def test_console_keeps_its_own_styling_and_escapes_text() -> None:
     assert f"{ESC}[2J" not in printed and f"{ESC}]" not in printed and "\x9b" not in printed
     text_only = re.sub(f"{ESC}\\[[0-9;]*m", "", printed)  # rich's styling (it highlights numbers)
     assert "memo \\x1b[2J\\x1b]0;owned\\x07\\x1b[31mred\\x9b1m\\u202eevil\\x0d" in text_only
-    stream = EscapingStream(io.StringIO())
-    stream.write(f"a{ESC}[2Jb\tc\n")
-    assert stream.raw.getvalue() == "a\\x1b[2Jb\tc\n"  # type: ignore[attr-defined]
+    written = io.StringIO()
+    EscapingStream(written).write(f"a{ESC}[2Jb\tc\n")
+    assert written.getvalue() == "a\\x1b[2Jb\tc\n"
     assert escape_controls("\x00\x7f\u2066") == "\\x00\\x7f\\u2066"

@@ -117,7 +117,7 @@ BAD = {
     "vault account by hand": (["account", "add", "ghost", "--type", "vault"], "reserve vault add"),
     "5000-digit amount": (["record", "--kind", "adjustment", "--memo", "m", "--posting",
                            "bank=" + "9" * 5000 + "sat", "--posting", "acme=-1"], "5003 characters"),
-    "junk checkpoint file": (["ledger", "verify", "--checkpoint", "/dev/null"], "is not JSON"),
+    "junk checkpoint file": (["ledger", "verify", "--checkpoint", "/dev/null"], "is not valid JSON"),
     "missing checkpoint file": (["ledger", "verify", "--checkpoint", "/nonexistent.json"],
                                 "cannot read checkpoint file"),
     "rotate to the current key": (["ledger", "rotate-key", "--new-key", "KEY"], "current key file"),

@@ -87,6 +87,7 @@ def test_ledger_is_grouped_by_role() -> None:
         "chain",
         "cli",
         "errors.py",
+        "files.py",
         "journal",
         "report",
         "settings.py",

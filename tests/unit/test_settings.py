@@ -89,3 +89,26 @@ def test_database_url_forms() -> None:
     assert normalise_db_url("books.db") == "sqlite:///books.db"
     assert normalise_db_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
     assert normalise_db_url("sqlite:////abs/books.db") == "sqlite:////abs/books.db"
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "named"),
+    [
+        ({"db": ""}, {}, "--db is empty"),
+        ({"db": " "}, {"RESERVE_DB": "books.db"}, "--db is empty"),
+        ({}, {"RESERVE_DB": ""}, "RESERVE_DB is set but empty"),
+        ({"owner_db": ""}, {}, "--owner-db is empty"),
+        ({}, {"RESERVE_DB_OWNER": ""}, "RESERVE_DB_OWNER is set but empty"),
+        ({"signing_key": ""}, {}, "--signing-key is empty"),
+        ({}, {"RESERVE_SIGNING_KEY": ""}, "RESERVE_SIGNING_KEY is set but empty"),
+    ],
+)
+def test_an_empty_setting_is_refused_not_taken_for_the_default(
+    flags: dict[str, str], env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(InvalidInput, match=named):
+        build_settings(**flags, env=env)
+    with pytest.raises(InvalidInput, match="--db is empty"):
+        normalise_db_url("", "--db")
+    flag_wins = build_settings(db="books.db", env={"RESERVE_DB": ""})
+    assert flag_wins.db_url == "sqlite:///books.db"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from ledger.verify_proof import (
     key_id,
     main,
     rotation_message,
+    strict_json_loads,
     verify_consistency_document,
     verify_document,
     verify_exported_checkpoint,
@@ -148,7 +150,7 @@ INCLUSION_TAMPERS: dict[str, tuple[Any, str]] = {
     ),
     "format": (lambda d: {**d, "format": "something/v2"}, "unknown proof document format"),
     "uppercase hex": (lambda d: {**d, "root": d["root"].upper()}, "lowercase hex"),
-    "float size": (lambda d: {**d, "tree_size": 10.0}, "non-negative integer"),
+    "float size": (lambda d: {**d, "tree_size": 10.0}, "not an integer"),
     "not an object": (lambda d: [d], "must be a JSON object"),
 }
 
@@ -396,3 +398,101 @@ def test_exported_checkpoint_document() -> None:
 def test_unknown_format_names_every_known_one() -> None:
     with pytest.raises(ProofError, match=ROTATION_FORMAT):
         verify_document({"format": "x"}, PEM)
+
+
+# --- One strict reader: repeated keys, numbers, unknown fields -------------------------------
+
+
+def test_strict_reader_refuses_repeated_keys_at_any_depth() -> None:
+    assert strict_json_loads(b'{"a": [1, {"b": 2}], "c": {"d": {"e": 3}}}') == {
+        "a": [1, {"b": 2}],
+        "c": {"d": {"e": 3}},
+    }
+    # python's json keeps the last value, other readers the first: two readers, two documents
+    assert json.loads('{"amount": 1, "amount": 2}') == {"amount": 2}
+    cases = {
+        '{"amount": 1, "amount": 2}': "$.amount",
+        '{"a": [0, {"x": {"amount": 1, "amount": 1}}]}': "$.a[1].x.amount",
+        '[[[{"k": 1, "k": 1}]]]': "$[0][0][0].k",
+    }
+    for text, path in cases.items():
+        with pytest.raises(ProofError, match=r"repeats the key '(amount|k)'") as exc:
+            strict_json_loads(text)
+        assert f"(at {path})" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"n": NaN}', "NaN"),
+        ('{"n": -Infinity}', "-Infinity"),
+        ('{"n": 1.0}', "number 1.0, which is not an integer"),
+        ('{"n": 1e8}', "number 1e8, which is not an integer"),
+        ('{"n": 1', "not valid JSON"),
+        ("[" * 100_000, "nested too deeply"),
+        ('{"n": ' + "9" * 5000 + "}", "not valid JSON"),
+    ],
+)
+def test_strict_reader_refuses_what_readers_disagree_on(text: str, words: str) -> None:
+    with pytest.raises(ProofError, match=re.escape(words)):
+        strict_json_loads(text)
+
+
+def test_strict_reader_needs_utf8() -> None:
+    assert strict_json_loads('{"name": "k\u00f6ln"}'.encode()) == {"name": "k\u00f6ln"}
+    with pytest.raises(ProofError, match="not UTF-8"):
+        strict_json_loads('{"name": "k\u00f6ln"}'.encode("latin-1"))
+
+
+def _with_repeat(doc: dict[str, Any], inner: str | None, key: str, value: Any) -> str:
+    """``doc`` as JSON text with ``key`` repeated (first value ``value``) at the top or in the
+    object field ``inner``: what the standard library cannot write."""
+    text = json.dumps(doc)
+    extra = f"{json.dumps(key)}: {json.dumps(value)}, "
+    if inner is None:
+        return "{" + extra + text[1:]
+    marker = f'"{inner}": {{'
+    assert marker in text
+    return text.replace(marker, marker + extra, 1)
+
+
+DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {
+    "inclusion": inclusion_document,
+    "consistency": consistency_document,
+    "checkpoint": lambda: sign_checkpoint(KEY, 10, root_of(LEAVES), 1_700_000_000).to_export(PEM),
+    "rotation": rotation_document,
+}
+NESTED = {"inclusion": "checkpoint", "consistency": "new", "checkpoint": None, "rotation": None}
+
+
+@pytest.mark.parametrize("kind", sorted(DOCUMENTS))
+def test_every_document_refuses_repeated_keys_and_unknown_fields(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = DOCUMENTS[kind]()
+    proof_file = tmp_path / "proof.json"
+    (tmp_path / "pub.pem").write_bytes(PEM)
+
+    def verdict(text: str) -> str:
+        proof_file.write_text(text)
+        code = main([str(proof_file), "--pubkey", str(tmp_path / "pub.pem")])
+        out = capsys.readouterr().out
+        assert code == (0 if out.startswith("OK: ") else 1)
+        return out
+
+    assert verdict(json.dumps(doc)).startswith("OK: ")
+    # the first tree_size is what a first-value reader sees; the signature covers the last
+    out = verdict(_with_repeat(doc, None, "tree_size" if kind != "consistency" else "proof", 0))
+    assert out.startswith("FAIL: ") and "repeats the key" in out, out
+    inner = NESTED[kind]
+    if inner is not None:
+        out = verdict(_with_repeat(doc, inner, "timestamp", 0))
+        assert out.startswith("FAIL: ") and f"(at $.{inner}.timestamp)" in out, out
+    # unknown fields: at the top, and in the nested checkpoint object
+    out = verdict(json.dumps({**doc, "note": "approved by the board"}))
+    assert out.startswith("FAIL: ") and "no field 'note' at $.note" in out, out
+    if inner is not None:
+        out = verdict(json.dumps({**doc, inner: {**doc[inner], "balances": {"cold": 1}}}))
+        assert f"no field 'balances' at $.{inner}.balances" in out, out
+    with pytest.raises(ProofError, match="no field 'x' at"):
+        verify_document({**doc, "x": None}, PEM)

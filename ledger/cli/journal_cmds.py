@@ -324,9 +324,8 @@ def balance_cmd(
     hash. Anything that does not verify is named and not counted; exit 1."""
     from ledger.journal.balances import verified_balance
 
-    pem = verifying_key(app, pubkey_file)
-    with journal_session(app, read_only=True) as s:
-        v = verified_balance(s, pem, account_name, as_of)
+    with journal_session(app, read_only=True) as s:  # the database's errors first, then the key's
+        v = verified_balance(s, verifying_key(app, pubkey_file), account_name, as_of)
     b = v.balances
     if as_json:
         app.print_json(

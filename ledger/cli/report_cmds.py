@@ -76,9 +76,8 @@ def statement_cmd(app: App, start: Bound, end: Bound, as_json: bool, as_csv: boo
 
     if as_json and as_csv:
         raise InvalidInput("--json and --csv each print the statement; give one of them")
-    pem = verifying_key(app, None)
     with journal_session(app, read_only=True) as s:
-        st, check = read_statement(s, start, end, pem)
+        st, check = read_statement(s, start, end, verifying_key(app, None))
     if as_json:
         app.print_json(statement_json(st))
     elif as_csv:

@@ -37,9 +37,8 @@ def site(app: App, out: Path, title: str, as_json: bool) -> int:
     from ledger.report.site_data import gather_site
 
     check_text(title, "--title")
-    pem = verifying_key(app, None)
     with journal_session(app, read_only=True) as s:
-        data, findings = gather_site(s, title=title, public_key_pem=pem)
+        data, findings = gather_site(s, title=title, public_key_pem=verifying_key(app, None))
     if findings:  # a page publishes only figures that verify
         click.echo(f"NOT VERIFIED: {len(findings)} problem(s); nothing written to {out}:", err=True)
         for finding in findings:

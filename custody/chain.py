@@ -12,7 +12,7 @@ Block placement comes from ``getblockheader`` (``confirmations == -1`` means off
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bitcoin.core import CTransaction, b2lx
 
@@ -53,6 +53,8 @@ class ChainTx:
     outputs: tuple[TxOutput, ...]
     block: BlockPlace | None  # None: unconfirmed (mempool)
     coinbase: bool = False
+    raw: bytes = field(default=b"", repr=False, compare=False)
+    """the network serialization, witnesses included (empty when not fetched from the node)"""
 
     def __post_init__(self) -> None:
         if any(o.value < 0 for o in self.outputs):
@@ -178,6 +180,7 @@ def fetch_transactions(
             outputs=_outputs(tx),
             block=headers[block_hash] if block_hash else None,
             coinbase=tx.is_coinbase(),
+            raw=tx.serialize(),
         )
     return out
 

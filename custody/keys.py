@@ -275,6 +275,13 @@ class ExtendedKey:
             ) from exc
 
     @property
+    def material(self) -> bytes:
+        """The chain code and public key (65 bytes): every address derived from this key depends
+        on them and nothing else, so two keys with the same material are one key whatever their
+        version, depth, parent fingerprint or child number say."""
+        return _decode_extended(self.xpub)[13:]
+
+    @property
     def pubkey(self) -> bytes:
         """The 33-byte compressed public key of this node."""
         return bytes(self.node().PublicKey().RawCompressed().ToBytes())

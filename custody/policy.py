@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from custody.descriptor import MultisigDescriptor
 from custody.errors import InvalidInput, PolicyViolation
 from custody.keygen import BIP48_P2SH_P2WSH_SCRIPT_TYPE, BIP48_PURPOSE
-from custody.keys import HARDENED, format_path, shorten
+from custody.keys import HARDENED, ExtendedKey, format_path, shorten
 from custody.network import Network
 
 P2WSH_MAX_STANDARD_KEYS = 15  # wallets and signing devices interoperate up to 15 keys
@@ -84,8 +84,9 @@ def check_vault_policy(
                 f"of {m}; give those keys to different holders or raise the threshold"
             )
 
-    for xpub, count in Counter(k.xpub for k in keys).items():
+    for material, count in Counter(k.material for k in keys).items():
         if count > 1:
+            xpub = next(k.xpub for k in keys if k.material == material)
             findings.append(
                 f"key {shorten(xpub)} appears {count} times; every key of a vault must be "
                 "different, replace the duplicate with another holder's key"
@@ -98,6 +99,7 @@ def check_vault_policy(
                 "the same seed; use keys from different signing devices"
             )
 
+    used = keys_by_material(other_active_keys)
     for position, key in enumerate(keys, start=1):
         label = f"key {position} ({shorten(str(key), 40)})"
         if key.origin is None:
@@ -112,7 +114,7 @@ def check_vault_policy(
                 "script type 2h accounts: export the key at m/48h/<coin>h/<account>h/2h from "
                 "the signing device"
             )
-        vault = other_active_keys.get(key.xpub) or other_active_keys.get(str(key))
+        vault = other_active_keys.get(key.xpub) or other_active_keys.get(str(key)) or used.get(key.material)
         if vault is not None:
             findings.append(
                 f"{label} is already used by active vault {vault!r}; a key serves one vault, "
@@ -124,6 +126,19 @@ def check_vault_policy(
                 f"{label} is {flavour} but the node is on {network.chain}; export the key for {network.chain}"
             )
     return tuple(findings)
+
+
+def keys_by_material(keys: Mapping[str, str]) -> dict[bytes, str]:
+    """``key text -> vault`` as ``chain code and public key -> vault``
+    (:attr:`~custody.keys.ExtendedKey.material`): the same key written with other header fields
+    (version, depth, parent fingerprint, child number) derives the same addresses."""
+    out: dict[bytes, str] = {}
+    for text, vault in keys.items():
+        try:
+            out[ExtendedKey.parse(text).material] = vault
+        except InvalidInput:
+            continue  # not a key: nothing it could derive
+    return out
 
 
 def _is_bip48_p2sh_p2wsh(path: tuple[int, ...]) -> bool:

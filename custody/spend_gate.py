@@ -25,7 +25,8 @@ The rules, in order:
 ``max-per-spend``
     what leaves the vault (outputs that are not change; the fee is not counted) is at most the cap;
 ``velocity``
-    what already left in the window plus this spend is at most the velocity limit;
+    what already left in the window plus this spend, fees included on both sides, is at most the
+    velocity limit;
 ``max-fee-rate``
     fee * 1000 / vsize (sat/kvB, compared exactly in integers) is at most the cap;
 ``max-fee``
@@ -354,10 +355,15 @@ def _max_per_spend(facts: GateFacts, limits: SpendLimits) -> RuleResult:
 
 
 def _velocity(facts: GateFacts, limits: SpendLimits) -> RuleResult:
-    total = facts.velocity_used + facts.outgoing
+    # The fee leaves the vault too, and counts as it does in what already left (booked outflows
+    # carry their fee, broadcast spends count theirs): a spend weighs the same before and after it
+    # is booked.
+    fee = facts.fee if facts.fee_known and facts.fee > 0 else 0
+    total = facts.velocity_used + facts.outgoing + fee
+    this = f"{btc(facts.outgoing)} in this spend" + (f" + its fee {btc(fee)}" if fee else "")
     what = (
         f"{btc(facts.velocity_used)} left vault {facts.vault} in the last "
-        f"{limits.velocity_window} blocks + {btc(facts.outgoing)} in this spend = {btc(total)}"
+        f"{limits.velocity_window} blocks (fees included) + {this} = {btc(total)}"
     )
     cap = limits.velocity_limit
     if cap is None:

@@ -125,6 +125,21 @@ def make_directory(path: Path) -> None:
         raise _failed(path, e) from e
 
 
+def check_directory(directory: Path) -> None:
+    """Refuse (:class:`WriteFailed`) a directory no file can be made in (missing, not a
+    directory, read-only, not ours): a temporary file is made there and removed. For commands
+    that check before they change anything; a full disk shows only when the file is written."""
+    try:
+        fd, probe = _create_temporary(directory / "probe")
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR) and not directory.is_dir():
+            raise WriteFailed(f"cannot write into {directory}: it is not an existing directory") from e
+        raise WriteFailed(f"cannot write into {directory}: {cause(e)}") from e
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
 def write_text(path: Path, text: str, *, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` whole or not at all (:func:`open_atomic`)."""
     with open_atomic(path, encoding=encoding) as f:

@@ -221,13 +221,11 @@ class _Repeated(dict[str, Any]):
         self.key = key
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            return _Repeated(pairs, key)
-        seen.add(key)
-    return dict(pairs)
+def _first_repeated(pairs: list[tuple[str, Any]]) -> str:
+    first: dict[str, int] = {}
+    for i, (key, _) in enumerate(pairs):
+        first.setdefault(key, i)
+    return next(key for i, (key, _) in enumerate(pairs) if first[key] != i)
 
 
 def _no_constant(name: str) -> Any:
@@ -273,15 +271,25 @@ def strict_json_loads(text: str | bytes) -> Any:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProofError(f"the document is not UTF-8 text: {exc}") from exc
+    repeats = 0
+
+    def make_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeats
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        repeats += 1
+        return _Repeated(pairs, _first_repeated(pairs))
+
     try:
         value = json.loads(
-            text, object_pairs_hook=_object, parse_constant=_no_constant, parse_float=_no_fraction
+            text, object_pairs_hook=make_object, parse_constant=_no_constant, parse_float=_no_fraction
         )
     except RecursionError as exc:
         raise ProofError("the document is nested too deeply to be read") from exc
     except ValueError as exc:  # json.JSONDecodeError, and integers too long to convert
         raise ProofError(f"the document is not valid JSON: {exc}") from exc
-    repeated = _find_repeated(value)
+    repeated = _find_repeated(value) if repeats else None  # where: only when there is one
     if repeated is not None:
         path, key = repeated
         raise ProofError(

@@ -16,7 +16,6 @@ write transaction (gather, judge, write).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ from ledger.journal.checkpoint import public_key_pem
 from ledger.journal.proofs import make_checkpoint
 from ledger.journal.records import RecordKind, append_record, records
 from ledger.store.spend_models import AttestationRow
+from ledger.verify_proof import ProofError, strict_json_loads
 
 
 def read_vaults(session: Session) -> tuple[tuple[VaultSpec, ...], tuple[VaultInfo, ...]]:
@@ -136,10 +136,15 @@ def _findings(
             f"attestation #{row.id} names record {row.record_seq}, which is not an attestation record"
         )
     try:
-        doc = json.loads(row.document)
+        doc = strict_json_loads(row.document)
         actual = document_sha256(doc)
-    except (ValueError, TypeError):
-        return (*found, f"attestation #{row.id}: its stored document is not JSON")
+    except (ProofError, TypeError) as exc:
+        return (*found, f"attestation #{row.id}: its stored document cannot be read: {exc}")
+    if row.document != canonical_bytes(doc).decode("ascii"):
+        found.append(
+            f"attestation #{row.id}: its stored text is not the canonical JSON the ledger writes "
+            "(what `attest show` and the site hand out would differ from what was signed)"
+        )
     if actual != row.sha256:
         found.append(f"attestation #{row.id}: its document hashes to {actual}, the row says {row.sha256}")
     if public_keys is not None and "signature" in verify_attestation_signature(doc, public_keys):
@@ -199,7 +204,12 @@ def get_document(session: Session, attestation_id: int) -> dict[str, Any]:
     row = session.get(AttestationRow, attestation_id)
     if row is None:
         raise NotFound(f"no attestation #{attestation_id}; `reserve attest list` shows them")
-    doc: dict[str, Any] = json.loads(row.document)
+    try:
+        doc: dict[str, Any] = strict_json_loads(row.document)
+    except ProofError as exc:
+        raise TamperDetected(
+            f"attestation #{row.id}: its stored document cannot be read ({exc}); run `reserve attest list`"
+        ) from exc
     return doc
 
 

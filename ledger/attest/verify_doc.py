@@ -5,7 +5,9 @@ An auditor runs it with no node and few dependencies: the Python standard librar
 scripts, and the BIP-322 proofs of control), installed from the hash-pinned
 ``docs/auditor-requirements.txt``, plus three files of this repository it imports:
 :mod:`ledger.verify_proof` (checkpoint signatures), :mod:`custody.merkleblock` (headers, Merkle
-proofs, transactions) and, for the proofs of control, :mod:`custody.bip322`::
+proofs, transactions) and, for the proofs of control, :mod:`custody.bip322` (with the small
+modules these use, such as :mod:`custody.errors` and :mod:`custody.amount` for the BTC text of
+the figures)::
 
     pip install --require-hashes -r docs/auditor-requirements.txt
     python -m ledger.attest.verify_doc ATTESTATION.json --pubkey LEDGER-PUB.pem
@@ -15,7 +17,9 @@ one fails. The format and every check are described in ``docs/attestation.md``.
 
 The checks, by name (a failure names its check and the offending value):
 
-- ``format``: the document's shape and types;
+- ``format``: the document's shape and types, and no field the format does not define, at any
+  level (:data:`SCHEMA`); the file is read with :func:`ledger.verify_proof.strict_json_loads`
+  (a key repeated at any depth, ``NaN`` or a fraction is refused before any check);
 - ``signature``: Ed25519 over :func:`signing_message` by a trusted key (``--pubkey``);
 - ``headers``: the headers link by previous-block hash from ``headers.start`` up to ``height``,
   each meets its own ``nBits`` target (within the network's limit), the last is ``block_hash``;
@@ -32,12 +36,23 @@ The checks, by name (a failure names its check and the offending value):
 - ``balances``: the vault accounts' balances summed from those entries equal the stated ones;
   each vault's descriptor and holders are those its ``vault-added`` record in the journal
   defines, its account has its name, and every vault the journal defines is attested;
-- ``control``: each vault's BIP-322 proof of control (when the document carries one).
+- ``control``: each vault's BIP-322 proof of control (when the document carries one);
+- ``reserves``: per vault, the proven chain amount (the outputs that verified) against the books
+  (its account's balance recomputed from the entries) and the document's stated difference
+  against that recomputation; the chain below the books is a shortfall and fails. Each vault's
+  figures are printed whatever the outcome, and a vault holding more on chain than in its books
+  turns the verdict into "OK ... with differences" naming it.
+
+Offline, an output left out of the document cannot be seen: it shows only as a vault's chain
+amount below its books (a ``reserves`` failure) and not at all if the books miss it too; the
+verdict says so (:data:`OFFLINE_NOTE`). ``reserve attest verify --node`` searches the node's
+UTXO set and the blocks after H for such outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -48,6 +63,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from custody.amount import format_btc
 from custody.errors import InvalidInput
 from custody.merkleblock import (
     POW_LIMITS,
@@ -58,7 +74,14 @@ from custody.merkleblock import (
     retarget_findings,
 )
 from ledger.attest import wsh_descriptor
-from ledger.verify_proof import ProofError, key_id, strict_json_loads, verify_checkpoint_signature
+from ledger.verify_proof import (
+    CHECKPOINT_FIELDS,
+    ProofError,
+    key_id,
+    strict_json_loads,
+    unknown_fields,
+    verify_checkpoint_signature,
+)
 
 FORMAT = "reserve-ledger-attestation/v1"
 SIGNED_HEADER = b"reserve-ledger attestation v1\n"
@@ -75,7 +98,68 @@ CHECKS = (
     "checkpoint",
     "balances",
     "control",
+    "reserves",
 )
+INTEGRITY_CHECKS = CHECKS[:-1]
+"""The checks that the document is what the ledger signed and what the chain holds; ``reserves``
+judges the figures it proves."""
+OFFLINE_NOTE = (
+    "note: offline, outputs left out of the document cannot be seen: a vault's chain amount counts "
+    "only the outputs listed, so one left out shows only as a shortfall against the books, and not "
+    "at all if the books miss it too; `reserve attest verify --node` searches the node's UTXO set "
+    "and the blocks after the attested height for them"
+)
+
+Schema = dict[str, "Schema | None"]
+"""An object's fields, each with the schema of its value when that is an object or a list of
+objects (``None``: anything else, or a map whose keys are data: txids, block hashes, accounts)."""
+_CONTROL_PROOF: Schema = dict.fromkeys(
+    (
+        "format",
+        "address",
+        "challenge",
+        "branch",
+        "index",
+        "witness_script",
+        "proof",
+        "to_sign_txid",
+        "signers",
+    )
+) | {"utxos": dict.fromkeys(("txid", "vout", "amount", "script_pubkey"))}
+_VAULT: Schema = dict.fromkeys(
+    ("name", "account", "descriptor", "threshold", "holders", "chain_amount", "ledger_amount", "difference")
+) | {
+    "outputs": dict.fromkeys(
+        ("txid", "vout", "amount", "script_pubkey", "branch", "index", "block_hash", "height", "coinbase")
+    ),
+    "control": {"format": None, "message": None, "proofs": _CONTROL_PROOF},
+}
+SCHEMA: Schema = dict.fromkeys(
+    ("format", "network", "height", "block_hash", "created_at", "transactions", "proofs")
+) | {
+    "headers": dict.fromkeys(("start", "hex")),
+    "vaults": _VAULT,
+    "totals": dict.fromkeys(("chain", "ledger", "difference")),
+    "ledger": {"checkpoint": dict.fromkeys(CHECKPOINT_FIELDS), "entries": None, "balances": None},
+    "signature": dict.fromkeys(("key_id", "signature")),
+}
+"""Every field of ``reserve-ledger-attestation/v1``, at every level: a document with any other
+field fails ``format`` (the signature covers it, but no verifier would read it)."""
+
+
+def schema_findings(value: Any, schema: Schema, path: tuple[str | int, ...] = ()) -> list[str]:
+    """Each field of ``value`` (an object, or a list of objects) that ``schema`` does not define
+    (as deep as the schema, never deeper: a list nested in a list is not followed)."""
+    if isinstance(value, list):
+        items = [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
+        return [f for i, item in items for f in schema_findings(item, schema, (*path, i))]
+    if not isinstance(value, dict):
+        return []
+    found = [f"unknown field {u}" for u in unknown_fields(value, schema, path)]
+    for name, inner in schema.items():
+        if inner is not None and name in value:
+            found += schema_findings(value[name], inner, (*path, name))
+    return found
 
 
 # --- the signed bytes -------------------------------------------------------------------------
@@ -112,8 +196,50 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class VaultFigures:
+    """A vault's amounts as the verifier recomputed them, in satoshis: ``chain`` the sum of the
+    outputs the document proves, ``books`` its account's balance summed from the checkpointed
+    entries."""
+
+    name: str
+    outputs: int
+    chain: int
+    books: int
+
+    @property
+    def difference(self) -> int:
+        """Chain minus books: negative is a shortfall, positive more on chain than booked."""
+        return self.chain - self.books
+
+    def line(self) -> str:
+        d = self.difference
+        verdict = (
+            "equal"
+            if d == 0
+            else f"{format_btc(-d)} BTC SHORT"
+            if d < 0
+            else f"{format_btc(d)} BTC more on chain than in the books"
+        )
+        return (
+            f"vault {self.name}: chain {format_btc(self.chain)} BTC ({self.outputs} outputs proven), "
+            f"books {format_btc(self.books)} BTC, difference {'+' if d > 0 else ''}{format_btc(d)} BTC "
+            f"({verdict})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "outputs": self.outputs,
+            "chain": self.chain,
+            "books": self.books,
+            "difference": self.difference,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     checks: tuple[Check, ...]
+    figures: tuple[VaultFigures, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -124,19 +250,55 @@ class Verification:
         """Names of the checks that failed."""
         return tuple(c.name for c in self.checks if not c.ok)
 
+    @property
+    def integrity_failed(self) -> tuple[str, ...]:
+        """The failed checks that say the document is not what the ledger signed or the chain
+        holds (every check but ``reserves``)."""
+        return tuple(n for n in self.failed if n in INTEGRITY_CHECKS)
+
     def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
 
     def lines(self) -> list[str]:
-        """One line per check (``ok``) or finding (``FAIL``); the document's text in them is the
-        other side's, so control characters are shown escaped (:func:`printable`)."""
+        """One line per check (``ok``) or finding (``FAIL``), then each vault's recomputed chain,
+        books and difference; the document's text in them is the other side's, so control
+        characters are shown escaped (:func:`printable`)."""
         out = []
         for c in self.checks:
             if c.ok:
                 out.append(printable(f"ok    {c.name}" + (f": {c.note}" if c.note else "")))
             for f in c.findings:
                 out.append(printable(f"FAIL  {c.name}: {f}"))
+        out += [printable(f"      {v.line()}") for v in self.figures]
         return out
+
+    def verdict(self, failed: Sequence[str] | None = None) -> str:
+        """The last line: ``FAIL: <checks>`` (``failed``: these instead of :attr:`failed`, e.g.
+        with ``node``), ``OK ... with differences`` naming each vault holding more on chain than
+        in its books, or ``OK: the attestation verifies``."""
+        failed = self.failed if failed is None else failed
+        short = [v for v in self.figures if v.difference < 0] if "reserves" in failed else []
+        if failed:
+            return printable(
+                f"FAIL: {', '.join(failed)}"
+                + (
+                    " (chain below the books: "
+                    + ", ".join(f"vault {v.name} {format_btc(-v.difference)} BTC short" for v in short)
+                    + ")"
+                    if short
+                    else ""
+                )
+            )
+        more = [v for v in self.figures if v.difference > 0]
+        if more:
+            return printable(
+                "OK: the attestation verifies, with differences not explained by the document: "
+                + ", ".join(
+                    f"vault {v.name} holds {format_btc(v.difference)} BTC more on chain" for v in more
+                )
+                + " than in the books (deposits not yet booked, or spends booked before they confirmed)"
+            )
+        return "OK: the attestation verifies"
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -491,7 +653,10 @@ def _check_sums(doc: dict[str, Any], c: _Checks) -> None:
             )
 
 
-def _check_ledger(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> dict[str, Any]:
+def _check_ledger(
+    doc: dict[str, Any], keys: dict[str, bytes], c: _Checks
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """The checkpoint object, and every vault-type account's balance summed from the entries."""
     ledger = _get(doc, "ledger", dict, "document")
     cp = _get(ledger, "checkpoint", dict, "ledger")
     size, ts = _nat(cp, "tree_size", "checkpoint"), _nat(cp, "timestamp", "checkpoint")
@@ -578,7 +743,59 @@ def _check_ledger(doc: dict[str, Any], keys: dict[str, bytes], c: _Checks) -> di
         c.fail("balances", f"vaults {', '.join(missing)} are defined in the journal but not attested")
     if not c.found["balances"]:
         c.notes["balances"] = f"{len(computed)} vault accounts recomputed from {len(entries)} entries"
-    return dict(cp)
+    return dict(cp), computed
+
+
+def _check_reserves(
+    doc: dict[str, Any], scripts: Proven, books: Mapping[str, int], c: _Checks
+) -> tuple[VaultFigures, ...]:
+    """Each vault's proven chain amount against its recomputed books, and the document's stated
+    differences against them: a vault short on chain fails, one with more on chain is noted.
+    Judged only when the outputs and the books verified (otherwise those checks said why, and the
+    figures, still printed, count only what verified)."""
+    figures = tuple(
+        VaultFigures(
+            v["name"],
+            len(scripts.get(v["name"], [])),
+            sum(o[2] for o in scripts.get(v["name"], [])),
+            books.get(v["account"], 0),
+        )
+        for v in doc["vaults"]
+    )
+    unverified = [n for n in ("outputs", "checkpoint", "balances") if c.found[n]]
+    if unverified:
+        c.notes["reserves"] = f"not judged: {', '.join(unverified)} did not verify"
+        return figures
+    for v, fig in zip(doc["vaults"], figures, strict=True):
+        if v["difference"] != fig.difference:
+            c.fail(
+                "reserves",
+                f"vault {fig.name}: the document states a difference of {v['difference']} sat, the "
+                f"verifier finds {fig.difference} sat ({fig.chain} proven on chain, {fig.books} booked)",
+            )
+        if fig.difference < 0:
+            c.fail(
+                "reserves",
+                f"vault {fig.name}: the chain holds {format_btc(-fig.difference)} BTC less than the books "
+                f"({format_btc(fig.chain)} proven, {format_btc(fig.books)} booked): a shortfall, or an "
+                "output left out of the document (`reserve attest verify --node` searches for those)",
+            )
+    total = sum(f.difference for f in figures)
+    if doc["totals"]["difference"] != total:
+        c.fail(
+            "reserves",
+            f"the document states a total difference of {doc['totals']['difference']} sat, "
+            f"the verifier finds {total} sat",
+        )
+    more = [f.name for f in figures if f.difference > 0]
+    if not c.found["reserves"]:
+        c.notes["reserves"] = (
+            "no vault's chain amount is below its books"
+            + (f"; more on chain than in the books: {', '.join(more)}" if more else "")
+            if figures
+            else "no vaults"
+        )
+    return figures
 
 
 def _check_control(doc: dict[str, Any], cp: dict[str, Any], scripts: Proven, c: _Checks) -> None:
@@ -632,10 +849,13 @@ def verify_attestation(doc: Any, public_keys: Iterable[bytes]) -> Verification:
         return c.result()
     if not keys:
         c.fail("signature", "no trusted public key given")
+    figures: tuple[VaultFigures, ...] = ()
     try:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
             raise _Malformed(f"not an attestation: format is {found!r}, expected {FORMAT!r}")
+        for finding in schema_findings(doc, SCHEMA):
+            c.fail("format", f"{finding}: {FORMAT} defines no such field")
         _timestamp(_get(doc, "created_at", str, "document"))
         _check_signature(doc, keys, c)
         headers = _check_headers(doc, c)
@@ -643,11 +863,12 @@ def verify_attestation(doc: Any, public_keys: Iterable[bytes]) -> Verification:
         proven = _check_proofs(doc, headers, c)
         scripts = _check_outputs(doc, headers, txs, proven, c)
         _check_sums(doc, c)
-        cp = _check_ledger(doc, keys, c)
+        cp, books = _check_ledger(doc, keys, c)
         _check_control(doc, cp, scripts, c)
+        figures = _check_reserves(doc, scripts, books, c)
     except _Malformed as exc:
         c.fail("format", str(exc))
-    return c.result()
+    return dataclasses.replace(c.result(), figures=figures)
 
 
 SEARCH_LIMIT = 100_000
@@ -766,7 +987,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = verify_attestation(doc, pems)
     for line in result.lines():
         print(line)
-    print("OK: the attestation verifies" if result.ok else f"FAIL: {', '.join(result.failed)}")
+    print(OFFLINE_NOTE)
+    print(result.verdict())
     return 0 if result.ok else 1
 
 

@@ -7,8 +7,10 @@ Three steps, so no database transaction is ever held across a call to the node:
    address index issued per vault) and :func:`read_chain` (RPC: each vault wallet's view, one
    ``scantxoutset`` pass over every vault descriptor as far as the wallets watch and addresses
    were issued, the raw transactions, where recorded blocks stand);
-2. **judge** — :func:`ledger.chain.audit_judge.judge`, pure: findings, pending movements, totals
-   (the values in and out: :mod:`ledger.chain.audit_report`);
+   then :func:`read_outflows` (a short read: every transaction spending a vault's outputs, gated
+   or not, with the gate's facts for the others: :mod:`ledger.chain.outflows`);
+2. **judge** — :func:`ledger.chain.audit_judge.judge`, pure: findings, pending movements, totals,
+   the outflows judged against the gate (the values in and out: :mod:`ledger.chain.audit_report`);
 3. **write** — :func:`store_audit` (one short transaction): checks the journal is still the one
    audited, signs a checkpoint of it, keeps the audit row and appends an ``audit`` record to the
    tamper-evident log (so a changed audit row is caught by ``ledger verify``).
@@ -19,6 +21,7 @@ The report's JSON form (``schema`` = ``reserve-ledger-audit/v2``) is documented 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
@@ -35,7 +38,8 @@ from custody.rpc import RpcClient
 from custody.wallet import ScanResult, scan_vaults
 from custody.wallet_txs import wallet_tx_states
 from custody.wallet_view import WalletView, read_wallet_view
-from ledger.chain.audit_judge import judge
+from ledger.chain.audit_history import past_audit_findings, past_audits
+from ledger.chain.audit_judge import conflicted_txids, judge
 from ledger.chain.audit_report import (
     SCHEMA,
     AuditReport,
@@ -51,6 +55,7 @@ from ledger.chain.audit_report import (
     VaultFacts,
 )
 from ledger.chain.issuance import issued_ranges
+from ledger.chain.outflows import Outflows, acknowledged_outflows, gather_outflows
 from ledger.chain.recording import VaultScripts
 from ledger.chain.vaults import Vault, list_vaults
 from ledger.errors import Conflict, LedgerError
@@ -75,6 +80,7 @@ __all__ = [
     "audit_of",
     "read_books",
     "read_chain",
+    "read_outflows",
     "run_audit",
     "store_audit",
 ]
@@ -164,6 +170,7 @@ def read_books(session: Session, public_key_pem: bytes) -> Gathered:
         vaults=vaults,
         vault_accounts=vault_accounts,
         entries=entries,
+        past_audits=past_audits(session),
     )
     return Gathered(books, tuple(stored), issued_ranges(session))
 
@@ -216,7 +223,9 @@ def _read_chain_once(rpc: RpcClient, gathered: Gathered) -> ChainFacts:
     # leaves out a deposit conflicted by a transaction that pays no vault)
     unconfirmed = [e.txid for e in entries if not _confirmed(txs.get(e.txid))]
     states = wallet_tx_states(rpc, wallet_names, unconfirmed) if unconfirmed else {}
-    places = block_places(rpc, [e.block_hash for e in entries if e.block_hash])
+    # where booked entries' blocks stand, and the blocks past audit records say they saw
+    audited = [a.best_block for a in gathered.books.past_audits]
+    places = block_places(rpc, [e.block_hash for e in entries if e.block_hash] + audited)
     return ChainFacts(
         chain=info.chain,
         height=info.blocks,
@@ -235,19 +244,57 @@ def _confirmed(tx: ChainTx | None) -> bool:
     return tx is not None and tx.block is not None and tx.block.in_best_chain
 
 
+def read_outflows(session: Session, gathered: Gathered, chain: ChainFacts) -> Outflows:
+    """The books' side of every transaction the chain read found spending a vault's outputs
+    (:mod:`ledger.chain.outflows`: gated or not, the gate's facts and limits for the others) and
+    the acknowledged ones; a short read after the chain was read."""
+    conflicts = conflicted_txids(chain.wallets, chain.entry_states)
+    txs = [
+        t
+        for t in chain.txs.values()
+        if t.txid not in conflicts and (t.block is None or t.block.in_best_chain)
+    ]
+    items = gather_outflows(session, txs, chain.by_script, chain.ranges, chain.height, gathered.vaults)
+    return Outflows(items, acknowledged_outflows(session))
+
+
 def run_audit(session: Session, rpc: RpcClient, public_key_pem: bytes, *, min_conf: int = 1) -> AuditReport:
     """Gather (``session`` is only read) and judge; nothing is written (see :func:`store_audit`)."""
     gathered = read_books(session, public_key_pem)
-    return audit_of(gathered.books, read_chain(rpc, gathered), min_conf=min_conf)
+    chain = read_chain(rpc, gathered)
+    outflows = read_outflows(session, gathered, chain)
+    return audit_of(gathered.books, chain, min_conf=min_conf, outflows=outflows)
 
 
-def audit_of(books: Books, chain: ChainFacts, *, min_conf: int) -> AuditReport:
+def audit_of(
+    books: Books, chain: ChainFacts, *, min_conf: int, outflows: Outflows | None = None
+) -> AuditReport:
     """Judge gathered facts (stamped with the time of judging)."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return judge(books, chain, min_conf=min_conf, audited_at=now)
+    report = judge(books, chain, min_conf=min_conf, audited_at=now, outflows=outflows)
+    forged = past_audit_findings(books.past_audits, chain.places)
+    return dataclasses.replace(report, findings=report.findings + forged) if forged else report
 
 
 # --- write ------------------------------------------------------------------------------------
+
+
+def _refuse_if_appended(session: Session, report: AuditReport) -> None:
+    """:class:`Conflict` when entries were appended since the audit read the journal.
+
+    Entries are numbered 1..N, so the highest number is the count the audit read, unless an
+    entry was inserted past a gap outside the service (seq 9999 after 41): then the count tells,
+    and the gap is a finding of the audit's own verification, not a race to run again for.
+    """
+    now = last_seq(session)
+    if now == report.tree_size:
+        return
+    count = int(session.scalar(select(func.count()).select_from(EntryRow)) or 0)
+    if count != report.tree_size:
+        raise Conflict(
+            f"the journal has {count} entries but the audit read {report.tree_size}: it changed while "
+            "the audit ran; run `reserve audit` again"
+        )
 
 
 def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -> tuple[int, int | None]:
@@ -261,12 +308,7 @@ def store_audit(session: Session, report: AuditReport, key: Ed25519PrivateKey) -
     """
     from ledger.journal.records import RecordKind, append_record, audit_body
 
-    now = last_seq(session)
-    if now != report.tree_size:
-        raise Conflict(
-            f"the journal has {now} entries but the audit read {report.tree_size}: it changed while "
-            "the audit ran; run `reserve audit` again"
-        )
+    _refuse_if_appended(session, report)
     checkpoint_id = None
     # a journal that fails its own verification, or a key that may not sign, signs nothing: the
     # audit is kept alone

@@ -46,13 +46,18 @@ from ledger.chain.audit_report import (
     VaultFacts,
 )
 from ledger.chain.movement import Movement, classify, describe
+from ledger.chain.outflows import Outflows, judge_outflows, ungated_findings
 from ledger.journal.entry import EntryKind
 
 # --- judging ----------------------------------------------------------------------------------
 
 
-def judge(books: Books, chain: ChainFacts, *, min_conf: int, audited_at: str) -> AuditReport:
-    """Compare the books with the chain facts; findings, never exceptions, for what differs."""
+def judge(
+    books: Books, chain: ChainFacts, *, min_conf: int, audited_at: str, outflows: Outflows | None = None
+) -> AuditReport:
+    """Compare the books with the chain facts; findings, never exceptions, for what differs.
+    ``outflows``: the transactions spending vault outputs (:mod:`ledger.chain.outflows`), each
+    judged against the gate; an ungated one nobody acknowledged is an ``ungated-spend`` finding."""
     findings = [
         Finding(
             FindingCode.LEDGER_VERIFICATION,
@@ -89,6 +94,8 @@ def judge(books: Books, chain: ChainFacts, *, min_conf: int, audited_at: str) ->
         + entry_findings
         + judge_unrecorded(books, chain, booked, conflicts)
     )
+    outflow_checks = judge_outflows(outflows.items, outflows.acknowledged) if outflows else ()
+    findings += ungated_findings(outflow_checks)
     totals = {
         "ledger": books.reserve,
         "ledger_vaults": sum(r.ledger for r in rows),
@@ -118,6 +125,7 @@ def judge(books: Books, chain: ChainFacts, *, min_conf: int, audited_at: str) ->
         pending=tuple(pending),
         findings=tuple(findings),
         totals=totals,
+        outflows=outflow_checks,
     )
 
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.chain import BlockPlace, ChainTx
 from custody.wallet import ScanResult
 from custody.wallet_txs import WalletTxState
 from custody.wallet_view import WalletView
 from ledger.chain.movement import MovementKind
+
+if TYPE_CHECKING:
+    from ledger.chain.outflows import OutflowCheck
 
 SCHEMA = "reserve-ledger-audit/v2"
 
@@ -38,6 +41,7 @@ class FindingCode(StrEnum):
     SHALLOW = "shallow"
     AMOUNT_MISMATCH = "amount-mismatch"
     UNCLASSIFIABLE = "unclassifiable"
+    UNGATED_SPEND = "ungated-spend"
 
 
 class EntryStatus(StrEnum):
@@ -93,6 +97,16 @@ class BookedEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PastAudit:
+    """What an ``audit`` record of the log says its audit saw."""
+
+    seq: int  # the record's entry number
+    audit_id: object  # as recorded (an int when the service wrote it)
+    height: object
+    best_block: str  # 64 hex digits
+
+
+@dataclass(frozen=True, slots=True)
 class Books:
     tree_size: int
     root: str
@@ -102,6 +116,7 @@ class Books:
     vaults: tuple[VaultFacts, ...]
     vault_accounts: tuple[VaultAccount, ...]
     entries: tuple[BookedEntry, ...]
+    past_audits: tuple[PastAudit, ...] = ()  # what each audit record says it saw (ledger.chain.audit_history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +206,7 @@ class AuditReport:
     pending: tuple[Pending, ...]
     findings: tuple[Finding, ...]
     totals: dict[str, int] = field(default_factory=dict)
+    outflows: tuple[OutflowCheck, ...] = ()  # every transaction spending a vault's outputs, judged
 
     @property
     def ok(self) -> bool:
@@ -203,4 +219,5 @@ class AuditReport:
             v["chain_total"] = row.chain_total
         for p in data["pending"]:
             p["flows"] = dict(p["flows"])
+        data["outflows"] = [c.to_json() for c in self.outflows]
         return data

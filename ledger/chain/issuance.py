@@ -23,10 +23,12 @@ session factory for reads and one for writes (the CLI's ``App.read_session``/``A
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
@@ -34,9 +36,10 @@ from custody.network import Network
 from custody.rpc import RpcClient
 from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchedBranch, cover_range
 from ledger.chain.vaults import Vault, get_vault
-from ledger.errors import Conflict, InvalidInput, LedgerError
-from ledger.journal.records import RecordKind, append_record, records
+from ledger.errors import Conflict, InvalidInput
+from ledger.journal.records import RecordKind, append_record
 from ledger.store.db import lock_journal
+from ledger.store.models import EntryRow
 
 MAX_COUNT = 1_000
 """At most this many addresses per request: a deposit needs one, a batch of invoices a few hundred."""
@@ -58,13 +61,15 @@ def issued_ranges(session: Session) -> dict[str, int]:
     """``vault name -> highest address index ever issued + 1`` (receive and change together).
 
     Vaults that were never issued an address are absent. Scanning indexes ``0..n-1`` of both
-    branches of each vault covers every address handed out.
+    branches of each vault covers every address handed out. Only well-formed records count: one
+    out of bounds (:func:`issued_findings`) is never scanned to.
     """
-    out: dict[str, int] = {}
-    for record in records(session, RecordKind.ADDRESSES_ISSUED):
-        vault, index = _issued_body(record.body, record.seq)
-        out[vault] = max(out.get(vault, 0), index + 1)
-    return out
+    return read_issued(session).ranges
+
+
+def issued_findings(session: Session) -> list[str]:
+    """Every ``addresses-issued`` record the service cannot have written (``ledger verify``)."""
+    return list(read_issued(session).findings)
 
 
 def record_issued(session: Session, vault: str, index: int, change: bool) -> None:
@@ -75,19 +80,74 @@ def record_issued(session: Session, vault: str, index: int, change: bool) -> Non
     concurrent requests record one index each at most once.
     """
     _check_index(index)
+    if index > MAX_ISSUE_INDEX:
+        raise InvalidInput(
+            f"address index {index:,} is past {MAX_ISSUE_INDEX:,}, the highest index handed out; "
+            "give a smaller --index, or rotate to a new vault"
+        )
     lock_journal(session)
     if index < issued_ranges(session).get(vault, 0):
         return
     append_record(session, RecordKind.ADDRESSES_ISSUED, {"vault": vault, "change": change, "index": index})
 
 
-def _issued_body(body: dict[str, object], seq: int) -> tuple[str, int]:
-    vault, index = body.get("vault"), body.get("index")
-    if not isinstance(vault, str) or isinstance(index, bool) or not isinstance(index, int):
-        raise LedgerError(
-            f"log record #{seq} (addresses-issued) has no vault name and index: {body!r}; "
-            "run `reserve ledger verify` and restore the database from a backup if it fails"
-        )
+@dataclass(frozen=True, slots=True)
+class IssuedLog:
+    """The ``addresses-issued`` records as readers use them: the ranges of the well-formed ones,
+    and a finding (with its entry number and value) for each other one, which no range uses."""
+
+    ranges: dict[str, int]
+    findings: tuple[str, ...]
+
+
+def read_issued(session: Session) -> IssuedLog:
+    """Read every ``addresses-issued`` record (one query) and judge it (:func:`judge_issued`)."""
+    rows = session.execute(
+        select(EntryRow.seq, EntryRow.memo)
+        .where(EntryRow.kind == RecordKind.ADDRESSES_ISSUED.value)
+        .order_by(EntryRow.seq)
+    ).all()
+    return judge_issued((int(seq), str(memo)) for seq, memo in rows)
+
+
+def judge_issued(rows: Iterable[tuple[int, str]]) -> IssuedLog:
+    """Pure: ``(seq, memo)`` of each record -> ranges and findings. A record counts only when its
+    body names a vault, a boolean branch and an integer index within ``0..MAX_ISSUE_INDEX``, the
+    only ones the service writes: an index out of bounds (``10**12``, ``-5``) written behind its
+    back would otherwise make every later scan derive that many addresses."""
+    ranges: dict[str, int] = {}
+    findings: list[str] = []
+    for seq, memo in rows:
+        issued = _issued_value(memo)
+        if isinstance(issued, str):
+            findings.append(
+                f"addresses-issued record #{seq} {issued}: the service never writes one (it was "
+                "appended outside the service); it is ignored, addresses are scanned only as far as "
+                "the valid records say; restore the database from a backup"
+            )
+            continue
+        vault, index = issued
+        ranges[vault] = max(ranges.get(vault, 0), index + 1)
+    return IssuedLog(ranges, tuple(findings))
+
+
+def _issued_value(memo: str) -> tuple[str, int] | str:
+    """``(vault, index)`` of a well-formed record's memo, else what is wrong with it."""
+    try:
+        body = json.loads(memo)
+    except ValueError:
+        return "is not JSON"
+    if not isinstance(body, dict):
+        return "is not a JSON object"
+    vault, index, change = body.get("vault"), body.get("index"), body.get("change")
+    if not isinstance(vault, str) or not vault:
+        return f"names no vault ({vault!r})"
+    if not isinstance(change, bool):
+        return f"of vault {vault!r} has no change flag (true or false, not {change!r})"
+    if isinstance(index, bool) or not isinstance(index, int):
+        return f"of vault {vault!r} has index {index!r}, not an integer"
+    if not 0 <= index <= MAX_ISSUE_INDEX:
+        return f"of vault {vault!r} has index {index:,}, outside 0..{MAX_ISSUE_INDEX:,}"
     return vault, index
 
 

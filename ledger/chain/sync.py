@@ -18,7 +18,9 @@ A transaction of a spend made through ``reserve spend`` (:mod:`ledger.spend`) is
 spend's memo, each allowlist destination's amount to that counterparty's account (opened when
 needed) and a transfer to another vault as such; in the same write the spend gets its
 ``confirmed`` event naming the entry, and an open spend whose coins another transaction spent is
-``conflicted`` (:mod:`ledger.spend.settle`).
+``conflicted`` (:mod:`ledger.spend.settle`). A booked transaction spending a vault's outputs that
+did not pass the gate (the exact transaction of ``reserve spend broadcast``) is reported with the
+rules it breaks (:mod:`ledger.chain.outflows`); the audit keeps reporting it until acknowledged.
 
 Idempotent: a second run books nothing.
 """
@@ -36,6 +38,13 @@ from custody.errors import WalletNotFound
 from custody.rpc import RpcClient
 from custody.wallet_txs import list_wallet_txs
 from ledger.chain.movement import Movement, classify
+from ledger.chain.outflows import (
+    OutflowCheck,
+    acknowledged_outflows,
+    gather_outflows,
+    judge_outflows,
+    spends_vault,
+)
 from ledger.chain.recording import (
     Books,
     SessionFactory,
@@ -143,6 +152,7 @@ class SyncReport:
     pending: tuple[str, ...]  # unconfirmed transactions of the vaults: record after they confirm
     skipped: tuple[Skipped, ...]  # what could not be booked, with why and what to do
     spends: tuple[Settlement, ...] = ()  # spends confirmed or conflicted by this sync
+    ungated: tuple[OutflowCheck, ...] = ()  # booked outflows that never passed the gate, judged
 
     @property
     def unconfirmed(self) -> int:
@@ -345,6 +355,7 @@ def sync(
     settle_plan: SettlePlan = gather_settle(rpc, still_open, books.vaults)
     tip = rpc.get_block_count()
     found, skipped = judge_sync(plan)
+    ungated = _ungated(read, plan, [m.txid for _, _, m in found], tip)
     conflicted = judge_settle(settle_plan)
     settled: list[Settlement] = []
     if dry_run:
@@ -360,4 +371,20 @@ def sync(
         unlock_settled(rpc, read, settled)
     pending = tuple(sorted(plan.known.unconfirmed - plan.orphaned))
     already = len(plan.known.confirmed & plan.books.booked.keys())
-    return SyncReport(tuple(items), dry_run, already, pending, tuple(skipped), tuple(settled))
+    return SyncReport(tuple(items), dry_run, already, pending, tuple(skipped), tuple(settled), ungated)
+
+
+def _ungated(
+    read: SessionFactory, plan: SyncPlan, txids: Sequence[str], tip: int
+) -> tuple[OutflowCheck, ...]:
+    """The transactions to book that spend a vault's outputs without having passed the gate,
+    judged against it (:mod:`ledger.chain.outflows`; the audit reports them until acknowledged)."""
+    txs = [plan.txs[t] for t in txids if t in plan.txs]
+    if not any(spends_vault(t, plan.scripts.by_script) for t in txs):
+        return ()
+    with read() as s:
+        outflows = gather_outflows(
+            s, txs, plan.scripts.by_script, plan.scripts.ranges, tip, plan.books.vaults
+        )
+        acknowledged = acknowledged_outflows(s)
+    return tuple(c for c in judge_outflows(outflows, acknowledged) if not c.outflow.gated)

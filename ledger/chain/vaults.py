@@ -16,6 +16,7 @@ deleted or inserted behind the application's back, so no attacker's descriptor i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from custody.descriptor import MultisigDescriptor
 from custody.errors import PolicyViolation
 from custody.keys import HeldKey, shorten
 from custody.network import Network
-from custody.policy import Policy, check_vault_policy
+from custody.policy import Policy, check_vault_policy, keys_by_material
 from custody.wallet import vault_wallet_name
 from ledger.errors import Conflict, InvalidInput, NotFound, TamperDetected
 from ledger.journal.accounts import add_account
@@ -175,13 +176,13 @@ def retired_keys(session: Session) -> dict[str, str]:
 def _retired_key_findings(session: Session, descriptor: MultisigDescriptor) -> tuple[str, ...]:
     """A key of a retired vault never serves a new one: the same keys make the same addresses, so
     both vaults' wallets would see the same coins and each deposit could be booked to either."""
-    retired = retired_keys(session)
+    retired = keys_by_material(retired_keys(session))
     return tuple(
-        f"key {position} ({shorten(str(key), 40)}) was a key of retired vault {retired[key.xpub]!r}; "
-        "a key serves only one vault, ever (a new vault with it would watch the retired vault's "
-        "addresses): use a fresh account key (another BIP-48 account index)"
+        f"key {position} ({shorten(str(key), 40)}) was a key of retired vault "
+        f"{retired[key.material]!r}; a key serves only one vault, ever (a new vault with it would "
+        "watch the retired vault's addresses): use a fresh account key (another BIP-48 account index)"
         for position, key in enumerate(descriptor.keys, start=1)
-        if key.xpub in retired
+        if key.material in retired
     )
 
 
@@ -426,6 +427,62 @@ def _differences(name: str, record: Record, stored: Mapping[str, Any]) -> list[s
     return findings
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(descriptor: str) -> MultisigDescriptor:
+    """A recorded descriptor, parsed once per process (every vault read checks every record)."""
+    return MultisigDescriptor.parse(descriptor)
+
+
+def key_reuse_findings(recorded: RecordedVaults) -> list[tuple[str, str]]:
+    """Pure: ``(vault, finding)`` for a key serving two vaults, or one vault twice, by the
+    vault-added records in log order (retired vaults too: a key serves one vault, ever). Keys are
+    compared by what derives the addresses (:attr:`~custody.keys.ExtendedKey.material`, as the
+    descriptor itself has them), whatever their order or header fields: two vaults with one key
+    watch the same addresses, so each deposit could be booked to either. ``vault add`` refuses
+    this, so a record that does it was appended outside the service; the later vault is named.
+    Also a record whose key list is not its descriptor's keys in order."""
+    owner: dict[bytes, tuple[str, int, int]] = {}  # material -> (vault, record seq, key position)
+    findings: list[tuple[str, str]] = []
+    added = sorted((r for found in recorded.added.values() for r in found), key=lambda r: r.seq)
+    for record in added:
+        name = str(record.body.get("vault"))
+        try:
+            descriptor = _parsed(str(record.body.get("descriptor")))
+        except InvalidInput as e:
+            findings.append(
+                (name, f"vault {name!r}: the descriptor of record #{record.seq} cannot be read: {e}")
+            )
+            continue
+        listed = record.body.get("keys")
+        xpubs = [k.get("xpub") for k in listed if isinstance(k, dict)] if isinstance(listed, list) else []
+        if xpubs != [k.xpub for k in descriptor.keys]:
+            findings.append(
+                (
+                    name,
+                    f"vault {name!r}: the keys listed by record #{record.seq} are not its descriptor's "
+                    f"keys in order: it was appended outside the service; {_RESTORE}",
+                )
+            )
+        for position, key in enumerate(descriptor.keys, start=1):
+            first = owner.setdefault(key.material, (name, record.seq, position))
+            if first == (name, record.seq, position):
+                continue
+            whose = (
+                f"its own key {first[2]}"
+                if first[1] == record.seq
+                else f"key {first[2]} of vault {first[0]!r} (record #{first[1]})"
+            )
+            findings.append(
+                (
+                    name,
+                    f"vault {name!r} (record #{record.seq}): key {position} ({shorten(key.xpub)}) is "
+                    f"{whose}: keys must be unique across vaults, in any order (`vault add` refuses "
+                    f"a reused key; this record was appended outside the service); {_RESTORE}",
+                )
+            )
+    return findings
+
+
 def vault_findings(session: Session, name: str | None = None) -> list[str]:
     """Every disagreement between the vault tables and the vault records of the log (of vault
     ``name``, or of every vault); empty when they agree."""
@@ -441,6 +498,7 @@ def vault_findings(session: Session, name: str | None = None) -> list[str]:
             findings.append(
                 f"vault {vault!r} has a vault-retired record but was never defined in the log; {_RESTORE}"
             )
+    findings += [text for vault, text in key_reuse_findings(recorded) if name in (None, vault)]
     return findings
 
 

@@ -150,10 +150,11 @@ def prepare(app: App, height: int | None, out_dir: Path, as_json: bool) -> None:
     spend; then `reserve attest finish DIR --signed FILE ...`.
     """
     from ledger.attest.store import control_requests, draft_attestation
-    from ledger.files import make_directory, write_text
+    from ledger.files import check_directory, make_directory, write_text
     from ledger.journal.checkpoint import load_signing_key
 
     make_directory(out_dir)
+    check_directory(out_dir)  # before a checkpoint is signed for the draft
     key = load_signing_key(app.settings.signing_key_path)
     chain, infos = _gather(app, height)
     with app.session() as s:
@@ -309,6 +310,7 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
     """Check an attestation: offline (signature, Merkle proofs, headers, sums, proofs of control,
     checkpoint and balances), and with --node against a node. Exit 0 valid, 1 not."""
     from ledger.attest.verify_doc import (
+        OFFLINE_NOTE,
         SEARCH_LIMIT,
         load_document,
         printable,
@@ -332,7 +334,7 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
     lines = result.lines()
     failed = list(result.failed)
     against_node: list[str] = []
-    if node and result.ok:
+    if node and not result.integrity_failed:  # a shortfall too: the node may say what is missing
         from ledger.attest.node_check import check_against_node
 
         height = doc["height"]
@@ -345,22 +347,29 @@ def verify(app: App, document: Path, pubkey: tuple[Path, ...], node: bool, gap: 
         if against_node:
             failed.append("node")
     ok = not failed
+    searched = node and not result.integrity_failed  # outputs left out: only the node sees them
+    verdict = result.verdict(failed)
     if as_json:
         app.print_json(
             {
                 "ok": ok,
                 "failed": failed,
+                "verdict": verdict,
                 "checks": [
                     {"name": c.name, "ok": c.ok, "findings": list(c.findings), "note": c.note}
                     for c in result.checks
                 ],
-                "node": None if not node else {"ok": not against_node, "findings": against_node},
+                "vaults": [v.to_json() for v in result.figures],  # recomputed, satoshis
+                "node": None if not searched else {"ok": not against_node, "findings": against_node},
+                "outputs_left_out_searched": searched,
             }
         )
     else:
         for line in lines:
             click.echo(line)
-        click.echo("OK: the attestation verifies" if ok else f"FAIL: {', '.join(failed)}")
+        if not searched:
+            click.echo(OFFLINE_NOTE + ("" if not node else " (not searched: the document failed offline)"))
+        click.echo(verdict)
     return 0 if ok else EXIT_FINDINGS
 
 

@@ -164,6 +164,7 @@ RECORD_SUBCOMMANDS: tuple[click.Command, ...] = (
 def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
     """Record the on-chain movements of watched vaults that are not in the ledger yet."""
     from ledger.chain.movement import describe
+    from ledger.chain.outflows import describe as outflow_line
     from ledger.chain.sync import sync as run_sync
 
     report = run_sync(app.read_session, app.session, app.rpc(), vault=vault, dry_run=dry_run)
@@ -178,6 +179,9 @@ def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
         click.echo(f"pending: {txid} is unconfirmed; sync again after it confirms")
     for skip in report.skipped:
         click.echo(f"skipped: {skip.txid or 'vault ' + str(skip.vault)}: {skip.reason}")
+    for c in report.ungated:
+        state = "acknowledged" if c.acknowledged else "a finding of every audit until acknowledged"
+        click.echo(f"ungated spend ({state}): {outflow_line(c)}")
     for st in report.spends:
         if st.state == "confirmed":
             click.echo(
@@ -201,6 +205,7 @@ def _sync_json(report: SyncReport) -> dict[str, object]:
         "unconfirmed": report.unconfirmed,
         "pending": list(report.pending),
         "skipped": [{"txid": s.txid, "vault": s.vault, "reason": s.reason} for s in report.skipped],
+        "ungated": [c.to_json() for c in report.ungated],
         "spends": [
             {
                 "spend": st.spend,
@@ -231,6 +236,8 @@ def _sync_json(report: SyncReport) -> dict[str, object]:
 
 
 def render_audit(app: App, report: AuditReport) -> None:
+    from ledger.chain.outflows import describe as outflow_line
+
     t = Table(title=f"Audit at height {report.height} (min-conf {report.min_conf})")
     for col in (
         "vault",
@@ -277,6 +284,9 @@ def render_audit(app: App, report: AuditReport) -> None:
             )
     for p in report.pending:
         click.echo(f"pending (unconfirmed, not a finding): {p.description}, transaction {p.txid}")
+    for c in report.outflows:
+        if c.acknowledged and not c.outflow.gated:
+            click.echo(f"acknowledged by the vault's holders (not a finding): {outflow_line(c)}")
     click.echo(
         f"ledger: {report.tree_size} entries, root {report.root}; "
         f"{len(report.entries)} on-chain entries checked"
@@ -314,14 +324,17 @@ def audit(app: App, min_conf: int, as_json: bool) -> int:
 
     Exit 0 when everything reconciles, 1 when there are findings, 2 when the audit could not run.
     """
-    from ledger.chain.audit import audit_of, read_books, read_chain, store_audit
+    from ledger.chain.audit import audit_of, read_books, read_chain, read_outflows, store_audit
     from ledger.journal.checkpoint import load_signing_key, public_key_pem
 
     rpc = app.rpc()
     key = load_signing_key(app.settings.signing_key_path)
     with app.read_session() as s:  # gather: reads only, no write lock held across the node calls
         gathered = read_books(s, public_key_pem(key))
-    report = audit_of(gathered.books, read_chain(rpc, gathered), min_conf=min_conf)
+    chain = read_chain(rpc, gathered)
+    with app.read_session() as s:  # the vault outflows against the gate: a short read
+        outflows = read_outflows(s, gathered, chain)
+    report = audit_of(gathered.books, chain, min_conf=min_conf, outflows=outflows)
     stored: tuple[int | None, int | None] = (None, None)
     not_stored = None
     try:

@@ -39,8 +39,11 @@ from ledger.settings import normalise_db_url
 from ledger.verify_proof import ProofError, key_id
 
 if TYPE_CHECKING:  # each command imports the services it runs: `reserve --help` loads none
+    from collections.abc import Sequence
+
     from sqlalchemy.orm import Session
 
+    from ledger.chain.audit_report import PastAudit
     from ledger.journal.verify import VerifyReport
 
 DB_INT_MAX = 2**63 - 1  # BIGINT: the largest entry number or tree size the database can hold
@@ -506,16 +509,26 @@ def read_exported(path: Path) -> tuple[Checkpoint, bytes]:
     metavar="FILE",
     help="Also check against this exported checkpoint (`ledger checkpoint --export`); repeat.",
 )
+@click.option(
+    "--node",
+    "with_node",
+    is_flag=True,
+    help="Also ask the node (--rpc-url) for the block each stored audit says it saw.",
+)
 @json_option
 @pass_app
-def ledger_verify(app: App, pubkey_file: Any, checkpoint_paths: tuple[Path, ...], as_json: bool) -> int:
+def ledger_verify(
+    app: App, pubkey_file: Any, checkpoint_paths: tuple[Path, ...], with_node: bool, as_json: bool
+) -> int:
     """Recheck every entry, checkpoint and signing key; exit 1 naming the first bad entry if anything
     is off.
 
     Checkpoints by any key linked to the verifying key by key-rotation records verify. With
     --checkpoint FILE, a history rewritten or cut after that exported checkpoint is found even
-    when every checkpoint in the database was deleted.
+    when every checkpoint in the database was deleted. With --node, an audit record naming a
+    block the node does not know (or at another height) is a finding too.
     """
+    from ledger.chain.audit_history import past_audits
     from ledger.journal.keychain import key_findings, trusted_public_keys
     from ledger.journal.verify import verify_ledger
 
@@ -526,6 +539,9 @@ def ledger_verify(app: App, pubkey_file: Any, checkpoint_paths: tuple[Path, ...]
         trusted = {key_id(k) for k in keys}
         report = verify_ledger(s, keys, extra_checkpoints=[cp for cp, _ in exported])
         extra = key_findings(s, pem, from_key_file=pubkey_file is None)
+        audited = past_audits(s) if with_node else ()
+    if with_node:  # the node is asked with no transaction open
+        extra += _audits_off_chain(app, audited)
     for path, (cp, _) in zip(checkpoint_paths, exported, strict=True):
         if cp.key_id not in trusted:
             extra.append(
@@ -545,6 +561,18 @@ def ledger_verify(app: App, pubkey_file: Any, checkpoint_paths: tuple[Path, ...]
         for finding in report.findings:
             click.echo(f"  - {printable(finding)}", err=True)
     return 0 if report.ok else 1
+
+
+def _audits_off_chain(app: App, audited: Sequence[PastAudit]) -> list[str]:
+    """Each stored audit whose block the node does not know, or knows at another height."""
+    from custody.chain import block_places
+    from ledger.chain.audit_history import judge_past_audits
+
+    rpc = app.rpc()  # no node configured: said so, even with no audit to look up
+    if not audited:
+        return []
+    places = block_places(rpc, [a.best_block for a in audited])
+    return [text for text, _seq in judge_past_audits(audited, places)]
 
 
 def _verified_line(report: VerifyReport, exported: int) -> str:

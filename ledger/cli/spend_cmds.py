@@ -17,6 +17,7 @@ from ledger.cli.app import App, json_option, pass_app
 
 if TYPE_CHECKING:
     from custody.spend_gate import RuleResult
+    from ledger.chain.outflows import OutflowCheck
     from ledger.spend.view import SpendView
 
 EXIT_FINDINGS = 1
@@ -87,6 +88,7 @@ def create(
 ) -> None:
     """Propose a spend: the vault's wallet builds the PSBT, the gate checks it, spend-N.psbt is written."""
     from ledger.errors import InvalidInput, WriteFailed
+    from ledger.files import check_directory
     from ledger.spend.proposal import (
         Request,
         create_spend,
@@ -98,6 +100,7 @@ def create(
 
     if not out.is_dir():
         raise InvalidInput(f"--out {out} is not an existing directory; create it or give another")
+    check_directory(out)  # before the spend is proposed and its coins locked
     request = Request(
         vault=vault,
         payments=tuple(parse_payment(p) for p in pays),
@@ -153,6 +156,11 @@ def _show_text(v: SpendView) -> None:
     s = v.spend
     click.echo(f"spend #{s.number} from vault {s.vault}: {s.state}")
     click.echo(f"  transaction {s.txid}")
+    if any(e.detail.get("outside_gate") for e in s.events):
+        click.echo(
+            "  it never passed the gate: the key holders sent it themselves, so no rule was applied; "
+            "`reserve audit` reports it as an ungated spend until the vault's holders acknowledge it"
+        )
     click.echo(f"  memo: {s.memo}")
     for d in s.destinations:
         click.echo(f"  pays {_btc(d.amount)} to {d.kind} {d.name} ({d.address}) [output {d.index}]")
@@ -328,7 +336,8 @@ def psbt_cmd(app: App, number: int, out: Path) -> None:
 @json_option
 @pass_app
 def list_cmd(app: App, vault: str | None, open_only: bool, as_json: bool) -> None:
-    """Every spend with its state."""
+    """Every spend with its state, and every transaction spending the vaults' coins: gated (sent by
+    `spend broadcast` after the gate passed) or not, with the rules it breaks (asks the node)."""
     from ledger.cli.journal_cmds import journal_session
     from ledger.spend.events import list_spends
     from ledger.spend.view import summary
@@ -336,16 +345,55 @@ def list_cmd(app: App, vault: str | None, open_only: bool, as_json: bool) -> Non
     with journal_session(app, read_only=True) as s:
         spends = list_spends(s, vault, open_only=open_only)
     rows: list[dict[str, Any]] = [summary(x) for x in spends]
+    outflows, unseen = _outflows(app, vault)
     if as_json:
-        app.print_json({"spends": rows})
+        app.print_json(
+            {"spends": rows, "outflows": [c.to_json() for c in outflows], "outflows_unseen": unseen}
+        )
         return
     if not rows:
         click.echo("no spends")
     for r in rows:
+        outside = "" if r["gated"] or r["state"] != "confirmed" else " (sent outside: never passed the gate)"
         click.echo(
             f"#{r['spend']} {r['state']:<10} {r['vault']} -> {', '.join(r['to'])}: "
-            f"{_btc(r['amount_sat'])} {r['memo']}"
+            f"{_btc(r['amount_sat'])} {r['memo']}{outside}"
         )
+    _outflows_text(outflows, unseen)
+
+
+def _outflows(app: App, vault: str | None) -> tuple[tuple[OutflowCheck, ...], str | None]:
+    """Every transaction spending the vaults' coins, judged against the gate; or why not."""
+    from custody.errors import NodeUnreachable
+    from ledger.chain.outflows import list_outflows
+
+    if app.settings.rpc is None:
+        return (), "no node configured (--rpc-url): transactions spending the vaults' coins are not shown"
+    try:
+        return list_outflows(app.read_session, app.rpc(), vault), None
+    except NodeUnreachable as e:
+        return (), f"the node cannot be asked ({e}): transactions spending the vaults' coins are not shown"
+
+
+def _outflows_text(outflows: tuple[OutflowCheck, ...], unseen: str | None) -> None:
+    if unseen is not None:
+        click.echo(unseen)
+        return
+    if not outflows:
+        return
+    click.echo("transactions spending the vaults' coins:")
+    for c in outflows:
+        o = c.outflow
+        where = "mempool" if o.height is None else f"block {o.height}"
+        if o.gated:
+            click.echo(f"  gated    {o.txid} {o.vault}: {_btc(o.amount)} ({where}), spend #{o.spend}")
+            continue
+        label = "ungated (acknowledged)" if c.acknowledged else "UNGATED"
+        rules = ", ".join(r.rule for r in c.broken) or "no rule broken as the chain shows it"
+        if o.unjudged is not None:
+            rules = f"not judged: {o.unjudged}"
+        spend = "" if o.spend is None else f", spend #{o.spend} sent by its holders"
+        click.echo(f"  {label} {o.txid} {o.vault}: {_btc(o.amount)} ({where}{spend}); breaks: {rules}")
 
 
 COMMANDS: tuple[click.Command, ...] = (spend,)

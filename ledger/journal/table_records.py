@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ledger.journal.entry import RecordKind
 from ledger.store.models import EntryRow
-from ledger.store.spend_models import AttestationRow, PolicyChangeRow, SpendEventRow
+from ledger.store.spend_models import AttestationRow, PolicyChangeRow, SpendEventRow, SpendInputRow
 
 
 def _json_or_text(text: str) -> object:
@@ -156,4 +156,67 @@ def table_record_findings(session: Session) -> list[str]:
                 f"{table.name}: log record #{seq} ({table.kind.value}) has no row: the row was deleted "
                 "behind the application's back"
             )
+    return findings
+
+
+# --- spend_inputs: held to the proposal records -------------------------------------------------------
+
+
+def spend_input_findings(session: Session) -> list[str]:
+    """``spend_inputs`` held to the spend records: each spend's rows must be exactly the inputs
+    its proposal record (its ``spend`` record of step 0) lists, ``txid:vout`` each. The table has
+    no record of its own; a row inserted there holds a coin no spend proposed (so no proposal
+    may take it), a row deleted frees a coin an open spend still spends."""
+    proposals: dict[int, tuple[int, frozenset[str] | None]] = {}
+    for seq, memo in session.execute(
+        select(EntryRow.seq, EntryRow.memo)
+        .where(EntryRow.kind == RecordKind.SPEND.value)
+        .order_by(EntryRow.seq)
+    ):
+        body = _json_or_text(str(memo))
+        if not isinstance(body, dict) or body.get("step") != 0 or not isinstance(body.get("spend"), int):
+            continue  # not a proposal, or unreadable (table_record_findings reports it)
+        detail = body.get("detail")
+        inputs = detail.get("inputs") if isinstance(detail, dict) else None
+        listed = None
+        if isinstance(inputs, list) and all(isinstance(i, str) for i in inputs):
+            listed = frozenset(inputs)
+        proposals.setdefault(int(body["spend"]), (int(seq), listed))
+    held: dict[int, set[str]] = {}
+    for spend, txid, vout in session.execute(
+        select(SpendInputRow.spend, SpendInputRow.txid, SpendInputRow.vout).order_by(SpendInputRow.id)
+    ):
+        held.setdefault(int(spend), set()).add(f"{txid}:{vout}")
+    return judge_spend_inputs(proposals, held)
+
+
+def judge_spend_inputs(
+    proposals: Mapping[int, tuple[int, frozenset[str] | None]], held: Mapping[int, set[str]]
+) -> list[str]:
+    """Pure: ``spend -> (proposal record seq, its inputs or None when unreadable)`` against
+    ``spend -> outpoints in spend_inputs``; one finding per spend and outpoint that disagree."""
+    findings: list[str] = []
+    for spend in sorted(held.keys() | proposals.keys()):
+        rows = held.get(spend, set())
+        if spend not in proposals:
+            findings += [
+                f"spend_inputs: spend {spend} holds coin {outpoint}, but no spend {spend} was ever "
+                "proposed (no proposal record): the row was inserted outside the service"
+                for outpoint in sorted(rows)
+            ]
+            continue
+        seq, listed = proposals[spend]
+        if listed is None:
+            findings.append(f"spend {spend}: its proposal record #{seq} lists no inputs (txid:vout)")
+            continue
+        findings += [
+            f"spend_inputs: spend {spend} holds coin {outpoint}, which its proposal record #{seq} "
+            "does not list: the row was inserted outside the service"
+            for outpoint in sorted(rows - listed)
+        ]
+        findings += [
+            f"spend_inputs: spend {spend}'s proposal record #{seq} lists input {outpoint}, but "
+            "its row is missing: it was deleted outside the service (the coin looks free)"
+            for outpoint in sorted(listed - rows)
+        ]
     return findings

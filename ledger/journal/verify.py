@@ -28,7 +28,10 @@ and reports, as findings rather than exceptions:
   (:func:`ledger.chain.vaults.vault_findings`);
 - spending policy changes, spend events and attestations: each row must match the log record it
   names, and its PSBT or document must still hash to the digest the record committed to
-  (:func:`ledger.journal.table_records.table_record_findings`).
+  (:func:`ledger.journal.table_records.table_record_findings`);
+- values checked when read (:func:`record_value_findings`): an issued address index outside
+  ``0..9,999``, a spend's ``spend_inputs`` rows that are not its proposal record's inputs; and
+  (in :func:`ledger.chain.vaults.vault_findings`) a key serving two vaults, in any order.
 
 The prefix roots for the checkpoints and audits are noted as the streaming Merkle root passes
 each one's size, so there is a single read of the journal.
@@ -45,6 +48,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.chain.issuance import issued_findings
 from ledger.chain.vaults import vault_findings
 from ledger.errors import InvalidInput
 from ledger.journal.book import PAGE, iter_stored_rows
@@ -54,7 +58,7 @@ from ledger.journal.entry import RECORD_KINDS
 from ledger.journal.heads import HeadCheck
 from ledger.journal.merkle import EMPTY_ROOT, MerkleAccumulator, ProofError, leaf_hash
 from ledger.journal.records import RecordKind, audit_body
-from ledger.journal.table_records import table_record_findings
+from ledger.journal.table_records import spend_input_findings, table_record_findings
 from ledger.store.audit_models import AuditRow
 from ledger.store.models import CheckpointRow, EntryRow
 from ledger.verify_proof import key_id
@@ -286,10 +290,7 @@ def verify_ledger(
         stored, postings = row[10], row[11]
         if seq != expected:
             if seq > expected:
-                findings.append(
-                    f"entries {expected}..{seq - 1} are missing: the numbers jump from "
-                    f"{expected - 1} to {seq} (entries were deleted or renumbered)"
-                )
+                findings.append(_gap_finding(expected - 1, seq))
             else:
                 findings.append(f"entry {seq} appears out of order after entry {expected - 1}")
             bad_seqs.append(min(seq, expected))
@@ -344,6 +345,7 @@ def verify_ledger(
     findings += audit_problems
     findings += vault_findings(session)
     findings += table_record_findings(session)
+    findings += record_value_findings(session)
     return VerifyReport(
         ok=not findings,
         entries=acc.size,
@@ -353,6 +355,23 @@ def verify_ledger(
         first_bad_seq=min(bad_seqs) if bad_seqs else None,
         outside_checkpoints=len(extra_checkpoints),
     )
+
+
+def _gap_finding(before: int, seq: int) -> str:
+    """An entry numbered ``seq`` right after entry ``before`` (``seq > before + 1``): the service
+    numbers entries 1..N under the journal lock, so one past a gap was written outside it, or the
+    entries between were deleted."""
+    return (
+        f"entry {seq} follows {before}: seq must be contiguous (inserted outside the service, or "
+        f"entries {before + 1}..{seq - 1} are missing: deleted or renumbered)"
+    )
+
+
+def record_value_findings(session: Session) -> list[str]:
+    """Log records whose values the service never writes (bounds checked when read): an
+    ``addresses-issued`` index outside ``0..9,999``, a spend's held coins (``spend_inputs``) that
+    are not its proposal's inputs. Readers ignore or refuse what these name."""
+    return issued_findings(session) + spend_input_findings(session)
 
 
 def _shape_problem(kind: str, memo: str, amounts: list[int]) -> str | None:

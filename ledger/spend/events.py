@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from custody.spend_node import Outpoint
 from ledger.errors import InvalidInput, NotFound, TamperDetected
 from ledger.journal.records import RecordKind, append_record, canonical_json
+from ledger.journal.table_records import spend_input_findings
 from ledger.store.models import EntryRow
 from ledger.store.spend_models import SpendEventRow, SpendInputRow
 
@@ -254,11 +255,26 @@ def open_spend_inputs(session: Session) -> dict[Outpoint, int]:
     return {(str(t), int(v)): int(n) for t, v, n in session.execute(q)}
 
 
-def velocity_used(session: Session, vault: str, tip_height: int, window: int) -> int:
-    """Sat that left ``vault`` within the last ``window`` blocks as of ``tip_height``: its booked
-    withdrawals and transfers out (its negative postings, fee included, of live entries in blocks
-    above ``tip_height - window``; one query on the ``entries.block_height`` index), plus what its
-    broadcast spends not booked yet send out (one query)."""
+def velocity_used(
+    session: Session,
+    vault: str,
+    tip_height: int,
+    window: int,
+    *,
+    until: int | None = None,
+    exclude_txid: str | None = None,
+) -> int:
+    """Sat that left ``vault`` within the last ``window`` blocks as of ``tip_height``, the network
+    fee included alike for what is booked and what is on its way: its booked withdrawals and
+    transfers out (its negative postings, which carry the fee, of live entries in blocks above
+    ``tip_height - window``; one query on the ``entries.block_height`` index), plus what its
+    broadcast spends not booked yet send out and pay in fees (their amount and the fee stored with
+    the broadcast).
+
+    ``until``: only entries in blocks up to that height count, and no broadcast spend (the books
+    as they stood at a past height, for judging a transaction sent then:
+    :mod:`ledger.chain.outflows`). ``exclude_txid``: that transaction is not counted (the one
+    being judged)."""
     # Driven by the entries.block_height index (a window, never the history): `+p.account_id`
     # and `e.kind || ''` keep the planner from walking every posting of the vault or every
     # withdrawal instead (SQLite plans without statistics); postings are then read by their key.
@@ -266,23 +282,44 @@ def velocity_used(session: Session, vault: str, tip_height: int, window: int) ->
         text(
             "SELECT coalesce(sum(-p.amount), 0) FROM entries e "
             "JOIN postings p ON p.entry_seq = e.seq "
-            "WHERE e.block_height > :since AND (e.kind || '') IN ('withdrawal', 'transfer') "
+            "WHERE e.block_height > :since AND e.block_height <= :until "
+            "AND (e.kind || '') IN ('withdrawal', 'transfer') "
             "AND +p.account_id = (SELECT a.id FROM accounts a WHERE a.name = :vault) "
-            "AND p.amount < 0 "
+            "AND p.amount < 0 AND (e.txid IS NULL OR e.txid <> :exclude) "
             "AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.reverses_seq = e.seq)"
         ),
-        {"since": tip_height - window, "vault": vault},
+        {
+            "since": tip_height - window,
+            "until": _NO_HEIGHT if until is None else until,
+            "vault": vault,
+            "exclude": exclude_txid or "",
+        },
     ).scalar_one()
+    if until is not None:
+        return int(booked)
     pending = session.execute(
         text(
-            "SELECT coalesce(sum(s.amount), 0) FROM spend_events s "
-            "WHERE s.vault = :vault AND s.state = 'broadcast' "
+            "SELECT s.amount, s.detail FROM spend_events s "
+            "WHERE s.vault = :vault AND s.state = 'broadcast' AND s.txid <> :exclude "
             "AND NOT EXISTS (SELECT 1 FROM spend_events t WHERE t.spend = s.spend AND t.step > s.step) "
             "AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.txid = s.txid AND e.block_hash IS NOT NULL)"
         ),
-        {"vault": vault},
-    ).scalar_one()
-    return int(booked) + int(pending)
+        {"vault": vault, "exclude": exclude_txid or ""},
+    ).all()
+    return int(booked) + sum(int(amount) + _stored_fee(detail) for amount, detail in pending)
+
+
+_NO_HEIGHT = 2**62
+"""Above any block height: no upper bound."""
+
+
+def _stored_fee(detail: str) -> int:
+    """The fee a broadcast event stored (``{"fee": sat, ...}``); 0 when it has none."""
+    try:
+        fee = json.loads(detail).get("fee", 0)
+    except (ValueError, AttributeError):
+        return 0
+    return fee if isinstance(fee, int) and not isinstance(fee, bool) and fee > 0 else 0
 
 
 def spends_by_txid(session: Session, txids: Iterable[str] | None = None) -> dict[str, Spend]:
@@ -315,8 +352,8 @@ def used_scripts(session: Session) -> frozenset[str]:
 def tamper_findings(session: Session, vault: str) -> list[str]:
     """Where ``vault``'s spend rows disagree with the log records they were written with: an event
     row whose fields (its detail too: the quorum height the delay rule counts from), PSBT or digest
-    differ from its record, a record whose row is gone, steps out of order, and an open spend whose
-    held coins (``spend_inputs``) are not its proposal's inputs. The gate relies on these rows;
+    differ from its record, a record whose row is gone, steps out of order, and any spend whose
+    held coins (``spend_inputs``) are not its proposal record's inputs. The gate relies on these rows;
     :func:`check_untampered` refuses to judge on them when any is found."""
     findings: list[str] = []
     records: dict[int, dict[str, Any]] = {}
@@ -379,14 +416,8 @@ def tamper_findings(session: Session, vault: str) -> list[str]:
             r for _, r in ordered
         ):
             findings.append(f"spend {number}: its steps are missing or out of their records' order")
-    for spend in list_spends(session, vault, open_only=True):
-        wanted = spend.proposal.detail.get("inputs")
-        held = sorted(f"{t}:{v}" for t, v in spend.inputs)
-        if not isinstance(wanted, list) or sorted(map(str, wanted)) != held:
-            findings.append(
-                f"spend {spend.number}: the coins it holds ({', '.join(held) or 'none'}) are not its "
-                f"proposal's inputs ({', '.join(map(str, wanted or [])) or 'none'}): spend_inputs was changed"
-            )
+    # every spend's coins, not only this vault's: which coins are held is read across all spends
+    findings += spend_input_findings(session)
     return findings
 
 

@@ -43,6 +43,7 @@ from ledger.spend.events import (
     SIGNED,
     Spend,
     append_event,
+    check_untampered,
     get_spend,
     list_spends,
 )
@@ -104,6 +105,7 @@ def cancel_spend(
         raise InvalidInput(f"the reason is {len(reason)} characters; at most 500")
     with read() as s:
         spend = get_spend(s, number)
+        check_untampered(s, spend.vault)  # the coins it unlocks are its rows in spend_inputs
     unsent = spend.state == BROADCAST and not _on_network(rpc, spend)
     _check_cancellable(spend, unsent=unsent)
     tip = rpc.get_block_count()

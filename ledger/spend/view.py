@@ -19,7 +19,7 @@ from custody.errors import NodeUnreachable
 from custody.psbt import Psbt
 from custody.rpc import RpcClient
 from ledger.chain.vaults import Vault, get_vault
-from ledger.spend.events import Spend, get_spend
+from ledger.spend.events import BROADCAST, Spend, get_spend
 from ledger.spend.gate import Verdict, judge, node_coins, read_context
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
@@ -105,6 +105,8 @@ def view_json(v: SpendView) -> dict[str, Any]:
         "vsize": v.vsize,
         "fee_rate_sat_per_kvb": v.fee_rate,
         "quorum_height": s.quorum_height,
+        "gated": s.reached(BROADCAST) is not None,
+        "outside_gate": any(bool(e.detail.get("outside_gate")) for e in s.events),
         "destinations": [
             {"index": d.index, "kind": d.kind, "name": d.name, "address": d.address, "amount_sat": d.amount}
             for d in s.destinations
@@ -149,4 +151,5 @@ def summary(spend: Spend) -> dict[str, Any]:
         "to": [d.name for d in spend.destinations],
         "memo": spend.memo,
         "height": spend.latest.height,
+        "gated": spend.reached(BROADCAST) is not None,
     }

@@ -35,13 +35,17 @@ def _outpoints(doc: dict[str, Any]) -> set[tuple[str, int]]:
 
 
 def leave_out(doc: dict[str, Any], gone: Iterable[tuple[str, int]]) -> dict[str, Any]:
-    """``doc`` without the outputs ``gone``, every sum made to agree (what a careful liar does)."""
+    """``doc`` without the outputs ``gone``, their transactions and the proofs of blocks left with
+    no output, every stated sum made to agree (what a careful liar does)."""
     drop = set(gone)
     d = copy.deepcopy(doc)
     for v in d["vaults"]:
         v["outputs"] = [o for o in v["outputs"] if (o["txid"], o["vout"]) not in drop]
         v["chain_amount"] = sum(o["amount"] for o in v["outputs"])
         v["difference"] = v["chain_amount"] - v["ledger_amount"]
+    kept = [o for v in d["vaults"] for o in v["outputs"]]
+    d["transactions"] = {t: x for t, x in d["transactions"].items() if t in {o["txid"] for o in kept}}
+    d["proofs"] = {b: x for b, x in d["proofs"].items() if b in {o["block_hash"] for o in kept}}
     d["totals"]["chain"] = sum(v["chain_amount"] for v in d["vaults"])
     d["totals"]["difference"] = d["totals"]["chain"] - d["totals"]["ledger"]
     return d
@@ -53,12 +57,14 @@ def verify_file(reserve: Reserve, path: Path, doc: dict[str, Any], *args: str) -
     return r.code, r.out
 
 
-def test_outputs_left_out_pass_offline_but_not_the_node(
+def test_outputs_left_out_are_a_shortfall_offline_and_named_by_the_node(
     reserve: Reserve, node: RegtestNode, tmp_path: Path
 ) -> None:
-    """An operator hides an output still unspent and one spent after H: offline the document
-    only shows a difference against the books (it cannot know the chain holds more); the node
-    finds both, in its UTXO set and in the blocks after H."""
+    """An operator hides an output still unspent and one spent after H (with their transactions
+    and proofs) and re-signs: every integrity check passes, but each vault's line shows its chain
+    below its books and the verdict fails ``reserves``, saying offline cannot see what was left
+    out; the node finds both outputs, in its UTXO set and in the blocks after H. The honest
+    document, made by this release, still verifies."""
     a, b = funded(reserve, node)
     doc = attest_to(reserve, tmp_path / "att.json")
     vaults = {v["name"]: v for v in doc["vaults"]}
@@ -71,15 +77,38 @@ def test_outputs_left_out_pass_offline_but_not_the_node(
     assert node.rpc().call("gettxout", *spent_later) is None
     key, pems = keys(reserve)
     hidden = sign_document(leave_out(doc, [spent_later, still_unspent]), key)
+    assert big["txid"] not in hidden["transactions"] and big["block_hash"] not in hidden["proofs"]
     offline = verify_attestation(hidden, pems)
-    assert offline.ok, offline.lines()  # honest about it: offline cannot see what is not listed
+    assert offline.failed == ("reserves",) and not offline.integrity_failed, offline.lines()
     assert hidden["totals"]["difference"] == -(120_000_000 + 7_000_000)
+
+    code, out = verify_file(reserve, tmp_path / "hidden.json", hidden)
+    assert code == 1, out
+    assert (
+        f"vault {a.name}: chain 0.30004500 BTC (2 outputs proven), books 1.50004500 BTC, "
+        "difference -1.20000000 BTC (1.20000000 BTC SHORT)"
+    ) in out, out
+    assert f"vault {b.name}: chain 0.00000000 BTC (0 outputs proven), books 0.07000000 BTC" in out
+    assert "outputs left out of the document cannot be seen" in out and "--node" in out
+    assert out.rstrip().splitlines()[-1] == (
+        f"FAIL: reserves (chain below the books: vault {a.name} 1.20000000 BTC short, "
+        f"vault {b.name} 0.07000000 BTC short)"
+    )
+    r = reserve.run("attest", "verify", str(tmp_path / "hidden.json"), "--json")
+    data = r.json()
+    assert r.code == 1 and data["failed"] == ["reserves"] and not data["outputs_left_out_searched"]
+    assert {v["name"]: v["difference"] for v in data["vaults"]} == {a.name: -120_000_000, b.name: -7_000_000}
+
     code, out = verify_file(reserve, tmp_path / "hidden.json", hidden, "--node")
     assert code == 1, out
-    for txid, vout in (spent_later, still_unspent):
+    for txid, vout in (spent_later, still_unspent):  # the node names what is missing
         assert f"FAIL  node: output {txid}:{vout} " in out and "is not attested" in out, out
-    # the honest document still verifies against the node
-    assert verify_file(reserve, tmp_path / "honest.json", doc, "--node")[0] == 0
+    assert "cannot be seen" not in out and out.rstrip().splitlines()[-1].startswith("FAIL: reserves, node (")
+    # the honest document verifies, offline and against the node
+    code, out = verify_file(reserve, tmp_path / "honest.json", doc, "--node")
+    assert code == 0, out
+    assert out.rstrip().splitlines()[-1] == "OK: the attestation verifies"
+    assert "cannot be seen" not in out and f"vault {a.name}: chain 1.50004500 BTC" in out
 
 
 def test_holders_renamed_in_the_document_are_refused(
@@ -189,7 +218,11 @@ def test_a_mempool_spend_a_retired_vault_and_the_genesis_height(
     assert genesis["height"] == 0 and genesis["block_hash"] == node.rpc().get_block_hash(0)
     assert all(v["outputs"] == [] for v in genesis["vaults"])
     assert genesis["totals"]["chain"] == 0 and genesis["totals"]["ledger"] == 157_004_500
-    assert verify_file(reserve, tmp_path / "g.json", genesis, "--node")[0] == 0
+    # a well-formed document the node agrees with, but the books of today against the chain of
+    # block 0: every booked coin is missing there, which the verdict must not call OK
+    code, out = verify_file(reserve, tmp_path / "g.json", genesis, "--node")
+    assert code == 1 and "ok    node: 0 outputs unspent at 0 and none left out" in out, out
+    assert out.rstrip().splitlines()[-1].startswith("FAIL: reserves (chain below the books: "), out
     r = reserve.run("attest", "--height", "-1")
     assert r.code == 2 and "-1" in r.err, (r.out, r.err)
 

@@ -229,11 +229,16 @@ def test_psbts_and_attestations_that_cannot_be_written(
     (out / "a-file").write_text("keep me")
     db = make_engine(reserve.db_url)
     try:
+        # A directory where no file can be made is refused before anything is proposed.
+        args = ("--vault", setup.vault.name, "--pay", "exchange=0.1", "--memo", "m", "--out")
+        before = snapshot(db)
+        r = reserve.run("spend", "create", *args, "/proc")
+        assert r.code == 2 and r.err.startswith("error: cannot write into /proc: "), r.err
+        assert snapshot(db) == before
         # A spend is proposed and kept before its PSBT is written: the error says how to go on.
         (spend_dir := out / "spend").mkdir()
         (spend_dir / "spend-1.psbt").symlink_to(full)  # written through, never renamed over
-        args = ("--vault", setup.vault.name, "--pay", "exchange=0.1", "--memo", "m", "--out", str(spend_dir))
-        r = reserve.run("spend", "create", *args)
+        r = reserve.run("spend", "create", *args, str(spend_dir))
         assert_write_failed(r, spend_dir / "spend-1.psbt", FULL)
         assert "spend #1 is proposed" in r.err and "reserve spend psbt 1 --out DIR" in r.err
         r = reserve.run("spend", "psbt", "1", "--out", "/proc")
@@ -244,6 +249,8 @@ def test_psbts_and_attestations_that_cannot_be_written(
 
         # An attestation whose document cannot be written is not kept.
         before = snapshot(db)
+        r = reserve.run("attest", "prepare", "--out", "/proc")
+        assert r.code == 2 and r.err.startswith("error: cannot write into /proc: "), r.err
         for target, cause in ((full, FULL), (out / "a-file" / "x.json", "is not a directory")):
             r = reserve.run("attest", "--out", str(target))
             assert_write_failed(r, target, cause)

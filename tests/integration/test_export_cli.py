@@ -22,7 +22,7 @@ from regtest.node import RegtestNode
 from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_statement_cli import report_groups  # noqa: F401 (autouse fixture)
-from tests.integration.test_tx_shapes import spend
+from tests.integration.test_tx_shapes import spend, ungated_only
 
 BTC = 100_000_000
 
@@ -100,7 +100,7 @@ def build_ledger(reserve: Reserve, node: RegtestNode) -> None:
     reserve.ok("account", "add", "office", "--type", "expense")
     d = node.fund(a.address(), 3 * BTC)
     reserve.ok("record", "deposit", "--vault", a.name, "--txid", d, "--from", "acme", "--amount", "3")
-    spend(node, a, {b.address(): BTC})
+    moved = spend(node, a, {b.address(): BTC})
     node.mine(1)
     reserve.ok("sync")
     memo = "rent, 'quoted', \"twice\", and a comma; ünïcode"
@@ -115,7 +115,7 @@ def build_ledger(reserve: Reserve, node: RegtestNode) -> None:
         "--posting",
         "acme=-0.001",
     )
-    reserve.ok("audit")
+    assert ungated_only(reserve) == {moved}  # the holders' own transfer: the audit's one finding
 
 
 def test_jsonl_recomputes_the_signed_root(

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ledger.journal.checkpoint import public_key_pem
-from ledger.journal.records import RecordKind, append_record
+from ledger.journal.records import RecordKind, append_record, canonical_json
 from ledger.journal.verify import verify_ledger
 from ledger.store.db import drop_append_only_ddl
 from ledger.store.spend_models import (
@@ -26,6 +26,7 @@ from ledger.store.spend_models import (
 
 PSBT = "cHNidP8BAAoCAAAAAAAAAAAAAA=="
 DOCUMENT = '{"height":101}'
+INPUT = "ef" * 32 + ":0"
 
 
 def _sha(text_: str) -> str:
@@ -70,7 +71,7 @@ def _write(engine: Engine) -> None:
                 "psbt_sha256": _sha(PSBT),
                 "amount": 5000,
                 "height": 101,
-                "detail": {},
+                "detail": {"inputs": [INPUT]},
             },
         )
         s.add(
@@ -84,11 +85,11 @@ def _write(engine: Engine) -> None:
                 psbt_sha256=_sha(PSBT),
                 amount=5000,
                 height=101,
-                detail="{}",
+                detail=canonical_json({"inputs": [INPUT]}),
                 record_seq=rec.seq,
             )
         )
-        s.add(SpendInputRow(spend=1, txid="ef" * 32, vout=0))
+        s.add(SpendInputRow(spend=1, txid="ef" * 32, vout=0))  # the proposal's INPUT
         rec = append_record(
             s, RecordKind.ATTESTATION, {"height": 101, "block_hash": "cd" * 32, "sha256": _sha(DOCUMENT)}
         )
@@ -129,6 +130,18 @@ def written(engine: Engine, signing_key: Ed25519PrivateKey) -> Engine:
         ("DELETE FROM spend_events", "spend_events: log record #2 .*has no row"),
         ("DELETE FROM policy_changes", "policy_changes: log record #1 .*has no row"),
         ("UPDATE attestations SET record_seq = 1", "attestations: .*not a attestation record"),
+        (
+            "DELETE FROM spend_inputs",
+            f"spend_inputs: spend 1's proposal record #2 lists input {INPUT}, but its row is missing",
+        ),
+        (
+            f"INSERT INTO spend_inputs (spend, txid, vout) VALUES (1, '{'aa' * 32}', 3)",
+            f"spend_inputs: spend 1 holds coin {'aa' * 32}:3, which its proposal record #2 does not list",
+        ),
+        (
+            f"INSERT INTO spend_inputs (spend, txid, vout) VALUES (7, '{'aa' * 32}', 3)",
+            "spend_inputs: spend 7 holds coin .*no spend 7 was ever proposed",
+        ),
     ],
 )
 def test_a_row_edited_behind_the_back_is_found(

@@ -12,6 +12,7 @@ import json
 import re
 import struct
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.errors import PolicyViolation
 from custody.merkleblock import BlockHeader, MerkleBlock, retarget_findings, target_from_bits
-from ledger.attest import control
+from ledger.attest import control, verify_doc
 from ledger.attest.document import sign_document
 from ledger.attest.verify_doc import SEARCH_LIMIT, node_findings, search_end, verify_attestation
 from ledger.journal.book import StoredEntry
 from ledger.journal.checkpoint import public_key_pem
 from ledger.report.export import write_csv, write_jsonl
-from tests.unit.test_attestation_doc import json_hash, synthetic
+from tests.unit.test_attestation_doc import VAULT, json_hash, synthetic
 from tests.unit.test_bip322 import MESSAGE, _outs, _sign, _vault
 from tests.unit.test_merkleblock import build, compact, header_with_root, sha256d
 
@@ -305,3 +306,209 @@ def _bits_of(target: int) -> int:
         mantissa >>= 8
         size += 1
     return size << 24 | mantissa
+
+
+# --- read nothing twice: repeated keys and unknown fields ----------------------------------------
+
+
+def _repeat_first(text: str, key: str, first: Any, nth: int = 0) -> str:
+    """``text`` with the ``nth`` ``"key": `` preceded by ``"key": first,``: a reader keeping the
+    first value sees ``first``; Python's json keeps the real (last) one."""
+    marker = f'"{key}": '
+    at = -1
+    for _ in range(nth + 1):
+        at = text.index(marker, at + 1)
+    return text[:at] + f"{marker}{json.dumps(first)}, " + text[at:]
+
+
+def test_repeated_keys_at_any_depth_are_refused(
+    doc: dict[str, Any], key: Ed25519PrivateKey, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The signature covers Python's reading (the last value); another reader takes the first.
+    One file, two documents: refused before any check, naming the key and where it is."""
+    pem, path = tmp_path / "pub.pem", tmp_path / "att.json"
+    pem.write_bytes(public_key_pem(key))
+    text = json.dumps(doc, indent=1)
+    assert '"amount": ' in text
+    cases = {
+        # a reader keeping the first value sees a 1 BTC output
+        _repeat_first(
+            text, "amount", 100_000_000
+        ): "'amount' in one object (at $.vaults[0].outputs[0].amount)",
+        _repeat_first(text, "tree_size", 1): "(at $.ledger.checkpoint.tree_size)",
+        text.replace('"key_id": ', '"key_id": "00", "key_id": ', 2): "(at $.ledger.checkpoint.key_id)",
+    }
+    path.write_text(text)
+    assert verify_doc.main([str(path), "--pubkey", str(pem)]) == 0
+    capsys.readouterr()
+    for bad, where in cases.items():
+        assert json.loads(bad) == doc  # Python alone would verify it
+        path.write_text(bad)
+        assert verify_doc.main([str(path), "--pubkey", str(pem)]) == 1
+        out = capsys.readouterr().out
+        assert out.startswith("FAIL: ") and "repeats the key" in out and where in out, out
+        with pytest.raises(ValueError, match="repeats the key"):
+            verify_doc.load_document(str(path))
+
+
+def test_unknown_fields_at_any_level_fail_format_naming_them(
+    doc: dict[str, Any], key: Ed25519PrivateKey
+) -> None:
+    """Signed by the ledger's key, still refused: a field the format does not define is read by
+    no verifier, so a document cannot say more than what is checked."""
+
+    def add(d: dict[str, Any]) -> None:
+        d["audited_by"] = "big-four"
+        d["vaults"][0]["outputs"][1]["note"] = "cold storage"
+        d["ledger"]["checkpoint"]["balances"] = {VAULT: 1}
+        d["totals"]["pending"] = 0
+
+    result = _resigned(doc, key, add)
+    assert result.failed == ("format",), result.lines()
+    findings = result.check("format").findings
+    assert [f.split(":")[0] for f in findings] == [
+        "unknown field 'audited_by' at $.audited_by",
+        "unknown field 'note' at $.vaults[0].outputs[1].note",
+        "unknown field 'pending' at $.totals.pending",
+        "unknown field 'balances' at $.ledger.checkpoint.balances",
+    ]
+    assert all("reserve-ledger-attestation/v1 defines no such field" in f for f in findings)
+    # the other checks still ran and said what they saw
+    assert result.check("signature").ok and result.check("reserves").ok
+    # a proof of control's fields are closed too
+    control = {"format": "reserve-ledger-proof-of-control/v1", "message": "", "proofs": [{"extra": 1}]}
+    result = _resigned(doc, key, lambda d: d["vaults"][0].__setitem__("control", control))
+    assert "unknown field 'extra' at $.vaults[0].control.proofs[0].extra" in " ".join(
+        result.check("format").findings
+    )
+
+
+# --- say everything they saw: the chain against the books, per vault -----------------------------
+
+
+def test_an_output_left_out_and_re_signed_is_a_shortfall_printed_on_its_vault(
+    doc: dict[str, Any], key: Ed25519PrivateKey, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 0.003 BTC output (and its transaction) left out, every stated sum made to agree and
+    the document re-signed with the ledger's key: every integrity check passes, and the verdict
+    still says the vault's chain is 0.003 BTC below its books (a failed ``reserves``)."""
+    [gone] = [o for o in doc["vaults"][0]["outputs"] if o["amount"] == 300_000]
+
+    def leave_out(d: dict[str, Any]) -> None:
+        v = d["vaults"][0]
+        v["outputs"] = [o for o in v["outputs"] if o["txid"] != gone["txid"]]
+        del d["transactions"][gone["txid"]]
+        v["chain_amount"] = sum(o["amount"] for o in v["outputs"])
+        v["difference"] = v["chain_amount"] - v["ledger_amount"]
+        d["totals"]["chain"], d["totals"]["difference"] = v["chain_amount"], v["difference"]
+
+    result = _resigned(doc, key, leave_out)
+    assert result.failed == ("reserves",) and result.integrity_failed == (), result.lines()
+    [short] = result.check("reserves").findings
+    assert "vault cold: the chain holds 0.00300000 BTC less than the books" in short
+    assert (
+        "      vault cold: chain 0.00051200 BTC (2 outputs proven), books 0.00351200 BTC, "
+        "difference -0.00300000 BTC (0.00300000 BTC SHORT)"
+    ) in result.lines()
+    assert result.verdict() == "FAIL: reserves (chain below the books: vault cold 0.00300000 BTC short)"
+
+    # the standalone verifier prints the same, and says what offline cannot see
+    changed = copy.deepcopy(doc)
+    leave_out(changed)
+    pem, path = tmp_path / "pub.pem", tmp_path / "att.json"
+    pem.write_bytes(public_key_pem(key))
+    path.write_text(json.dumps(sign_document(changed, key)))
+    assert verify_doc.main([str(path), "--pubkey", str(pem)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2] == verify_doc.OFFLINE_NOTE and "outputs left out of the document cannot be seen" in out[-2]
+    assert out[-1].startswith("FAIL: reserves") and "difference -0.00300000 BTC" in "\n".join(out)
+    # the honest document: each vault's figures, the note, a plain OK
+    path.write_text(json.dumps(doc))
+    assert verify_doc.main([str(path), "--pubkey", str(pem)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "difference 0.00000000 BTC (equal)" in out[-3] and out[-2:] == [
+        verify_doc.OFFLINE_NOTE,
+        "OK: the attestation verifies",
+    ]
+
+
+def test_a_stated_difference_is_held_to_the_recomputed_one(
+    doc: dict[str, Any], key: Ed25519PrivateKey
+) -> None:
+    """A document claiming no difference for a vault short on chain: its sums fail, and so does
+    the recomputation of the difference from the proven outputs and the checkpointed entries."""
+
+    def claim_even(d: dict[str, Any]) -> None:
+        d["vaults"][0]["outputs"].pop()
+        d["vaults"][0]["chain_amount"] = sum(o["amount"] for o in d["vaults"][0]["outputs"])
+        d["totals"]["chain"] = d["vaults"][0]["chain_amount"]
+
+    result = _resigned(doc, key, claim_even)
+    assert {"sums", "reserves"} <= set(result.failed), result.lines()
+    assert any("states a difference of 0 sat" in f for f in result.check("reserves").findings)
+    assert any("states a total difference of 0 sat" in f for f in result.check("reserves").findings)
+
+
+def test_more_on_chain_than_in_the_books_is_ok_with_differences_named() -> None:
+    from ledger.attest.verify_doc import Check, VaultFigures, Verification
+
+    checks = tuple(Check(n, ()) for n in verify_doc.CHECKS)
+    even, more = VaultFigures("cold", 2, 5, 5), VaultFigures("warm", 1, 7_000_000, 0)
+    result = Verification(checks, (even, more))
+    assert result.ok
+    assert result.verdict() == (
+        "OK: the attestation verifies, with differences not explained by the document: vault warm "
+        "holds 0.07000000 BTC more on chain than in the books (deposits not yet booked, or spends "
+        "booked before they confirmed)"
+    )
+    assert more.line().endswith("difference +0.07000000 BTC (0.07000000 BTC more on chain than in the books)")
+    assert Verification(checks, (even,)).verdict() == "OK: the attestation verifies"
+    assert result.verdict(["node"]) == "FAIL: node"
+
+
+def test_deep_nesting_is_a_finding_never_a_traceback(doc: dict[str, Any], key: Ed25519PrivateKey) -> None:
+    nested: Any = {"x": 1}
+    for _ in range(800):
+        nested = [nested]
+    for where in ("vaults", "totals"):
+
+        def deepen(d: dict[str, Any], w: str = where) -> None:
+            d[w] = nested
+
+        result = _resigned(doc, key, deepen)
+        assert "format" in result.failed, result.lines()
+
+
+def test_a_kept_row_must_hold_the_canonical_text_with_no_repeated_key(doc: dict[str, Any]) -> None:
+    """A row whose text parses (last value wins) to the signed document but carries a repeated key,
+    or other bytes than the ledger writes: `attest list` names it, as `attest show` and the site
+    would hand that text out."""
+    from ledger.attest.store import _findings
+    from ledger.store.spend_models import AttestationRow
+
+    canonical = verify_doc.canonical_bytes(doc).decode("ascii")
+    body = {
+        "sha256": verify_doc.document_sha256(doc),
+        "height": doc["height"],
+        "block_hash": doc["block_hash"],
+    }
+
+    def row(text: str) -> AttestationRow:
+        return AttestationRow(
+            id=7,
+            height=doc["height"],
+            block_hash=doc["block_hash"],
+            document=text,
+            sha256=body["sha256"],
+            record_seq=4,
+        )
+
+    assert _findings(row(canonical), {4: body}) == ()
+    repeated = canonical.replace('"amount":', '"amount":100000000,"amount":', 1)
+    [finding] = _findings(row(repeated), {4: body})
+    assert (
+        "attestation #7: its stored document cannot be read" in finding
+        and "repeats the key 'amount'" in finding
+    )
+    [finding] = _findings(row(json.dumps(doc, indent=1)), {4: body})
+    assert "not the canonical JSON" in finding

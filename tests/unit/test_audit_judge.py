@@ -20,6 +20,7 @@ from ledger.chain.audit_report import (
     VaultAccount,
     VaultFacts,
 )
+from ledger.chain.outflows import Outflow, Outflows
 
 HEIGHT = 500
 BEST = "bb" * 32
@@ -132,8 +133,8 @@ def chain(
     )
 
 
-def audit(b: Books, c: ChainFacts, min_conf: int = 1) -> AuditReport:
-    return judge(b, c, min_conf=min_conf, audited_at="2026-11-25T00:00:00+00:00")
+def audit(b: Books, c: ChainFacts, min_conf: int = 1, outflows: Outflows | None = None) -> AuditReport:
+    return judge(b, c, min_conf=min_conf, audited_at="2026-11-25T00:00:00+00:00", outflows=outflows)
 
 
 def codes(report: AuditReport) -> list[str]:
@@ -313,7 +314,8 @@ def test_every_finding_code_has_advice_that_fixes_it() -> None:
         [scanned(ok), scanned(unrecorded)],
         {VAULT: wallet, "cold": None},
     )
-    report = audit(b, c, min_conf=2)
+    sent_by_holders = Outflow(odd.txid, VAULT, 406, 405, 1_500, None, gated=False)
+    report = audit(b, c, min_conf=2, outflows=Outflows((sent_by_holders,)))
     expected_advice = {
         FindingCode.LEDGER_VERIFICATION: "restore the database from a backup",
         FindingCode.SIGNING_KEY: "restore the original signing key file",
@@ -329,6 +331,7 @@ def test_every_finding_code_has_advice_that_fixes_it() -> None:
         FindingCode.SHALLOW: "wait for 1 more block(s)",
         FindingCode.AMOUNT_MISMATCH: "reserve reverse 4 ",
         FindingCode.UNCLASSIFIABLE: "reserve vault watch",
+        FindingCode.UNGATED_SPEND: "acknowledge it",
     }
     assert set(expected_advice) == set(FindingCode)
     found = {f.code: f for f in report.findings}

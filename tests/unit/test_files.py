@@ -226,3 +226,19 @@ def test_a_signing_key_that_cannot_be_written_is_not_left_half_written(
         create_signing_key(path)
     assert str(e.value) == f"cannot write signing key {path}: No space left on device"
     assert names(tmp_path) == []
+
+
+def test_a_directory_no_file_can_be_made_in_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    from ledger.files import check_directory
+
+    check_directory(tmp_path)
+    assert names(tmp_path) == []  # the probe is gone
+    (tmp_path / "a-file").write_text("keep")
+    for directory, why in (
+        (tmp_path / "missing", "it is not an existing directory"),
+        (tmp_path / "a-file", "it is not an existing directory"),
+        (Path("/proc"), ""),
+    ):
+        with pytest.raises(WriteFailed, match=f"^cannot write into {directory}: {why}"):
+            check_directory(directory)
+    assert names(tmp_path) == ["a-file"]

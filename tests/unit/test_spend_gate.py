@@ -239,15 +239,21 @@ def test_max_per_spend_unset_passes() -> None:
 
 
 def test_velocity_exactly_at_the_limit_passes_one_sat_over_fails() -> None:
-    f = facts(velocity_used=60_000_000)
+    # the spend weighs its outgoing amount and its fee, as it will once booked
+    f = facts(velocity_used=59_990_000)
     at = result(f, "velocity", SpendLimits(velocity_limit=100_000_000, velocity_window=72))
     assert at.ok
     assert at.detail == (
-        "0.60000000 BTC left vault cold in the last 72 blocks + 0.40000000 BTC in this spend = "
-        "1.00000000 BTC <= limit 1.00000000 BTC"
+        "0.59990000 BTC left vault cold in the last 72 blocks (fees included) + 0.40000000 BTC in "
+        "this spend + its fee 0.00010000 BTC = 1.00000000 BTC <= limit 1.00000000 BTC"
     )
     over = result(f, "velocity", SpendLimits(velocity_limit=99_999_999))
     assert not over.ok and "by 0.00000001 BTC" in over.detail
+
+
+def test_velocity_counts_no_fee_it_cannot_know() -> None:
+    unknown = facts(inputs=(inp(amount=None),), velocity_used=60_000_000)
+    assert result(unknown, "velocity", SpendLimits(velocity_limit=100_000_000)).ok
 
 
 def test_velocity_unset_passes() -> None:

@@ -206,7 +206,7 @@ class AuditReport:
     pending: tuple[Pending, ...]
     findings: tuple[Finding, ...]
     totals: dict[str, int] = field(default_factory=dict)
-    outflows: tuple[OutflowCheck, ...] = ()  # every transaction spending a vault's outputs, judged
+    outflows: tuple[OutflowCheck, ...] = ()  # ungated transactions spending a vault's outputs, judged
 
     @property
     def ok(self) -> bool:

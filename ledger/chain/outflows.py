@@ -246,28 +246,40 @@ def _with_facts(
     by_script: Mapping[bytes, str],
     ranges: Mapping[str, int],
 ) -> Outflow:
-    """``outflow`` with the gate's facts and limits, or with why they cannot be had."""
-    from ledger.spend.events import get_spend, velocity_used
-    from ledger.spend.gate import find_path, read_context
-
+    """``outflow`` with the gate's facts and limits, or with why they cannot be had (a finding
+    all the same: an audit never stops on one transaction)."""
     if vault is None:
         return replace(outflow, unjudged=f"vault {outflow.vault} has no definition in the books")
     if not tx.raw:
         return replace(outflow, unjudged="the node did not give the raw transaction")
     try:
-        signed = decode_signed(tx.raw)
-        ctx = read_context(session, vault.name, outflow.judged_at, exclude_spend=outflow.spend)
-        spend = None if outflow.spend is None else get_spend(session, outflow.spend)
-        used = velocity_used(
-            session,
-            vault.name,
-            outflow.judged_at,
-            ctx.limits.velocity_window,
-            until=None if tx.block is None else outflow.judged_at,
-            exclude_txid=tx.txid,
-        )
-    except (LedgerError, CustodyError) as exc:  # a tampered spend or vault row: say so, judge nothing
+        return _judged_facts(session, outflow, tx, vault, by_script, ranges)
+    except (LedgerError, CustodyError, ValueError) as exc:  # tampered rows, an odd transaction
         return replace(outflow, unjudged=str(exc).splitlines()[0])
+
+
+def _judged_facts(
+    session: Session,
+    outflow: Outflow,
+    tx: ChainTx,
+    vault: Vault,
+    by_script: Mapping[bytes, str],
+    ranges: Mapping[str, int],
+) -> Outflow:
+    from ledger.spend.events import get_spend, velocity_used
+    from ledger.spend.gate import find_path, read_context
+
+    signed = decode_signed(tx.raw)
+    ctx = read_context(session, vault.name, outflow.judged_at, exclude_spend=outflow.spend)
+    spend = None if outflow.spend is None else get_spend(session, outflow.spend)
+    used = velocity_used(
+        session,
+        vault.name,
+        outflow.judged_at,
+        ctx.limits.velocity_window,
+        until=None if tx.block is None else outflow.judged_at,
+        exclude_txid=tx.txid,
+    )
     end = max(SCRIPT_RANGE, ranges.get(vault.name, 0))
     prevouts = {
         (i.prev_txid, i.prev_index): None if i.prevout is None else (i.prevout.value, i.prevout.script_pubkey)

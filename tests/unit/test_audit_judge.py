@@ -315,7 +315,9 @@ def test_every_finding_code_has_advice_that_fixes_it() -> None:
         {VAULT: wallet, "cold": None},
     )
     sent_by_holders = Outflow(odd.txid, VAULT, 406, 405, 1_500, None, gated=False)
-    report = audit(b, c, min_conf=2, outflows=Outflows((sent_by_holders,)))
+    gated = Outflow(ok.txid, VAULT, 400, 399, 1_000, None, gated=True, spend=1)
+    report = audit(b, c, min_conf=2, outflows=Outflows((sent_by_holders, gated)))
+    assert [(o.outflow.txid, o.failing) for o in report.outflows] == [(odd.txid, True)]  # gated: expected
     expected_advice = {
         FindingCode.LEDGER_VERIFICATION: "restore the database from a backup",
         FindingCode.SIGNING_KEY: "restore the original signing key file",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bitcoin.core import CTransaction, b2lx
 
-from custody.errors import InvalidAddressOrKey, InvalidInput, RpcError
+from custody.errors import BlockNotAvailable, CustodyError, InvalidAddressOrKey, InvalidInput, RpcError
 from custody.rpc import RpcClient
 from custody.wallet_txs import wallet_transactions
 
@@ -112,7 +112,12 @@ def _raw_from_node(
     """``getrawtransaction`` in one batch (in ``block_of[txid]`` when given); unknown ones left out."""
     calls = [("getrawtransaction", (t, 1, block_of[t]) if block_of else (t, 1)) for t in txids]
     out: dict[str, tuple[CTransaction, str | None]] = {}
-    for txid, reply in zip(txids, rpc.batch_results(calls), strict=True):
+    replies = rpc.batch_results(calls)
+    gone = [(t, r) for t, r in zip(txids, replies, strict=True) if isinstance(r, BlockNotAvailable)]
+    if gone and block_of:  # name the first block missing, with every transaction wanted from it
+        first = block_of[gone[0][0]]
+        raise block_not_available(rpc, first, [t for t, _ in gone if block_of[t] == first], gone[0][1])
+    for txid, reply in zip(txids, replies, strict=True):
         if isinstance(reply, InvalidAddressOrKey):
             continue
         if isinstance(reply, RpcError):
@@ -234,5 +239,45 @@ def block_places(rpc: RpcClient, block_hashes: Sequence[str]) -> dict[str, Block
 
 def coinbase_txid(rpc: RpcClient, block_hash: str) -> str:
     """The txid of the coinbase transaction of block ``block_hash`` (its first transaction)."""
-    block = rpc.call("getblock", block_hash, 1)
+    try:
+        block = rpc.call("getblock", block_hash, 1)
+    except BlockNotAvailable as e:
+        raise block_not_available(rpc, block_hash, ["its coinbase"], e) from None
     return check_txid(str(block["tx"][0]))
+
+
+def block_not_available(
+    rpc: RpcClient, block_hash: str, wanted: Sequence[str], cause: RpcError
+) -> BlockNotAvailable:
+    """What to say when the node has block ``block_hash``'s header but not its data: the block,
+    its height, the transactions (or what else) ``wanted`` from it, and, on a pruned node, that
+    it is pruned and which height it would need to keep. Asks the node (header, chain info)."""
+    where = f"block {block_hash}"
+    height: int | None = None
+    try:
+        height = int(rpc.call("getblockheader", block_hash, True)["height"])
+        info = rpc.get_blockchain_info()
+    except CustodyError:
+        info = None
+    if height is not None:
+        where += f" at height {height}"
+    holding = f" (which holds {', '.join(wanted)})" if wanted else ""
+    if info is not None and height is not None and info.pruned_below(height):
+        text = (
+            f"the node no longer has {where}{holding}: it is pruned and keeps blocks from height "
+            f"{info.prune_height} up, so reading this needs a node that keeps blocks from height "
+            f"{height}: point --rpc-url at an unpruned node (or one whose prune height is at most "
+            f"{height}); the books and the vault wallets are fine"
+        )
+    elif info is not None and info.pruned:
+        text = (
+            f"the node does not have {where}{holding} on disk: it is pruned (it keeps blocks from "
+            f"height {info.prune_height} up) and would need that block; point --rpc-url at an "
+            "unpruned node"
+        )
+    else:
+        text = (
+            f"the node does not have {where}{holding} on disk (not fully downloaded); wait until "
+            "it has synced and run the command again"
+        )
+    return BlockNotAvailable(cause.code, f"{text} [{cause.rpc_message}]", cause.method)

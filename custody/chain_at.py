@@ -33,9 +33,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from custody.chain import block_places
+from custody.chain import block_not_available, block_places
 from custody.descriptor import MultisigDescriptor
-from custody.errors import InvalidInput, RpcError, WalletNotFound
+from custody.errors import BlockNotAvailable, InvalidInput, RpcError, WalletNotFound
 from custody.merkleblock import RawTx
 from custody.rpc import RpcClient
 from custody.wallet import scan_vaults, vault_scan_objects
@@ -212,7 +212,14 @@ def merkle_proofs(rpc: RpcClient, txids_by_block: Mapping[str, Sequence[str]]) -
     """``block hash -> gettxoutproof`` hex proving all of that block's ``txids``, one batch."""
     blocks = sorted(txids_by_block)
     calls = [("gettxoutproof", (sorted(set(txids_by_block[b])), b)) for b in blocks]
-    return {b: str(p) for b, p in zip(blocks, rpc.batch(calls), strict=True)}
+    proofs: dict[str, str] = {}
+    for b, reply in zip(blocks, rpc.batch_results(calls), strict=True):
+        if isinstance(reply, BlockNotAvailable):
+            raise block_not_available(rpc, b, sorted(set(txids_by_block[b])), reply)
+        if isinstance(reply, RpcError):
+            raise reply
+        proofs[b] = str(reply)
+    return proofs
 
 
 def raw_headers(rpc: RpcClient, start: int, end: int) -> tuple[str, ...]:
@@ -340,16 +347,37 @@ def spends_after(
     ``height`` and is spent after it is returned too, listed or not: an output unspent at
     ``height`` that an attestation may have left out."""
     wanted = set(outpoints)
-    found: dict[tuple[str, int], tuple[str, int]] = {}
     tip = rpc.get_block_count()
     verbosity = 3 if scripts else 2
     hexes = {s.hex() for s in scripts}
+    reader = rpc.long_call_client()  # a page of full blocks: hundreds of MB of JSON on mainnet
+    try:
+        return _spends_in_blocks(reader, height, tip, page, verbosity, wanted, hexes)
+    finally:
+        reader.close()
+
+
+def _spends_in_blocks(
+    rpc: RpcClient,
+    height: int,
+    tip: int,
+    page: int,
+    verbosity: int,
+    wanted: set[tuple[str, int]],
+    hexes: set[str],
+) -> dict[tuple[str, int], tuple[str, int]]:
+    found: dict[tuple[str, int], tuple[str, int]] = {}
     for start in range(height + 1, tip + 1, page):
-        if not scripts and len(found) == len(wanted):
+        if not hexes and len(found) == len(wanted):
             break
         heights = list(range(start, min(start + page, tip + 1)))
         hashes = rpc.get_block_hashes(heights)
-        blocks = rpc.batch([("getblock", (h, verbosity)) for h in hashes])
+        blocks = rpc.batch_results([("getblock", (h, verbosity)) for h in hashes])
+        for block_hash, block in zip(hashes, blocks, strict=True):
+            if isinstance(block, BlockNotAvailable):
+                raise block_not_available(rpc, block_hash, ["the spends of the outputs checked"], block)
+            if isinstance(block, RpcError):
+                raise block
         for h, block in zip(heights, blocks, strict=True):
             for tx in block["tx"]:
                 for vin in tx["vin"]:

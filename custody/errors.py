@@ -36,6 +36,11 @@ class NodeUnreachable(CustodyError):
     """The node could not be reached or refused our credentials (no RPC answer at all)."""
 
 
+class NodeTimedOut(NodeUnreachable):
+    """The node took the connection but did not answer within the client's timeout: it is there
+    but busy (a rescan, a UTXO scan, many wallets), which is not "cannot reach"."""
+
+
 class RpcError(CustodyError):
     """Bitcoin Core answered with a JSON-RPC error; ``code`` is Core's error code."""
 
@@ -46,6 +51,13 @@ class RpcError(CustodyError):
         self.rpc_message = message
         self.method = method
         super().__init__(f"bitcoind {method}: {message} (RPC error {code})")
+
+
+class BlockNotAvailable(RpcError):
+    """The node has the block's header but not its data on disk: pruned (``-prune``), or not
+    downloaded yet (RPC_MISC_ERROR "Block not available", "... (pruned data)", or
+    RPC_INTERNAL_ERROR "Can't read block from disk"). :func:`custody.chain.block_not_available`
+    names the block, its height, the transactions wanted and the height the node would need."""
 
 
 class ScanInProgress(RpcError):
@@ -88,6 +100,16 @@ _BY_CODE: dict[int, type[RpcError]] = {
 }
 
 
+_BLOCK_NOT_AVAILABLE = (
+    "Block not available",  # getrawtransaction with a block hash; getblock "... (pruned data)"
+    "Undo data not available",  # getblock verbosity 3
+    "Can't read block from disk",  # gettxoutproof
+)
+
+
 def rpc_error(code: int, message: str, method: str) -> RpcError:
-    """Map a Bitcoin Core error code to the most specific :class:`RpcError` subclass."""
+    """Map a Bitcoin Core error code to the most specific :class:`RpcError` subclass (and, for
+    the codes Core shares among many errors, its message: a block not on disk)."""
+    if code in (-1, -32603) and message.startswith(_BLOCK_NOT_AVAILABLE):
+        return BlockNotAvailable(code, message, method)
     return _BY_CODE.get(code, RpcError)(code, message, method)

@@ -9,7 +9,9 @@ satoshis.
 
 Many calls go out as JSON-RPC batches (one HTTP round trip per ``max_batch`` calls). Errors map
 to :mod:`custody.errors`: :class:`NodeUnreachable` when there is no usable answer (the message
-names the URL, never the credentials) and :class:`RpcError` subclasses carrying Core's code.
+names the URL, never the credentials), :class:`NodeTimedOut` when the node took the connection
+but did not answer in time (busy, not gone: the message says how long was waited and for what),
+and :class:`RpcError` subclasses carrying Core's code.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from custody.errors import InvalidInput, NodeUnreachable, RpcError, rpc_error
+from custody.errors import InvalidInput, NodeTimedOut, NodeUnreachable, RpcError, rpc_error
 
 DEFAULT_MAX_BATCH = 1000
 LONG_CALL_TIMEOUT_S = 24 * 3600.0
@@ -50,6 +52,13 @@ class ChainInfo:
     headers: int
     best_block_hash: str
     initial_block_download: bool
+    pruned: bool = False
+    prune_height: int | None = None
+    """pruned: the lowest height whose block is still on disk (every block below it is gone)"""
+
+    def pruned_below(self, height: int) -> bool:
+        """Whether the node no longer has the block at ``height`` (pruned away)."""
+        return self.prune_height is not None and height < self.prune_height
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +225,8 @@ class RpcClient:
             headers=int(r["headers"]),
             best_block_hash=r["bestblockhash"],
             initial_block_download=bool(r["initialblockdownload"]),
+            pruned=bool(r.get("pruned", False)),
+            prune_height=int(r["pruneheight"]) if r.get("pruned") and "pruneheight" in r else None,
         )
 
     def get_network_info(self) -> NodeInfo:
@@ -337,7 +348,10 @@ class RpcClient:
                 if attempt == 2:
                     raise self._unreachable(e) from None
             except (OSError, http.client.HTTPException) as e:
+                connected = conn.sock is not None  # the request went out: the answer is late
                 self.close()
+                if connected and isinstance(e, socket.timeout | TimeoutError):
+                    raise self._timed_out(payload) from None
                 raise self._unreachable(e) from None
         self.round_trips += 1
         if response.status == 401:
@@ -352,6 +366,20 @@ class RpcClient:
                 f"bitcoind at {self.endpoint} answered HTTP {response.status} without JSON: "
                 f"{body[:200].decode(errors='replace')!r}"
             ) from None
+
+    def _timed_out(self, payload: Any) -> NodeTimedOut:
+        if isinstance(payload, dict):
+            what = str(payload.get("method"))
+        else:
+            methods = list(dict.fromkeys(str(c.get("method")) for c in payload))
+            what = f"a batch of {len(payload)} calls: {', '.join(methods[:3])}" + (
+                ", ..." if len(methods) > 3 else ""
+            )
+        return NodeTimedOut(
+            f"bitcoind did not answer within {self.timeout:g} seconds ({what}) at {self.endpoint}: "
+            "it took the request but is busy (a rescan, a UTXO scan, or a large wallet); try again "
+            "when it is less busy, or give it longer with RESERVE_RPC_TIMEOUT"
+        )
 
     def _unreachable(self, e: BaseException) -> NodeUnreachable:
         timed_out = isinstance(e, socket.timeout | TimeoutError)

@@ -237,6 +237,7 @@ def gather_facts(
     tip_height: int,
     quorum_height: int | None,
     spend: int | None = None,
+    retired_vaults: Mapping[bytes, str] | None = None,
 ) -> GateFacts:
     """The gate's facts about ``psbt`` as a spend from ``vault``.
 
@@ -247,6 +248,8 @@ def gather_facts(
     still in their delay → (name, height at which it becomes active). ``locks``: outpoints held by
     open spends → spend number (``spend``'s own locks are not counted against it).
     ``velocity_used``: sat that already left the vault in the velocity window.
+    ``retired_vaults``: retired vaults' scripts → vault name (a destination the gate refuses,
+    saying so).
     """
     if len(holders) != len(descriptor.keys):
         raise InvalidInput(
@@ -297,6 +300,8 @@ def gather_facts(
         elif own is None and script in pending:
             destination = Destination.PENDING_ALLOWLIST
             name, active_at = pending[script]
+        elif own is None and retired_vaults and script in retired_vaults:
+            destination, name = Destination.RETIRED_VAULT, retired_vaults[script]
         else:
             destination = Destination.UNKNOWN
         outputs.append(

@@ -71,6 +71,8 @@ class Destination(StrEnum):
     """an active allowlist entry of this vault"""
     PENDING_ALLOWLIST = "pending-allowlist"
     """an allowlist entry added but still in its delay"""
+    RETIRED_VAULT = "retired-vault"
+    """an address of a retired vault of the reserve (it receives nothing)"""
     UNKNOWN = "unknown"
     """anything else"""
 
@@ -128,7 +130,7 @@ class OutputFact:
     address: str
     destination: Destination
     name: str | None = None
-    """the other vault's or the allowlist entry's name"""
+    """the other (or retired) vault's or the allowlist entry's name"""
     active_at: int | None = None
     """for a PENDING_ALLOWLIST output: the height at which its entry becomes active"""
     own_path: tuple[int, int] | None = None
@@ -256,6 +258,11 @@ def _outputs(facts: GateFacts) -> RuleResult:
             problems.append(
                 f"output {o.describe()}: allowlist entry {o.name} is still in its delay and "
                 f"becomes active at {when} (tip {facts.tip_height})"
+            )
+        elif o.destination is Destination.RETIRED_VAULT:
+            problems.append(
+                f"output {o.describe()} pays vault {o.name}, which is retired: a retired vault "
+                "receives nothing; pay an active vault (`reserve vault list`)"
             )
         elif o.destination is Destination.UNKNOWN and o.own_path is not None:
             problems.append(

@@ -24,8 +24,12 @@ class WalletTxState:
 
     ``confirmations``: > 0 in a block of the best chain, 0 unconfirmed, < 0 conflicted by a
     transaction that deep. ``replaced_by``: the transaction that replaced or double-spent it,
-    when the wallet knows it. ``raw_hex``: the serialised transaction (from ``gettransaction``;
-    empty from ``listtransactions``).
+    when the wallet knows it (a fee bump of its own, or the first of ``mempool_conflicts``).
+    ``mempool_conflicts``: mempool transactions spending an input of it or of an unconfirmed
+    parent (``mempoolconflicts``, Core 28+): a deposit replaced (RBF) by a transaction that pays
+    no vault has no other trace in the wallet while the replacement is unconfirmed.
+    ``coinbase``: a mining reward (``generated``). ``raw_hex``: the serialised transaction (from
+    ``gettransaction``; empty from ``listtransactions``).
     """
 
     txid: str
@@ -35,12 +39,20 @@ class WalletTxState:
     conflicts: tuple[str, ...] = ()
     replaced_by: str | None = None
     raw_hex: str = field(default="", repr=False, compare=False)
+    mempool_conflicts: tuple[str, ...] = ()
+    coinbase: bool = False
 
     @property
     def conflicted(self) -> bool:
         """It can never confirm (as things stand): double-spent by a confirmed transaction, or
-        replaced in the mempool."""
-        return self.confirmations < 0 or self.replaced_by is not None
+        replaced in the mempool (by a fee bump of the wallet's, or by any transaction)."""
+        return self.confirmations < 0 or self.replaced_by is not None or bool(self.mempool_conflicts)
+
+    @property
+    def orphaned(self) -> bool:
+        """A mining reward not in the best chain: its block left it, and a coinbase never
+        returns to the mempool nor is mined again, so it can never confirm."""
+        return self.coinbase and self.confirmations < 1
 
     @property
     def confirmed(self) -> bool:
@@ -48,19 +60,25 @@ class WalletTxState:
 
     @property
     def pending(self) -> bool:
-        """Unconfirmed and not replaced: it may still confirm."""
-        return self.confirmations == 0 and not self.conflicted
+        """Unconfirmed, neither replaced nor an orphaned mining reward: it may still confirm."""
+        return self.confirmations == 0 and not self.conflicted and not self.orphaned
 
 
 def _state(wallet: str, reply: Mapping[str, Any]) -> WalletTxState:
+    confirmations = int(reply.get("confirmations", 0))
+    # a confirmed transaction has no mempool rival that counts (Core lists none either)
+    in_mempool = () if confirmations > 0 else tuple(str(t) for t in reply.get("mempoolconflicts", ()))
+    replaced_by = reply.get("replaced_by_txid") or next(iter(in_mempool), None)
     return WalletTxState(
         txid=str(reply["txid"]),
         wallet=wallet,
-        confirmations=int(reply.get("confirmations", 0)),
+        confirmations=confirmations,
         block_hash=str(reply["blockhash"]) if reply.get("blockhash") else None,
         conflicts=tuple(str(t) for t in reply.get("walletconflicts", ())),
-        replaced_by=str(reply["replaced_by_txid"]) if reply.get("replaced_by_txid") else None,
+        replaced_by=str(replaced_by) if replaced_by else None,
         raw_hex=str(reply.get("hex", "")),
+        mempool_conflicts=in_mempool,
+        coinbase=bool(reply.get("generated", False)),
     )
 
 
@@ -115,8 +133,11 @@ def wallet_tx_states(
 
 def list_wallet_txs(rpc: RpcClient, wallet: str) -> tuple[WalletTxState, ...]:
     """Every transaction ``wallet`` knows, once each (``listtransactions`` lists one line per
-    address and category). Raises :class:`WalletNotFound` when the wallet is not loaded."""
-    client = rpc.wallet(wallet)
+    address and category). Raises :class:`WalletNotFound` when the wallet is not loaded.
+
+    The whole history in one call: on its own connection with the long timeout (a wallet with
+    many transactions answers in seconds to minutes, more on a busy node)."""
+    client = rpc.wallet(wallet).long_call_client()
     try:
         listed = client.listtransactions(label="*", count=1_000_000, skip=0, include_watchonly=True)
     finally:

@@ -12,17 +12,25 @@ What bitcoind says, and what is relied on:
 - ``walletconflicts`` names the wallet's other transactions spending an input of this one, and
   ``replaced_by_txid`` is set on a transaction the wallet replaced by fee bumping;
 - an immature coinbase output is not in ``listunspent`` (the wallet knows its transaction);
-- an output spent by a mempool transaction of the wallet is no longer in ``listunspent``.
+- an output spent by a mempool transaction of the wallet is no longer in ``listunspent``;
+- nor is a coin *locked* in the wallet (``lockunspent``: an open spend holds its coins so that no
+  other proposal picks them). It is unspent all the same (the wallet unlocks a coin as soon as one
+  of its transactions spends it), so the view lists it too, read from its wallet transaction
+  (``listlockunspent``, then ``gettransaction``), marked ``locked``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
+from custody.chain import decode_checked
 from custody.errors import InvalidInput, WalletNotFound
+from custody.maturity import is_immature
 from custody.rpc import RpcClient
+from custody.spend_node import locked_coins
 from custody.wallet import Balances, Utxo, list_unspent, range_end_of, wallet_balances
-from custody.wallet_txs import WalletTxState, list_wallet_txs
+from custody.wallet_txs import WalletTxState, list_wallet_txs, wallet_transactions
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +78,12 @@ def read_wallet_view(rpc: RpcClient, wallet_name: str) -> WalletView | None:
     wallet = rpc.wallet(wallet_name)
     try:
         # unspent outputs first: a spend arriving in between then shows as pending (listed by the
-        # transactions read after) while its inputs still show as unspent, never as missing
+        # transactions read after) while its inputs still show as unspent, never as missing. The
+        # locks are read before and after: a coin locked or unlocked meanwhile is in one of them
+        locked = locked_coins(wallet)
         unspent = list_unspent(wallet, 0)
+        locked |= locked_coins(wallet)
+        unspent += locked_unspent(rpc, wallet_name, locked - {(u.txid, u.vout) for u in unspent})
         transactions = list_wallet_txs(rpc, wallet_name)
         balances = wallet_balances(wallet)
         listed = wallet.call("listdescriptors")["descriptors"]
@@ -82,7 +94,42 @@ def read_wallet_view(rpc: RpcClient, wallet_name: str) -> WalletView | None:
     return WalletView(
         wallet_name=wallet_name,
         transactions=transactions,
-        unspent=unspent,
+        unspent=tuple(sorted(unspent, key=lambda u: (u.txid, u.vout))),
         balances=balances,
         range_end=range_end_of(listed),
     )
+
+
+def locked_unspent(
+    rpc: RpcClient, wallet_name: str, outpoints: Collection[tuple[str, int]]
+) -> tuple[Utxo, ...]:
+    """The locked coins ``outpoints`` as unspent outputs (``locked=True``), each read from its
+    transaction in the wallet (one ``gettransaction`` batch). Left out: a coin whose transaction
+    the wallet does not know or shows conflicted (it does not exist), and an immature coinbase
+    output (``listunspent`` leaves those out too; the wallet's balances count them)."""
+    if not outpoints:
+        return ()
+    known = wallet_transactions(rpc, [wallet_name], sorted({t for t, _ in outpoints}))
+    found: list[Utxo] = []
+    for txid, vout in sorted(outpoints):
+        state = known.get(txid)
+        if state is None or not state.raw_hex or state.conflicted:
+            continue
+        tx = decode_checked(txid, state.raw_hex)
+        if vout >= len(tx.vout) or is_immature(coinbase=tx.is_coinbase(), confirmations=state.confirmations):
+            continue
+        out = tx.vout[vout]
+        found.append(
+            Utxo(
+                txid=txid,
+                vout=vout,
+                address="",
+                script_pubkey=bytes(out.scriptPubKey),
+                amount=int(out.nValue),
+                confirmations=state.confirmations,
+                solvable=True,
+                descriptor="",
+                locked=True,
+            )
+        )
+    return tuple(found)

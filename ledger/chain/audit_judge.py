@@ -94,7 +94,12 @@ def judge(
         + entry_findings
         + judge_unrecorded(books, chain, booked, conflicts)
     )
-    outflow_checks = judge_outflows(outflows.items, outflows.acknowledged) if outflows else ()
+    # the report keeps the ungated ones (acknowledged or not): a gated spend is the expected case
+    outflow_checks = tuple(
+        c
+        for c in (judge_outflows(outflows.items, outflows.acknowledged) if outflows else ())
+        if not c.outflow.gated
+    )
     findings += ungated_findings(outflow_checks)
     totals = {
         "ledger": books.reserve,

@@ -21,7 +21,7 @@ from custody.wallet_view import WalletView
 from ledger.chain.movement import MovementKind
 
 if TYPE_CHECKING:
-    from ledger.chain.outflows import OutflowCheck
+    from ledger.chain.outflow_values import OutflowCheck
 
 SCHEMA = "reserve-ledger-audit/v2"
 
@@ -206,7 +206,7 @@ class AuditReport:
     pending: tuple[Pending, ...]
     findings: tuple[Finding, ...]
     totals: dict[str, int] = field(default_factory=dict)
-    outflows: tuple[OutflowCheck, ...] = ()  # every transaction spending a vault's outputs, judged
+    outflows: tuple[OutflowCheck, ...] = ()  # ungated transactions spending a vault's outputs, judged
 
     @property
     def ok(self) -> bool:

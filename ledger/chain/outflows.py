@@ -36,8 +36,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,9 +46,10 @@ from custody.chain import ChainTx
 from custody.errors import CustodyError
 from custody.outflow_facts import decode_signed, transaction_facts
 from custody.rpc import RpcClient
-from custody.spend_gate import GateFacts, RuleResult, evaluate
-from custody.spend_policy import SpendLimits
+from custody.spend_gate import RuleResult, evaluate
 from ledger.chain.audit_report import Finding, FindingCode
+from ledger.chain.outflow_values import Outflow as Outflow  # re-exported: the values live apart (no cycle)
+from ledger.chain.outflow_values import OutflowCheck as OutflowCheck
 from ledger.chain.recording import SCRIPT_RANGE
 from ledger.chain.vaults import Vault
 from ledger.errors import LedgerError
@@ -60,67 +60,6 @@ SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 ACKNOWLEDGED_KIND = "outflow-acknowledged"
 """The log record kind of a governed acknowledgement of an ungated spend (``{"vault", "txid"}``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outflow:
-    """One transaction spending outputs of one vault, with what the gate would have judged."""
-
-    txid: str
-    vault: str
-    height: int | None
-    """its block's height; None: in the mempool"""
-    judged_at: int
-    """the height its rules are judged at: the block before its own, or the tip (mempool)"""
-    amount: int
-    """sat the vault lost: its coins spent minus what came back to it (the fee included)"""
-    fee: int | None
-    """sat, the whole transaction's; None when an input's previous output is unknown"""
-    gated: bool
-    """the exact transaction ``reserve spend broadcast`` sent after the gate passed"""
-    spend: int | None = None
-    """the spend whose transaction it is (gated, or a proposal the holders sent themselves)"""
-    replaces: tuple[int, ...] = ()
-    """other spends whose coins it spends (a replacement of their transaction, a double spend)"""
-    facts: GateFacts | None = field(default=None, repr=False)
-    limits: SpendLimits | None = field(default=None, repr=False)
-    unjudged: str | None = None
-    """why the rules could not be judged (the finding stands all the same)"""
-
-
-@dataclass(frozen=True, slots=True)
-class OutflowCheck:
-    """An outflow and its verdict: every rule's result (none for a gated one)."""
-
-    outflow: Outflow
-    results: tuple[RuleResult, ...]
-    acknowledged: bool
-
-    @property
-    def broken(self) -> tuple[RuleResult, ...]:
-        return tuple(r for r in self.results if not r.ok)
-
-    @property
-    def failing(self) -> bool:
-        """An ungated spend nobody acknowledged: a finding."""
-        return not self.outflow.gated and not self.acknowledged
-
-    def to_json(self) -> dict[str, Any]:
-        o = self.outflow
-        return {
-            "txid": o.txid,
-            "vault": o.vault,
-            "height": o.height,
-            "judged_at": o.judged_at,
-            "amount_sat": o.amount,
-            "fee_sat": o.fee,
-            "gated": o.gated,
-            "spend": o.spend,
-            "replaces": list(o.replaces),
-            "acknowledged": self.acknowledged,
-            "unjudged": o.unjudged,
-            "broken": [{"rule": r.rule, "detail": r.detail} for r in self.broken],
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,28 +185,40 @@ def _with_facts(
     by_script: Mapping[bytes, str],
     ranges: Mapping[str, int],
 ) -> Outflow:
-    """``outflow`` with the gate's facts and limits, or with why they cannot be had."""
-    from ledger.spend.events import get_spend, velocity_used
-    from ledger.spend.gate import find_path, read_context
-
+    """``outflow`` with the gate's facts and limits, or with why they cannot be had (a finding
+    all the same: an audit never stops on one transaction)."""
     if vault is None:
         return replace(outflow, unjudged=f"vault {outflow.vault} has no definition in the books")
     if not tx.raw:
         return replace(outflow, unjudged="the node did not give the raw transaction")
     try:
-        signed = decode_signed(tx.raw)
-        ctx = read_context(session, vault.name, outflow.judged_at, exclude_spend=outflow.spend)
-        spend = None if outflow.spend is None else get_spend(session, outflow.spend)
-        used = velocity_used(
-            session,
-            vault.name,
-            outflow.judged_at,
-            ctx.limits.velocity_window,
-            until=None if tx.block is None else outflow.judged_at,
-            exclude_txid=tx.txid,
-        )
-    except (LedgerError, CustodyError) as exc:  # a tampered spend or vault row: say so, judge nothing
+        return _judged_facts(session, outflow, tx, vault, by_script, ranges)
+    except (LedgerError, CustodyError, ValueError) as exc:  # tampered rows, an odd transaction
         return replace(outflow, unjudged=str(exc).splitlines()[0])
+
+
+def _judged_facts(
+    session: Session,
+    outflow: Outflow,
+    tx: ChainTx,
+    vault: Vault,
+    by_script: Mapping[bytes, str],
+    ranges: Mapping[str, int],
+) -> Outflow:
+    from ledger.spend.events import get_spend, velocity_used
+    from ledger.spend.gate import find_path, read_context
+
+    signed = decode_signed(tx.raw)
+    ctx = read_context(session, vault.name, outflow.judged_at, exclude_spend=outflow.spend)
+    spend = None if outflow.spend is None else get_spend(session, outflow.spend)
+    used = velocity_used(
+        session,
+        vault.name,
+        outflow.judged_at,
+        ctx.limits.velocity_window,
+        until=None if tx.block is None else outflow.judged_at,
+        exclude_txid=tx.txid,
+    )
     end = max(SCRIPT_RANGE, ranges.get(vault.name, 0))
     prevouts = {
         (i.prev_txid, i.prev_index): None if i.prevout is None else (i.prevout.value, i.prevout.script_pubkey)
@@ -372,8 +323,8 @@ def list_outflows(read: SessionFactory, rpc: RpcClient, vault: str | None = None
     """Every transaction the vaults' wallets know spending a vault's outputs (confirmed in the best
     chain or in the mempool, not replaced), gated or not, judged (``reserve spend list``)."""
     from custody.chain import fetch_transactions
+    from ledger.chain.known_txs import wallet_txids
     from ledger.chain.recording import read_books, scripts_of
-    from ledger.chain.sync import wallet_txids
 
     with read() as s:
         books = read_books(s, None)

@@ -178,7 +178,14 @@ def sync(app: App, vault: str | None, dry_run: bool, as_json: bool) -> None:
     for txid in report.pending:
         click.echo(f"pending: {txid} is unconfirmed; sync again after it confirms")
     for skip in report.skipped:
-        click.echo(f"skipped: {skip.txid or 'vault ' + str(skip.vault)}: {skip.reason}")
+        if not skip.final:
+            click.echo(f"skipped: {skip.txid or 'vault ' + str(skip.vault)}: {skip.reason}")
+    if final := sum(s.final for s in report.skipped):
+        click.echo(
+            f"skipped: {final} transaction(s) the vaults' wallets keep listing that can never be "
+            "booked (replaced, double-spent, or mining rewards of blocks that left the best chain): "
+            "nothing to do; `reserve sync --json` lists them"
+        )
     for c in report.ungated:
         state = "acknowledged" if c.acknowledged else "a finding of every audit until acknowledged"
         click.echo(f"ungated spend ({state}): {outflow_line(c)}")
@@ -204,7 +211,9 @@ def _sync_json(report: SyncReport) -> dict[str, object]:
         "already_recorded": report.already_recorded,
         "unconfirmed": report.unconfirmed,
         "pending": list(report.pending),
-        "skipped": [{"txid": s.txid, "vault": s.vault, "reason": s.reason} for s in report.skipped],
+        "skipped": [
+            {"txid": s.txid, "vault": s.vault, "reason": s.reason, "final": s.final} for s in report.skipped
+        ],
         "ungated": [c.to_json() for c in report.ungated],
         "spends": [
             {

@@ -29,10 +29,12 @@ from typing import Any
 import click
 
 from custody.errors import (
+    BlockNotAvailable,
     CustodyError,
     InvalidAddressOrKey,
     InvalidParameter,
     MethodNotFound,
+    NodeTimedOut,
     NodeUnreachable,
     NodeWarmingUp,
     PolicyViolation,
@@ -226,10 +228,12 @@ ERRORS: dict[type[BaseException], ErrorKind] = {
     CustodyError: _fails("custody-error"),
     PolicyViolation: _fails("policy-violation"),
     NodeUnreachable: _fails("node-unreachable"),
+    NodeTimedOut: _fails("node-timeout"),
     NodeWarmingUp: _fails("node-warming-up"),
     WalletNotFound: _fails("wallet-not-found"),
     RpcError: _fails("node-error"),
     ScanInProgress: _fails("scan-in-progress"),
+    BlockNotAvailable: _fails("block-not-available"),
     InvalidAddressOrKey: _fails("node-error"),
     InvalidParameter: _fails("node-error"),
     WalletAlreadyLoaded: _fails("node-error"),

@@ -19,23 +19,34 @@ def node() -> None:
 @json_option
 @pass_app
 def node_status(app: App, as_json: bool) -> None:
-    """Chain, height, best block hash and version of the configured node."""
+    """Chain, height, best block hash, pruning and version of the configured node.
+
+    A pruned node keeps blocks from its prune height up only: transactions in older blocks
+    cannot be read (recording, sync, audit and attestations need them) and vaults born below it
+    cannot be rescanned."""
     client = app.rpc()
     chain = client.get_blockchain_info()
     info = client.get_network_info()
-    data = {
+    data: dict[str, object] = {
         "url": client.url,
         "chain": chain.chain,
         "blocks": chain.blocks,
         "best_block_hash": chain.best_block_hash,
+        "pruned": chain.pruned,
+        "prune_height": chain.prune_height,
         "version": info.version_text,
         "subversion": info.subversion,
     }
     if as_json:
         app.print_json(data)
         return
-    for key, value in data.items():
+    shown = {**data, "pruned": "yes" if chain.pruned else "no"}
+    if not chain.pruned:
+        del shown["prune_height"]
+    for key, value in shown.items():
         click.echo(f"{key:>16}: {value}")
+    if chain.pruned:
+        click.echo(f"{'':>16}  (blocks below height {chain.prune_height} are no longer on disk)")
 
 
 @click.group()

@@ -44,7 +44,8 @@ from custody.descriptor import MultisigDescriptor
 from custody.errors import CustodyError, NodeUnreachable
 from custody.keys import parse_held_key, shorten
 from custody.network import Network
-from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchResult, ensure_watch_wallet
+from custody.rpc import ChainInfo
+from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchResult, check_birthday, ensure_watch_wallet
 from ledger.chain.issuance import MAX_COUNT, MAX_ISSUE_INDEX, issue_addresses, issued_ranges
 from ledger.chain.vaults import (
     Vault,
@@ -194,24 +195,14 @@ def read_file(path: Path, name: str | None, birthday: int | None) -> VaultDefini
     return from_document(doc, str(path), name, birthday)
 
 
-def node_chain(app: App) -> tuple[Network, int]:
-    """The network and block height of the configured node; nothing is stored when it cannot be
-    asked."""
+def node_chain(app: App) -> ChainInfo:
+    """The configured node's chain (network, height, pruning); nothing is stored when it cannot
+    be asked."""
     try:
-        info = app.rpc().get_blockchain_info()
+        return app.rpc().get_blockchain_info()
     except NodeUnreachable as e:
         e.add_note("the network of the vault's keys is checked against the node, nothing was stored")
         raise
-    return Network.from_chain(info.chain), info.blocks
-
-
-def check_birthday(birthday: int | None, tip: int) -> None:
-    """A birthday is the height of a block the node has (at or before the vault's first deposit)."""
-    if birthday is not None and not 0 <= birthday <= tip:
-        raise InvalidInput(
-            f"birthday height {birthday} is not on the node's chain (0..{tip}); give the height of "
-            "a block at or before the vault's first deposit"
-        )
 
 
 @contextmanager
@@ -315,8 +306,10 @@ def vault_add(
     else:
         definition = from_keys(name, threshold, keys, birthday)
 
-    network, tip = node_chain(app)
-    check_birthday(definition.birthday, tip)
+    chain = node_chain(app)
+    network = Network.from_chain(chain.chain)
+    if definition.birthday is not None:  # a block the node has, its data still on disk
+        check_birthday(definition.birthday, chain)
     policy = policy_of(app.settings.policy.min_threshold, app.settings.policy.min_holders)
     with journal_session(app) as s:
         v = add_vault(

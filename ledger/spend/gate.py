@@ -65,6 +65,7 @@ class GateContext:
     locks: Mapping[Outpoint, int]  # coins held by other open spends -> spend number
     velocity_used: int
     tip: int
+    retired: VaultScripts  # scripts of retired vaults: a payment to one is refused as such
 
 
 def read_context(
@@ -77,6 +78,7 @@ def read_context(
     limits = effective_limits(session, vault.name, tip)
     active, pending = allowlist(session, vault.name, tip)
     others = tuple(v for v in list_vaults(session) if v.name != vault.name)
+    retired = tuple(v for v in list_vaults(session, include_retired=True) if v.retired)
     locks: dict[Outpoint, int] = {}
     for s in list_spends(session, open_only=True):
         if s.number != exclude_spend:
@@ -90,6 +92,7 @@ def read_context(
         locks=locks,
         velocity_used=velocity_used(session, vault.name, tip, limits.velocity_window),
         tip=tip,
+        retired=VaultScripts.of(retired, issued_ranges(session)),
     )
 
 
@@ -276,5 +279,6 @@ def judge(
         tip_height=ctx.tip,
         quorum_height=quorum_height,
         spend=spend,
+        retired_vaults=ctx.retired.by_script,
     )
     return Verdict(facts, evaluate(facts, ctx.limits))

@@ -193,6 +193,7 @@ def resolve(
     active = {e.name: e for e in ctx.allow_active}
     pending = {e.name: e for e in ctx.allow_pending}
     by_name = {v.name: v for v in others}
+    retired = {v.name: v for v in list_vaults(session, include_retired=True) if v.retired}
     used = used_scripts(session)
     out: list[Resolved] = []
     findings: list[str] = []
@@ -213,6 +214,12 @@ def resolve(
             findings.append(
                 f"{what}: allowlist entry {p.dest} is still in its delay: it becomes active at height "
                 f"{entry.active_at} (tip {ctx.tip}); propose the spend then"
+            )
+            continue
+        if p.dest in retired:
+            findings.append(
+                f"{what}: vault {p.dest} is retired ({retired[p.dest].retired_reason}); a retired "
+                "vault receives nothing: pay an active vault (`reserve vault list`)"
             )
             continue
         if p.dest in by_name:
@@ -240,6 +247,7 @@ def resolve(
         entry_active = next((e for e in ctx.allow_active if script in e.scripts), None)
         entry_pending = next((e for e in ctx.allow_pending if script in e.scripts), None)
         other_name = ctx.others.by_script.get(script)
+        retired_name = ctx.retired.by_script.get(script)
         if entry_active is not None:
             out.append(Resolved(p, "allowlist", entry_active.name, p.dest, script))
         elif other_name is not None:
@@ -248,6 +256,12 @@ def resolve(
             findings.append(
                 f"{what}: the address is allowlist entry {entry_pending.name}, still in its delay until "
                 f"height {entry_pending.active_at} (tip {ctx.tip})"
+            )
+        elif retired_name is not None:
+            findings.append(
+                f"{what}: address {p.dest} is vault {retired_name}'s, which is retired "
+                f"({retired[retired_name].retired_reason}); a retired vault receives nothing: pay an "
+                "active vault (`reserve vault list`)"
             )
         else:
             findings.append(

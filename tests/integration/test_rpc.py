@@ -135,18 +135,6 @@ def test_credentials_in_url_are_refused() -> None:
     assert "pw-in-url" not in str(e.value)
 
 
-def test_timeout_is_unreachable(node: RegtestNode) -> None:
-    import socket
-
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)  # accepts the TCP connection but never answers
-        port = server.getsockname()[1]
-        client = RpcClient(f"http://127.0.0.1:{port}", cookie_path=node.cookie_path, timeout=0.5)
-        with pytest.raises(NodeUnreachable, match="timed out"):
-            client.call("getblockcount")
-
-
 def test_multi_argument_calls_take_named_parameters(rpc: RpcClient) -> None:
     name = f"named-{uuid.uuid4().hex[:12]}"
     rpc.createwallet(name)  # defaults: blank, watch-only, descriptors, not loaded on startup

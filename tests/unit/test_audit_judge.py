@@ -315,7 +315,9 @@ def test_every_finding_code_has_advice_that_fixes_it() -> None:
         {VAULT: wallet, "cold": None},
     )
     sent_by_holders = Outflow(odd.txid, VAULT, 406, 405, 1_500, None, gated=False)
-    report = audit(b, c, min_conf=2, outflows=Outflows((sent_by_holders,)))
+    gated = Outflow(ok.txid, VAULT, 400, 399, 1_000, None, gated=True, spend=1)
+    report = audit(b, c, min_conf=2, outflows=Outflows((sent_by_holders, gated)))
+    assert [(o.outflow.txid, o.failing) for o in report.outflows] == [(odd.txid, True)]  # gated: expected
     expected_advice = {
         FindingCode.LEDGER_VERIFICATION: "restore the database from a backup",
         FindingCode.SIGNING_KEY: "restore the original signing key file",
@@ -369,3 +371,38 @@ def test_a_recorded_deposit_double_spent_away_is_conflicted_by_the_wallets_state
     assert set(found) == {FindingCode.CONFLICTED, FindingCode.BALANCE_MISMATCH}
     assert "reserve reverse 1" in found[FindingCode.CONFLICTED].advice
     assert report.entries[0].status == EntryStatus.CONFLICTED
+
+
+def test_a_replaced_deposit_and_an_orphaned_coinbase_are_not_pending() -> None:
+    """A deposit the mempool dropped for a replacement paying elsewhere (the wallet lists it with
+    ``mempoolconflicts``) and a mining reward whose block left the chain never confirm: neither is
+    pending, and neither is a finding while unbooked."""
+    replaced = deposit(1, 5_000, None)
+    orphan = ChainTx(
+        txid(2), (TxInput("00" * 32, -1, None),), (TxOutput(0, 625_000_000, SCRIPT),), None, True
+    )
+    wallet = view(
+        [
+            state(replaced, 0, mempool_conflicts=(txid(3),), replaced_by=txid(3)),
+            state(orphan, 0, coinbase=True),
+        ],
+        [],
+    )
+    report = audit(books([], 0), chain([replaced, orphan], [], {VAULT: wallet}))
+    assert report.ok, report.findings
+    assert report.pending == () and report.totals["pending_in"] == 0
+    pending = state(replaced, 0)  # the same deposit before it was replaced: pending
+    assert audit(books([], 0), chain([replaced], [], {VAULT: view([pending], [])})).pending
+
+
+def test_a_coin_locked_by_an_open_spend_is_no_mismatch() -> None:
+    """``listunspent`` leaves locked coins out; the wallet view lists them (``locked``), so a
+    coin an open spend holds is in the wallet, not missing from it."""
+    d = deposit(1, 100_000_000, 400)
+    locked = replace(utxo(d), locked=True)
+    report = audit(
+        books([entry(1, d, {VAULT: 100_000_000})], 100_000_000),
+        chain([d], [scanned(d)], {VAULT: view([state(d)], [locked])}),
+    )
+    assert report.ok, report.findings
+    assert report.vaults[0].wallet_confirmed == 100_000_000

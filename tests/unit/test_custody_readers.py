@@ -28,3 +28,19 @@ def test_scan_outputs_are_grouped_by_script() -> None:
     assert [o.vout for o in scan.outputs_for({a})] == [0, 2]
     assert scan.totals([a]).mature == 16 and scan.totals([b]).count == 1
     assert scan.totals().total == 23
+
+
+def test_a_wallet_transaction_replaced_in_the_mempool_is_conflicted_not_pending() -> None:
+    from custody.wallet_txs import _state
+
+    rival = "ee" * 32
+    base: dict[str, Any] = {"txid": "cd" * 32, "confirmations": 0, "walletconflicts": []}
+    assert _state("w", {**base, "mempoolconflicts": []}).pending
+    replaced = _state("w", {**base, "mempoolconflicts": [rival]})
+    assert replaced.conflicted and not replaced.pending and replaced.replaced_by == rival
+    bumped = _state("w", {**base, "replaced_by_txid": "ff" * 32, "mempoolconflicts": [rival]})
+    assert bumped.replaced_by == "ff" * 32  # the wallet's own fee bump names it first
+    orphan = _state("w", {**base, "generated": True})
+    assert orphan.orphaned and not orphan.pending and not orphan.conflicted
+    mined = _state("w", {**base, "generated": True, "confirmations": 3, "blockhash": "ab" * 32})
+    assert not mined.orphaned and mined.confirmed

@@ -383,3 +383,14 @@ def test_derive_vault_scripts_covers_both_branches() -> None:
     assert len(scripts) == 6
     assert scripts[VAULT.script_pubkey(2, True)] == (1, 2)
     assert scripts[VAULT.script_pubkey(0, False)] == (0, 0)
+
+
+def test_an_output_to_a_retired_vault_is_refused_as_retired() -> None:
+    """The unknown address of the scenario is a retired vault's: the gate says so (not "unknown")."""
+    tx, args = scenario()
+    args["retired_vaults"] = {OTHER.script_pubkey(2, False): "old-cold"}
+    facts = gather_facts(make_psbt(tx), **args)  # type: ignore[arg-type]
+    assert (facts.outputs[4].destination, facts.outputs[4].name) == (Destination.RETIRED_VAULT, "old-cold")
+    [outputs] = [r for r in evaluate(facts, SpendLimits()) if r.rule == "outputs"]
+    assert not outputs.ok and "pays vault old-cold, which is retired" in outputs.detail, outputs.detail
+    assert "#4 0.00002000 BTC to" in outputs.detail and "(retired-vault old-cold)" in outputs.detail

@@ -9,6 +9,11 @@
   hash checked against the stored one, and the RFC 6962 root of them all, asserted equal to
   ``verify_ledger``'s root; ratio = baseline / ours (goal >= 0.6).
 - memory: tracemalloc peak of ``verify_ledger`` at N and at 10 x N entries (should be flat).
+- sealing: every write transaction ends with a tree head signed by the ledger key
+  (:mod:`ledger.journal.heads`; the appends above are sealed, one head per batch). Its cost per
+  transaction: ``--single`` transactions of one entry each (what one CLI write is), sealed,
+  against the same on an engine without the key (appending as before tree heads);
+  ratio = unsealed time / sealed time.
 - append on PostgreSQL when RESERVE_TEST_PG_URL is set (a scratch database, dropped after).
 
     .venv/bin/python -m bench.ledger_bench [--entries 100000] [--batch 1000] [--memory-scale 10]
@@ -37,6 +42,7 @@ from ledger.journal.accounts import add_account
 from ledger.journal.book import append_many
 from ledger.journal.checkpoint import public_key_pem
 from ledger.journal.entry import EntryDraft, Posting
+from ledger.journal.heads import SEALER, Sealer, sealing
 from ledger.journal.verify import verify_ledger
 from ledger.settings import normalise_db_url
 from ledger.store.db import make_engine
@@ -176,17 +182,39 @@ def baseline_verify(path: Path) -> tuple[float, bytes, int]:
     return time.perf_counter() - t0, root, size
 
 
+def single_transactions(tmp: Path, key: Ed25519PrivateKey, k: int) -> None:
+    """``k`` transactions of one entry each, sealed with a tree head and not (interleaved, so
+    both see the same machine), on journals of the same size."""
+    sealed = sealing(make_engine(f"sqlite:///{tmp / 'sealed.db'}"), Sealer(key))
+    unsealed = make_engine(f"sqlite:///{tmp / 'unsealed.db'}").execution_options(**{SEALER: None})
+    fresh(sealed)
+    fresh(unsealed)
+    items = drafts(k)
+    times = {"sealed": 0.0, "unsealed": 0.0}
+    for i in range(k):
+        for name, engine in (("sealed", sealed), ("unsealed", unsealed)):
+            times[name] += append_all(engine, items[i : i + 1], 1)
+    sealed.dispose()
+    unsealed.dispose()
+    print(f"append {k} entries, one per transaction (a CLI write), SQLite WAL")
+    print(f"  with a signed tree head: {times['sealed'] * 1e3 / k:8.2f} ms per transaction")
+    print(f"  without (before heads):  {times['unsealed'] * 1e3 / k:8.2f} ms per transaction")
+    print(f"  ratio unsealed/sealed:   {times['unsealed'] / times['sealed']:8.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--memory-scale", type=int, default=10, help="memory test at N x this too (1: skip)")
+    ap.add_argument("--single", type=int, default=500, help="one-entry transactions, sealed and not")
     args = ap.parse_args()
     n, batch = args.entries, args.batch
-    pem = public_key_pem(Ed25519PrivateKey.generate())
+    key = Ed25519PrivateKey.generate()
+    pem = public_key_pem(key)
     with tempfile.TemporaryDirectory() as tmp:
         ours_path, base_path = Path(tmp) / "ours.db", Path(tmp) / "baseline.db"
-        ours = make_engine(f"sqlite:///{ours_path}")
+        ours = sealing(make_engine(f"sqlite:///{ours_path}"), Sealer(key))
         base = make_engine(f"sqlite:///{base_path}")
         fresh(ours)
         fresh(base)
@@ -198,6 +226,7 @@ def main() -> None:
         print(f"  append_many:         {t_ours:8.2f} s  ({n / t_ours:,.0f} entries/s)")
         print(f"  sqlite3 executemany: {t_base:8.2f} s  ({n / t_base:,.0f} entries/s)")
         print(f"  ratio baseline/ours: {t_base / t_ours:8.2f}  (goal >= 0.5)")
+        single_transactions(Path(tmp), key, args.single)
 
         t_verify, count, _, root = timed_verify(ours, pem)
         t_plain, plain_root, plain_count = baseline_verify(ours_path)
@@ -224,7 +253,8 @@ def main() -> None:
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         try:
-            engine = make_engine(make_url(admin_url).set(database=name).render_as_string(hide_password=False))
+            url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+            engine = sealing(make_engine(url), Sealer(key))
             fresh(engine)
             t_pg = append_all(engine, drafts(n), batch)
             print(f"append {n} entries, batches of {batch}, PostgreSQL")

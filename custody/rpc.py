@@ -376,7 +376,7 @@ class RpcClient:
                 ", ..." if len(methods) > 3 else ""
             )
         return NodeTimedOut(
-            f"bitcoind at {self.endpoint} did not answer within {self.timeout:g} seconds ({what}): "
+            f"bitcoind did not answer within {self.timeout:g} seconds ({what}) at {self.endpoint}: "
             "it took the request but is busy (a rescan, a UTXO scan, or a large wallet); try again "
             "when it is less busy, or give it longer with RESERVE_RPC_TIMEOUT"
         )

@@ -42,7 +42,7 @@ from custody.amount import sat_from_rpc
 from custody.descriptor import MultisigDescriptor
 from custody.errors import CustodyError, InvalidInput, RpcError, ScanInProgress, rpc_error
 from custody.maturity import is_immature
-from custody.rpc import RpcClient
+from custody.rpc import ChainInfo, RpcClient
 
 WALLET_PREFIX = "reserve-vault-"
 DEFAULT_GAP = 1000  # bitcoind's default keypool: the range it keeps ahead of the last used index
@@ -374,14 +374,29 @@ def _import_now(wallet: RpcClient, requests: list[dict[str, Any]]) -> None:
             )
 
 
-def birthday_timestamp(rpc: RpcClient, height: int) -> int:
-    """The time of block ``height``: where a rescan for a vault born at that height starts."""
-    tip = rpc.get_block_count()
-    if not 0 <= height <= tip:
+def check_birthday(height: int, chain: ChainInfo) -> None:
+    """A vault's birthday must be a block of the node's chain whose data the node still has: its
+    watch-only wallet rescans from there for the vault's deposits (a pruned node no longer has the
+    blocks below its prune height)."""
+    if not 0 <= height <= chain.blocks:
         raise InvalidInput(
-            f"birthday height {height} is not on the chain (0..{tip}); give the height of a "
-            "block at or before the vault's first deposit"
+            f"birthday height {height} is not on the node's chain (0..{chain.blocks}); give the "
+            "height of a block at or before the vault's first deposit"
         )
+    if chain.prune_height is not None and height < chain.prune_height:
+        raise InvalidInput(
+            f"birthday height {height} is below the node's prune height {chain.prune_height}: the "
+            f"node is pruned and no longer has blocks {height}..{chain.prune_height - 1}, so the "
+            f"vault's wallet cannot rescan them for deposits; give a birthday of {chain.prune_height} "
+            "or later if nothing was paid to the vault before that block, or point --rpc-url at an "
+            "unpruned node"
+        )
+
+
+def birthday_timestamp(rpc: RpcClient, height: int) -> int:
+    """The time of block ``height``: where a rescan for a vault born at that height starts
+    (:func:`check_birthday` first)."""
+    check_birthday(height, rpc.get_blockchain_info())
     return int(rpc.call("getblockheader", rpc.get_block_hash(height))["time"])
 
 

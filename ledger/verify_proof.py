@@ -98,6 +98,20 @@ trusts), both key ids name their keys, and the old key's signature verifies. Fro
 auditor trusts the new key as well: pass both (``--pubkey OLD.pem --pubkey NEW.pem``) to check
 proofs whose checkpoints straddle the rotation.
 
+Tree head (in the database, ``docs/ledger-format.md`` version 1.3)
+-------------------------------------------------------------------
+Every write transaction of the service ends with a tree head signed by the ledger key. Its
+signed message is the ASCII text::
+
+    reserve-ledger tree head v1\n
+    <tree_size in decimal>\n
+    <root as 64 lowercase hex digits>\n
+    <timestamp: Unix seconds in decimal>\n
+    <balances: [["account","type",satoshis],...] sorted by account, compact ASCII JSON>\n
+
+(:func:`tree_head_message`, :func:`verify_tree_head_signature`). Heads stay in the database: the
+documents above do not carry them, and nothing here needs one.
+
 Reading a document (every format, and the attestations of ``ledger.attest.verify_doc``)
 --------------------------------------------------------------------------------------
 The JSON text is read with :func:`strict_json_loads`: it must be UTF-8; a key repeated in one
@@ -143,6 +157,7 @@ CHECKPOINT_FORMAT = "reserve-ledger-checkpoint/v1"
 ROTATION_FORMAT = "reserve-ledger-key-rotation/v1"
 CHECKPOINT_HEADER = b"reserve-ledger checkpoint v1\n"
 ROTATION_HEADER = b"reserve-ledger key rotation v1\n"
+TREE_HEAD_HEADER = b"reserve-ledger tree head v1\n"
 HASH_SIZE = 32
 SIGNATURE_SIZE = 64
 KEY_ID_SIZE = 8
@@ -436,6 +451,18 @@ def checkpoint_message(tree_size: int, root: bytes, timestamp: int) -> bytes:
     return CHECKPOINT_HEADER + f"{tree_size}\n{root.hex()}\n{timestamp}\n".encode()
 
 
+def tree_head_message(tree_size: int, root: bytes, timestamp: int, balances: str) -> bytes:
+    """The exact bytes the ledger key signs for a tree head (``docs/ledger-format.md``, tree heads):
+    like a checkpoint's, under its own header (neither can pass for the other), plus the
+    balances line, the canonical JSON of every account's balance after entry ``tree_size``."""
+    _check_size(tree_size, "tree head size")
+    _check_size(timestamp, "tree head timestamp")
+    _check_hash(root, "tree head root")
+    if not isinstance(balances, str) or not balances.isascii() or "\n" in balances:
+        raise ProofError(f"tree head balances must be one line of ASCII JSON, got {balances!r}")
+    return TREE_HEAD_HEADER + f"{tree_size}\n{root.hex()}\n{timestamp}\n{balances}\n".encode()
+
+
 def _load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
     try:
         key = load_pem_public_key(public_key_pem)
@@ -484,6 +511,22 @@ def verify_checkpoint_signature(
         raise ProofError(
             f"checkpoint signature over size {tree_size}, root {root.hex()}, "
             f"timestamp {timestamp} does not verify with key {key_id(public_key_pem)}"
+        ) from exc
+
+
+def verify_tree_head_signature(
+    public_key_pem: bytes, tree_size: int, root: bytes, timestamp: int, balances: str, signature: bytes
+) -> None:
+    """Check the Ed25519 signature of a tree head; raise :class:`ProofError` if it is bad."""
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_SIZE:
+        raise ProofError(f"tree head signature must be {SIGNATURE_SIZE} bytes, got {signature!r}")
+    message = tree_head_message(tree_size, root, timestamp, balances)
+    try:
+        _load_public_key(public_key_pem).verify(signature, message)
+    except InvalidSignature as exc:
+        raise ProofError(
+            f"tree head signature over size {tree_size}, root {root.hex()} does not verify with key "
+            f"{key_id(public_key_pem)}"
         ) from exc
 
 

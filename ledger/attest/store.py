@@ -35,8 +35,9 @@ from ledger.attest.verify_doc import (
 from ledger.chain.issuance import issued_ranges
 from ledger.chain.vaults import get_vault, list_vaults
 from ledger.errors import InvalidInput, NotFound, TamperDetected
-from ledger.journal.balances import balance
+from ledger.journal.balances import verified_balance
 from ledger.journal.book import iter_stored
+from ledger.journal.checkpoint import public_key_pem
 from ledger.journal.proofs import make_checkpoint
 from ledger.journal.records import RecordKind, append_record, records
 from ledger.store.spend_models import AttestationRow
@@ -54,15 +55,21 @@ def read_vaults(session: Session) -> tuple[tuple[VaultSpec, ...], tuple[VaultInf
 
 def ledger_at_checkpoint(session: Session, key: Ed25519PrivateKey) -> LedgerAt:
     """Sign a checkpoint of the journal now (in the caller's write transaction) and read what the
-    document carries of it: every entry's canonical bytes and the vault accounts' balances."""
+    document carries of it: every entry's canonical bytes and the vault accounts' balances, as the
+    tree head that the checkpoint covers signed them (:func:`~ledger.journal.balances.verified_balance`)."""
     cp = make_checkpoint(session, key)
     entries = []
     for stored in iter_stored(session):
         if stored.seq > cp.tree_size:
             break
         entries.append(stored.encode())
-    figures = balance(session, None, cp.tree_size)
-    vault_accounts = {a.name: a.amount for a in figures.accounts if a.in_reserve}
+    figures = verified_balance(session, public_key_pem(key), None, cp.tree_size)
+    if not figures.ok:  # the checkpoint just signed covers a signed head: cannot happen untampered
+        raise TamperDetected(
+            f"the vault balances at the checkpoint do not verify: {figures.findings[0]}; "
+            "run `reserve ledger verify`"
+        )
+    vault_accounts = {a.name: a.amount for a in figures.balances.accounts if a.in_reserve}
     return LedgerAt(cp, tuple(entries), vault_accounts)
 
 

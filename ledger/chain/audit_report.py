@@ -21,7 +21,7 @@ from custody.wallet_view import WalletView
 from ledger.chain.movement import MovementKind
 
 if TYPE_CHECKING:
-    from ledger.chain.outflows import OutflowCheck
+    from ledger.chain.outflow_values import OutflowCheck
 
 SCHEMA = "reserve-ledger-audit/v2"
 

@@ -35,8 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,76 +45,16 @@ from custody.chain import ChainTx
 from custody.errors import CustodyError
 from custody.outflow_facts import decode_signed, transaction_facts
 from custody.rpc import RpcClient
-from custody.spend_gate import GateFacts, RuleResult, evaluate
-from custody.spend_policy import SpendLimits
+from custody.spend_gate import RuleResult, evaluate
 from ledger.chain.audit_report import Finding, FindingCode
+from ledger.chain.outflow_values import Outflow as Outflow  # re-exported: the values live apart (no cycle)
+from ledger.chain.outflow_values import OutflowCheck as OutflowCheck
 from ledger.chain.recording import SCRIPT_RANGE
 from ledger.chain.vaults import Vault
 from ledger.errors import LedgerError
 from ledger.store.spend_models import SpendInputRow
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
-
-@dataclass(frozen=True, slots=True)
-class Outflow:
-    """One transaction spending outputs of one vault, with what the gate would have judged."""
-
-    txid: str
-    vault: str
-    height: int | None
-    """its block's height; None: in the mempool"""
-    judged_at: int
-    """the height its rules are judged at: the block before its own, or the tip (mempool)"""
-    amount: int
-    """sat the vault lost: its coins spent minus what came back to it (the fee included)"""
-    fee: int | None
-    """sat, the whole transaction's; None when an input's previous output is unknown"""
-    gated: bool
-    """the exact transaction ``reserve spend broadcast`` sent after the gate passed"""
-    spend: int | None = None
-    """the spend whose transaction it is (gated, or a proposal the holders sent themselves)"""
-    replaces: tuple[int, ...] = ()
-    """other spends whose coins it spends (a replacement of their transaction, a double spend)"""
-    facts: GateFacts | None = field(default=None, repr=False)
-    limits: SpendLimits | None = field(default=None, repr=False)
-    unjudged: str | None = None
-    """why the rules could not be judged (the finding stands all the same)"""
-
-
-@dataclass(frozen=True, slots=True)
-class OutflowCheck:
-    """An outflow and its verdict: every rule's result (none for a gated one)."""
-
-    outflow: Outflow
-    results: tuple[RuleResult, ...]
-    acknowledged: bool
-
-    @property
-    def broken(self) -> tuple[RuleResult, ...]:
-        return tuple(r for r in self.results if not r.ok)
-
-    @property
-    def failing(self) -> bool:
-        """An ungated spend nobody acknowledged: a finding."""
-        return not self.outflow.gated and not self.acknowledged
-
-    def to_json(self) -> dict[str, Any]:
-        o = self.outflow
-        return {
-            "txid": o.txid,
-            "vault": o.vault,
-            "height": o.height,
-            "judged_at": o.judged_at,
-            "amount_sat": o.amount,
-            "fee_sat": o.fee,
-            "gated": o.gated,
-            "spend": o.spend,
-            "replaces": list(o.replaces),
-            "acknowledged": self.acknowledged,
-            "unjudged": o.unjudged,
-            "broken": [{"rule": r.rule, "detail": r.detail} for r in self.broken],
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Outflows:
@@ -370,8 +309,8 @@ def list_outflows(read: SessionFactory, rpc: RpcClient, vault: str | None = None
     """Every transaction the vaults' wallets know spending a vault's outputs (confirmed in the best
     chain or in the mempool, not replaced), gated or not, judged (``reserve spend list``)."""
     from custody.chain import fetch_transactions
+    from ledger.chain.known_txs import wallet_txids
     from ledger.chain.recording import read_books, scripts_of
-    from ledger.chain.sync import wallet_txids
 
     with read() as s:
         books = read_books(s, None)

@@ -51,12 +51,15 @@ class App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from ledger.journal.heads import Sealer, sealing
             from ledger.store.db import RUNTIME_ROLE, make_engine
 
             engine = make_engine(self.settings.db_url)
             if self.settings.runtime_role:
                 engine = engine.execution_options(**{RUNTIME_ROLE: self.settings.runtime_role})
-            self._engine = engine
+            # every write transaction ends with a tree head signed by the ledger key (the key
+            # file is read only when a transaction has appended entries)
+            self._engine = sealing(engine, Sealer(path=self.settings.signing_key_path))
         return self._engine
 
     def ready_engine(self) -> Engine:
@@ -77,7 +80,9 @@ class App:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on any error."""
+        """One transaction: committed when the block ends, rolled back on any error. If it
+        appended entries, a tree head signed by the ledger key covering them is stored just before
+        it commits (:func:`ledger.journal.heads.seal`); a failure to seal rolls everything back."""
         from sqlalchemy.orm import Session
 
         with Session(self.ready_engine()) as s, s.begin():

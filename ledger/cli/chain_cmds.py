@@ -10,6 +10,8 @@ from rich.table import Table
 
 from custody.amount import format_btc, parse_btc
 from ledger.cli.app import App, json_option, pass_app
+from ledger.cli.app import escape_controls as printable
+from ledger.errors import TamperDetected
 from ledger.journal.entry import Entry
 
 if TYPE_CHECKING:  # each command imports the services it runs: `reserve --help` loads none
@@ -342,8 +344,19 @@ def audit(app: App, min_conf: int, as_json: bool) -> int:
     with app.read_session() as s:  # the vault outflows against the gate: a short read
         outflows = read_outflows(s, gathered, chain)
     report = audit_of(gathered.books, chain, min_conf=min_conf, outflows=outflows)
-    with app.session() as s:  # write: one short transaction
-        audit_id, checkpoint_id = store_audit(s, report, key)
+    stored: tuple[int | None, int | None] = (None, None)
+    not_stored = None
+    try:
+        with app.session() as s:  # write: one short transaction
+            written = store_audit(s, report, key)
+        stored = written  # committed, its record sealed
+    except TamperDetected as e:
+        # its record cannot be sealed (entries no signed head covers, a key that may not sign):
+        # the findings say why; a clean audit that cannot be stored is an error
+        if report.ok:
+            raise
+        not_stored = str(e)
+    audit_id, checkpoint_id = stored
     if as_json:
         data = report.to_json()
         data["audit_id"] = audit_id
@@ -351,9 +364,11 @@ def audit(app: App, min_conf: int, as_json: bool) -> int:
         app.print_json(data)
     else:
         render_audit(app, report)
-        click.echo(
-            f"stored as audit #{audit_id}" + (f" with checkpoint #{checkpoint_id}" if checkpoint_id else "")
-        )
+        if not_stored is not None:
+            click.echo(f"not stored: {printable(not_stored)}")
+        else:
+            signed = f" with checkpoint #{checkpoint_id}" if checkpoint_id else ""
+            click.echo(f"stored as audit #{audit_id}{signed}")
     return 0 if report.ok else EXIT_FINDINGS
 
 

@@ -185,6 +185,12 @@ def init(app: App, db: str | None) -> None:
     else:
         key = create_signing_key(path)
         click.echo(f"signing key: {path} (created, mode 0600, key id {key_id(public_key_pem(key))})")
+    from ledger.journal.proofs import seal_existing
+
+    with journal_session(app) as s:
+        head = seal_existing(s, key)
+    if head is not None and head.tree_size:
+        click.echo(f"tree head:   entries 1..{head.tree_size}, written before tree heads, signed now")
     click.echo(
         "publish the public key for auditors with `reserve ledger pubkey`, and checkpoints with "
         "`reserve ledger checkpoint --export FILE`"
@@ -305,23 +311,38 @@ def reverse_cmd(app: App, seq: int, memo: str, ref: str | None, date_text: str |
 @click.option(
     "--as-of", type=DbInt("--as-of entry number", 0), metavar="SEQ", help="Count entries 1..SEQ only."
 )
+@click.option(
+    "--pubkey",
+    "pubkey_file",
+    type=click.File("rb"),
+    help="Verify with this public key PEM instead of the signing key's public half.",
+)
 @json_option
 @pass_app
-def balance_cmd(app: App, account_name: str | None, as_of: int | None, as_json: bool) -> None:
-    """Balances per account and the reserve (all vault accounts)."""
-    from ledger.journal.balances import balance
+def balance_cmd(
+    app: App, account_name: str | None, as_of: int | None, pubkey_file: Any, as_json: bool
+) -> int:
+    """Balances per account and the reserve (all vault accounts), verified: taken from the latest
+    tree head signed by the ledger key, plus the entries after it, each checked against its leaf
+    hash. Anything that does not verify is named and not counted; exit 1."""
+    from ledger.journal.balances import verified_balance
 
-    with journal_session(app) as s:
-        b = balance(s, account_name, as_of)
+    with journal_session(app, read_only=True) as s:  # the database's errors first, then the key's
+        v = verified_balance(s, verifying_key(app, pubkey_file), account_name, as_of)
+    b = v.balances
     if as_json:
         app.print_json(
             {
                 "as_of": b.as_of,
                 "reserve_sat": b.reserve,
                 "accounts": [{"name": a.name, "type": a.type, "balance_sat": a.amount} for a in b.accounts],
+                "verified_by": None
+                if v.head is None
+                else {"tree_size": v.head.tree_size, "key_id": v.head.key_id, "timestamp": v.head.timestamp},
+                "findings": list(v.findings),
             }
         )
-        return
+        return 0 if v.ok else 1
     table = Table(title=f"balances after entry {b.as_of}")
     table.add_column("account")
     table.add_column("type")
@@ -330,6 +351,29 @@ def balance_cmd(app: App, account_name: str | None, as_of: int | None, as_json: 
         table.add_row(cell(a.name), cell(a.type), format_btc(a.amount))
     app.console.print(table)
     click.echo(f"reserve (all vault accounts): {format_btc(b.reserve)} BTC")
+    if v.head is not None:
+        when = dt.datetime.fromtimestamp(v.head.timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        click.echo(
+            f"verified up to entry {b.as_of}: tree head of size {v.head.tree_size} signed by key "
+            f"{v.head.key_id} at {when}"
+        )
+    if not v.ok:
+        click.echo(f"NOT VERIFIED: {len(v.findings)} problem(s); the figures above leave them out", err=True)
+        for finding in v.findings:
+            click.echo(f"  - {printable(finding)}", err=True)
+    return 0 if v.ok else 1
+
+
+def verifying_key(app: App, pubkey_file: Any) -> bytes:
+    """The public key to verify with: ``--pubkey FILE``, or the signing key file's public half."""
+    if pubkey_file is None:
+        return public_key_pem(load_signing_key(app.settings.signing_key_path))
+    pem: bytes = pubkey_file.read()
+    try:
+        key_id(pem)  # a bad PEM is bad input, before anything is read
+    except ProofError as e:
+        raise InvalidInput(f"--pubkey {pubkey_file.name}: {e}") from e
+    return pem
 
 
 @click.group("ledger")
@@ -488,14 +532,7 @@ def ledger_verify(
     from ledger.journal.keychain import key_findings, trusted_public_keys
     from ledger.journal.verify import verify_ledger
 
-    if pubkey_file is not None:
-        pem = pubkey_file.read()
-        try:
-            key_id(pem)  # a bad PEM is bad input, before anything is read
-        except ProofError as e:
-            raise InvalidInput(f"--pubkey {pubkey_file.name}: {e}") from e
-    else:
-        pem = public_key_pem(load_signing_key(app.settings.signing_key_path))
+    pem = verifying_key(app, pubkey_file)
     exported = [read_exported(path) for path in checkpoint_paths]
     with journal_session(app, read_only=True) as s:
         keys = trusted_public_keys(s, pem)

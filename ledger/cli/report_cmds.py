@@ -61,7 +61,7 @@ for _command in site_cmds.COMMANDS:  # `reserve report site OUT/`: the static tr
 @click.option("--json", "as_json", is_flag=True, help="Print the reserve-ledger-statement/v1 JSON document.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the summary as CSV.")
 @pass_app
-def statement_cmd(app: App, start: Bound, end: Bound, as_json: bool, as_csv: bool) -> None:
+def statement_cmd(app: App, start: Bound, end: Bound, as_json: bool, as_csv: bool) -> int:
     """The reserve's statement for a period, per vault and in total.
 
     Each bound is a date (YYYY-MM-DD) or a block height; both are inclusive. Chain entries go by
@@ -71,21 +71,33 @@ def statement_cmd(app: App, start: Bound, end: Bound, as_json: bool, as_csv: boo
     transfers (apart, never additions in total) and closing balance, each with its entry numbers,
     and the signed checkpoint that covers the entries counted.
     """
-    from ledger.cli.journal_cmds import journal_session
+    from ledger.cli.journal_cmds import journal_session, verifying_key
     from ledger.report.statement import csv_rows, read_statement, statement_json
 
     if as_json and as_csv:
         raise InvalidInput("--json and --csv each print the statement; give one of them")
     with journal_session(app, read_only=True) as s:
-        st = read_statement(s, start, end)
+        st, check = read_statement(s, start, end, verifying_key(app, None))
     if as_json:
         app.print_json(statement_json(st))
-        return
-    if as_csv:
+    elif as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerows(csv_rows(st))
-        return
-    _print_statement(app, st)
+    else:
+        _print_statement(app, st)
+        if check.head is not None and not check.findings:
+            click.echo(
+                f"verified: every entry read matches its leaf hash and the tree head of size "
+                f"{check.head.tree_size} signed by key {check.head.key_id}"
+            )
+    if check.findings:
+        click.echo(
+            f"NOT VERIFIED: {len(check.findings)} problem(s) in the entries this statement read:", err=True
+        )
+        for finding in check.findings:
+            click.echo(f"  - {printable(finding)}", err=True)
+        return 1  # findings
+    return 0
 
 
 def _entries_text(entries: tuple[int, ...]) -> str:

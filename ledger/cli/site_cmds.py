@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ledger.cli.app import App, json_option, pass_app
+from ledger.cli.app import escape_controls as printable
 from ledger.errors import InvalidInput
 from ledger.journal.entry import check_text
 
@@ -22,7 +23,7 @@ from ledger.journal.entry import check_text
 @click.option("--title", default="Reserve transparency report", show_default=True, help="The page's title.")
 @json_option
 @pass_app
-def site(app: App, out: Path, title: str, as_json: bool) -> None:
+def site(app: App, out: Path, title: str, as_json: bool) -> int:
     """Write a static transparency site into directory OUT (created if missing).
 
     OUT/index.html shows the reserve over time, each vault's holdings, policy, descriptor and
@@ -30,15 +31,19 @@ def site(app: App, out: Path, title: str, as_json: bool) -> None:
     the latest signed checkpoint; the attestation and checkpoint documents are written beside
     it. The page works offline: no script, font, image or link to another site.
     """
-    from ledger.cli.journal_cmds import journal_session
+    from ledger.cli.journal_cmds import journal_session, verifying_key
     from ledger.files import replace_directory
     from ledger.report.site import render_site
     from ledger.report.site_data import gather_site
 
     check_text(title, "--title")
-    pem = _public_key(app)
     with journal_session(app, read_only=True) as s:
-        data = gather_site(s, title=title, public_key_pem=pem)
+        data, findings = gather_site(s, title=title, public_key_pem=verifying_key(app, None))
+    if findings:  # a page publishes only figures that verify
+        click.echo(f"NOT VERIFIED: {len(findings)} problem(s); nothing written to {out}:", err=True)
+        for finding in findings:
+            click.echo(f"  - {printable(finding)}", err=True)
+        return 1  # findings
     files = render_site(data)
     _check_out(out)
     replace_directory(out, files)  # the old site or the new one, never a mix
@@ -53,21 +58,12 @@ def site(app: App, out: Path, title: str, as_json: bool) -> None:
                 "checkpoint_tree_size": None if data.checkpoint is None else data.checkpoint.tree_size,
             }
         )
-        return
+        return 0
     click.echo(f"wrote {out / 'index.html'} (after entry {data.as_of}; open it in any browser, offline)")
     for name in sorted(files):
         if name != "index.html":
             click.echo(f"  and {out / name}")
-
-
-def _public_key(app: App) -> bytes | None:
-    """The checkpoint signing key's public half, or ``None`` where there is no key file."""
-    from ledger.journal.checkpoint import load_signing_key, public_key_pem
-
-    path = app.settings.signing_key_path
-    if not path.exists():
-        return None
-    return public_key_pem(load_signing_key(path))
+    return 0
 
 
 def _check_out(out: Path) -> None:

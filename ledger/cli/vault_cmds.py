@@ -45,7 +45,7 @@ from custody.errors import CustodyError, NodeUnreachable
 from custody.keys import parse_held_key, shorten
 from custody.network import Network
 from custody.rpc import ChainInfo
-from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchResult, ensure_watch_wallet
+from custody.wallet import DEFAULT_GAP, MAX_INDEX, WatchResult, check_birthday, ensure_watch_wallet
 from ledger.chain.issuance import MAX_COUNT, MAX_ISSUE_INDEX, issue_addresses, issued_ranges
 from ledger.chain.vaults import (
     Vault,
@@ -205,26 +205,6 @@ def node_chain(app: App) -> ChainInfo:
         raise
 
 
-def check_birthday(birthday: int | None, chain: ChainInfo) -> None:
-    """A birthday is the height of a block the node has (at or before the vault's first deposit),
-    with its data still on disk: the vault's wallet rescans from there for its deposits."""
-    if birthday is None:
-        return
-    if not 0 <= birthday <= chain.blocks:
-        raise InvalidInput(
-            f"birthday height {birthday} is not on the node's chain (0..{chain.blocks}); give the "
-            "height of a block at or before the vault's first deposit"
-        )
-    if chain.prune_height is not None and birthday < chain.prune_height:
-        raise InvalidInput(
-            f"birthday height {birthday} is below the node's prune height {chain.prune_height}: "
-            f"the node is pruned and no longer has blocks {birthday}..{chain.prune_height - 1}, so "
-            "the vault's wallet cannot rescan them for deposits; give a "
-            f"birthday of {chain.prune_height} or later if nothing was paid to the vault before "
-            "that block, or point --rpc-url at an unpruned node"
-        )
-
-
 @contextmanager
 def reading(app: App) -> Iterator[Session]:
     """``app.read_session()`` (no write lock), with ``journal_session``'s hint when the database
@@ -328,7 +308,8 @@ def vault_add(
 
     chain = node_chain(app)
     network = Network.from_chain(chain.chain)
-    check_birthday(definition.birthday, chain)
+    if definition.birthday is not None:  # a block the node has, its data still on disk
+        check_birthday(definition.birthday, chain)
     policy = policy_of(app.settings.policy.min_threshold, app.settings.policy.min_holders)
     with journal_session(app) as s:
         v = add_vault(

@@ -22,6 +22,8 @@ Rules beyond those of :mod:`ledger.journal.entry`:
 - Entry numbers (``seq``) are 1, 2, 3, ... with no gaps: each writer takes the journal lock
   (:func:`ledger.store.db.lock_journal`) before reading the last number. Only the leaf hash of each
   entry is computed on append; roots are computed when checkpointing or verifying.
+- What a transaction appended is noted in ``session.info`` (:data:`APPENDED`): before it commits,
+  a tree head signed by the ledger key covers it (:mod:`ledger.journal.heads`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ T = TypeVar("T")
 CHAIN_REF_PREFIX = "chain:"
 """Refs of this namespace are chain recording's (``chain:<txid>:<n>``); no other entry takes one."""
 _IN_CHUNK = 500
+APPENDED = "reserve.appended"
+"""``session.info`` key: the (first, last) entry numbers appended in the open transaction, which
+the tree head written before it commits must cover (:mod:`ledger.journal.heads`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +296,9 @@ def _append(session: Session, drafts: tuple[EntryDraft, ...], *, chain_verified:
         posting_rows.extend((seq, k, accounts[p.account][0], p.amount) for k, p in enumerate(d.postings))
     if entry_rows:
         _executemany(session, "entries", _ENTRY_COLUMNS, entry_rows)
+        first = int(entry_rows[0][0])  # type: ignore[call-overload]
+        prior = session.info.get(APPENDED)
+        session.info[APPENDED] = (first if prior is None else min(prior[0], first), seq)
     if posting_rows:
         _executemany(session, "postings", _POSTING_COLUMNS, posting_rows)
 
@@ -563,10 +571,9 @@ def iter_entries(session: Session, start: int = 1, page: int = PAGE) -> Iterator
 
 
 def iter_leaf_hashes(
-    session: Session, upto: int | None = None, page: int = 10_000
+    session: Session, upto: int | None = None, page: int = 10_000, *, after: int = 0
 ) -> Iterator[tuple[int, bytes]]:
-    """(seq, stored leaf hash) in order, up to and including ``upto``."""
-    after = 0
+    """(seq, stored leaf hash) in order, after entry ``after``, up to and including ``upto``."""
     while True:
         stmt = select(EntryRow.seq, EntryRow.leaf_hash).where(EntryRow.seq > after)
         if upto is not None:

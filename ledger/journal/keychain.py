@@ -176,13 +176,32 @@ def _checkpoint_signers(session: Session) -> list[tuple[str, int]]:
     return [(str(k), int(i)) for k, i in rows]
 
 
+def unretired_chain(session: Session, current_pem: bytes) -> KeyChain:
+    """The key chain, after checking its records verify and that ``current_pem`` was not handed
+    over to another key (:class:`TamperDetected` otherwise): what a tree head's signer needs,
+    the head before it then verifying with one of ``chain.predecessors(current_pem)``."""
+    chain = key_chain(session)
+    kid = key_id(current_pem)
+    if chain.problems:
+        raise TamperDetected(
+            f"{chain.problems[0]}; refusing to sign; run `reserve ledger verify` to see what changed"
+        )
+    handover = chain.retired(kid)
+    if handover is not None:
+        raise TamperDetected(
+            f"signing key {kid} was handed over to key {handover.new_key_id} by entry "
+            f"{handover.seq} and signs nothing any more; {_USE_NEW_KEY}"
+        )
+    return chain
+
+
 def check_signing_key(session: Session, current_pem: bytes) -> None:
     """Raise :class:`TamperDetected` unless the key ``current_pem`` may sign a checkpoint now.
 
     It may when it has not been handed over to another key and every stored checkpoint was
     signed by it or by a key it took over from through valid rotation records.
     """
-    chain = key_chain(session)
+    chain = unretired_chain(session, current_pem)
     kid = key_id(current_pem)
     if chain.problems:
         raise TamperDetected(

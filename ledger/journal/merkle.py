@@ -61,10 +61,34 @@ class MerkleAccumulator:
         self._size = 0
         self._stack: list[bytes] = []
 
+    @classmethod
+    def from_frontier(cls, size: int, frontier: Sequence[bytes]) -> MerkleAccumulator:
+        """The accumulator of a tree of ``size`` leaves from its :attr:`frontier`, to extend it
+        in O(log n) without reading its leaves (a tree head stores one)."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidInput(f"a tree size must be a non-negative integer, got {size!r}")
+        if len(frontier) != size.bit_count() or any(
+            not isinstance(h, bytes) or len(h) != HASH_SIZE for h in frontier
+        ):
+            raise InvalidInput(
+                f"a tree of {size} leaves has a frontier of {size.bit_count()} hashes of "
+                f"{HASH_SIZE} bytes, got {len(frontier)}"
+            )
+        acc = cls()
+        acc._size = size
+        acc._stack = list(frontier)
+        return acc
+
     @property
     def size(self) -> int:
         """Number of leaves appended so far."""
         return self._size
+
+    @property
+    def frontier(self) -> tuple[bytes, ...]:
+        """The roots of the perfect subtrees the tree is made of, largest first (one per set
+        bit of :attr:`size`): the right edge that the next leaf extends."""
+        return tuple(self._stack)
 
     def append(self, leaf_hash: bytes) -> None:
         """Add the next leaf (its leaf hash, not its data)."""

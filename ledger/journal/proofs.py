@@ -25,6 +25,16 @@ from ledger.errors import Conflict, NotFound, TamperDetected
 from ledger.journal.book import get_entry, iter_leaf_hashes, iter_stored
 from ledger.journal.checkpoint import Checkpoint, public_key_pem, sign_checkpoint
 from ledger.journal.entry import Entry
+from ledger.journal.heads import (
+    Sealer,
+    TreeHead,
+    add_postings,
+    latest_head_row,
+    require_covered,
+    seal,
+    sign_head,
+    store_head,
+)
 from ledger.journal.keychain import check_signing_key, key_chain, rotation_body
 from ledger.journal.merkle import MerkleAccumulator, consistency_proof, inclusion_proof, leaf_hash, root_of
 from ledger.journal.records import RecordKind, append_record
@@ -60,13 +70,18 @@ def make_checkpoint(session: Session, key: Ed25519PrivateKey, timestamp: int | N
     """Sign and store a checkpoint of the whole journal as it is now.
 
     Refuses (:class:`TamperDetected`) when the journal no longer extends the latest checkpoint,
-    when an entry since then no longer matches its leaf hash, or when ``key`` is not the key
+    when an entry since then no longer matches its leaf hash, when the latest tree head signed by
+    the ledger key does not cover exactly this tree (entries appended behind the service's back,
+    :func:`~ledger.journal.heads.require_covered`), or when ``key`` is not the key
     that signed the stored checkpoints (nor one they handed over to by a key-rotation record):
     a replaced key file never signs over the old history.
     """
     lock_journal(session)
-    check_signing_key(session, public_key_pem(key))
+    pem = public_key_pem(key)
+    check_signing_key(session, pem)
+    seal(session, Sealer(key))  # this transaction's own entries (a key rotation's record)
     acc = _checked_tree(session)
+    require_covered(session, pem, acc)
     cp = sign_checkpoint(key, acc.size, acc.root(), int(time.time()) if timestamp is None else timestamp)
     session.add(
         CheckpointRow(
@@ -107,6 +122,29 @@ def rotate_key(
         session, RecordKind.KEY_ROTATED, rotation_body(old_key, new_pem, acc.size, acc.root())
     )
     return entry, make_checkpoint(session, new_key, timestamp)
+
+
+def seal_existing(session: Session, key: Ed25519PrivateKey, timestamp: int | None = None) -> TreeHead | None:
+    """``reserve init``: when no tree head is stored yet (a new database, or one upgraded from
+    before tree heads), sign one over every entry there is, after checking each against its leaf
+    hash and the tree against the latest checkpoint; ``None`` when heads exist already (never
+    a second time: that would sign over rows inserted since)."""
+    lock_journal(session)
+    if latest_head_row(session) is not None:
+        return None
+    check_signing_key(session, public_key_pem(key))
+    acc = _checked_tree(session)
+    totals: dict[str, tuple[str, int]] = {}
+    for stored in iter_stored(session):
+        if leaf_hash(stored.encode()) != stored.leaf_hash:
+            raise TamperDetected(
+                f"entry {stored.seq} no longer matches its leaf hash; refusing to sign a tree head "
+                f"over it; {_RUN_VERIFY}"
+            )
+        add_postings(totals, stored.postings)
+    head = sign_head(key, acc, totals, int(time.time()) if timestamp is None else timestamp)
+    store_head(session, head)
+    return head
 
 
 def _checked_tree(session: Session) -> MerkleAccumulator:

@@ -17,6 +17,10 @@ and reports, as findings rather than exceptions:
   checked exactly like stored ones, so a cut tail is found even when every stored checkpoint
   was deleted with it;
 - a gap in the stored checkpoint ids (they must be 1..N: a checkpoint row was deleted);
+- tree heads (:class:`ledger.journal.heads.HeadCheck`): each must be signed by a trusted key and
+  match the root and the account balances of the entries it covers; entries beyond the latest
+  valid head were not written by the service (a database role that can INSERT but does not hold
+  the key appended them);
 - stored audits: each audit row must match its ``audit`` record in the log (and the other way
   round), the tree each covered must still have the root it saw, and the checkpoint it names
   must exist;
@@ -52,6 +56,7 @@ from ledger.journal.book import PAGE, iter_stored_rows
 from ledger.journal.canonical import encode_entry_fields
 from ledger.journal.checkpoint import Checkpoint, verify_checkpoint
 from ledger.journal.entry import RECORD_KINDS
+from ledger.journal.heads import HeadCheck
 from ledger.journal.merkle import EMPTY_ROOT, MerkleAccumulator, ProofError, leaf_hash
 from ledger.journal.records import RecordKind, audit_body
 from ledger.journal.table_records import spend_input_findings, table_record_findings
@@ -257,6 +262,7 @@ def verify_ledger(
     bad_seqs: list[int] = []
 
     checkpoint_prefixes, checkpoint_ids = _checkpoint_prefixes(session, keys, extra_checkpoints, findings)
+    heads = HeadCheck(session, keys)
     audit_problems, audit_prefixes = _audit_findings(session, checkpoint_ids)
     pending: dict[int, list[_Prefix]] = defaultdict(list)
     for prefix in checkpoint_prefixes + audit_prefixes:
@@ -321,8 +327,11 @@ def verify_ledger(
             findings.append(f"entry {seq} {problem}")
             bad_seqs.append(seq)
         acc.append(computed)
+        heads.count(postings)
         if acc.size in pending:
             check_prefix(acc.size, acc.root())
+        if acc.size in heads.sizes:
+            heads.reached(acc.size, acc.root())
     for size in sorted(pending):
         for prefix in pending[size]:
             findings.append(
@@ -330,6 +339,10 @@ def verify_ledger(
                 f"{acc.size}: entries {acc.size + 1}..{size} were removed"
             )
         bad_seqs.append(acc.size + 1)
+    uncovered = heads.finish(acc.size)
+    if uncovered is not None:
+        bad_seqs.append(uncovered)
+    findings += heads.findings
     findings += audit_problems
     findings += vault_findings(session)
     findings += table_record_findings(session)

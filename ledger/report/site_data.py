@@ -26,10 +26,11 @@ from sqlalchemy.orm import Session
 
 from ledger.chain.vaults import Vault, list_vaults
 from ledger.errors import LedgerError, TamperDetected
-from ledger.journal.balances import balance, is_reserve
-from ledger.journal.book import iter_entries, last_seq
+from ledger.journal.balances import is_reserve, verified_balance
+from ledger.journal.book import last_seq
 from ledger.journal.checkpoint import Checkpoint
 from ledger.journal.entry import Entry
+from ledger.journal.heads import JournalCheck
 from ledger.journal.proofs import latest_checkpoint, list_checkpoints
 from ledger.journal.records import RecordKind, records
 from ledger.report.site import (
@@ -58,31 +59,35 @@ STATEMENT_SOURCE = (
 def gather_site(
     session: Session,
     *,
+    public_key_pem: bytes,
     title: str = "Reserve transparency report",
-    public_key_pem: bytes | None = None,
     now: dt.datetime | None = None,
-) -> SiteData:
-    """Everything the site shows, as of the last entry when it starts.
+) -> tuple[SiteData, tuple[str, ...]]:
+    """Everything the site shows, as of the last entry when it starts, and what did not verify.
 
-    ``public_key_pem`` is the ledger's checkpoint public key: when it signed the latest
-    checkpoint, the site publishes that checkpoint as an exported document an auditor can check
-    with ``reserve ledger verify --checkpoint``.
+    ``public_key_pem`` is the ledger's public key: the figures are verified with it (the vaults'
+    balances and the reserve from the latest tree head it signed,
+    :func:`~ledger.journal.balances.verified_balance`; every entry read for the series and the
+    statements against its leaf hash and that head, :class:`~ledger.journal.heads.JournalCheck`),
+    and when it signed the latest checkpoint, the site publishes that checkpoint as an exported
+    document an auditor can check with ``reserve ledger verify --checkpoint``.
     """
     as_of = last_seq(session)
-    books = balance(session, None, as_of)
-    balances = {a.name: a.amount for a in books.accounts}
+    verified = verified_balance(session, public_key_pem, None, as_of)
+    balances = {a.name: a.amount for a in verified.balances.accounts}
     vaults = list_vaults(session, include_retired=True)
     issued = issued_addresses(session)
-    entries = [e for e in iter_entries(session) if e.seq <= as_of]
+    check = JournalCheck(session, public_key_pem)
+    entries = [e for e in check.entries() if e.seq <= as_of]
     checkpoint = latest_checkpoint(session)
     refs = [CheckpointRef(c.tree_size, c.root, c.timestamp, c.key_id) for c in list_checkpoints(session)]
     network = ", ".join(sorted({v.network.chain for v in vaults})) or "no vault yet"
-    return SiteData(
+    data = SiteData(
         title=title,
         network=network,
         generated_at=now or dt.datetime.now(dt.UTC),
-        as_of=as_of,
-        reserve=books.reserve,
+        as_of=verified.balances.as_of,
+        reserve=verified.balances.reserve,
         vaults=tuple(_vault_view(v, balances.get(v.account, 0), issued.get(v.name, {})) for v in vaults),
         series=reserve_series(entries),
         statements=monthly_statements(entries, [v.account for v in vaults], refs),
@@ -90,6 +95,7 @@ def gather_site(
         attestation=latest_attestation(session, public_key_pem),
         checkpoint=None if checkpoint is None else checkpoint_view(checkpoint, public_key_pem),
     )
+    return data, tuple(dict.fromkeys((*verified.findings, *check.findings)))
 
 
 # --- vaults and addresses ---------------------------------------------------------------------------

@@ -56,6 +56,8 @@ from ledger.journal.entry import AccountType, Entry, EntryKind, Posting
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from ledger.journal.heads import JournalCheck
+
 SCHEMA = "reserve-ledger-statement/v1"
 MINING_INCOME = "mining-income"  # ledger.chain.movement's system accounts (not imported: that module
 NETWORK_FEES = "network-fees"  # loads the chain decoder; tests/unit/test_statement.py checks they agree)
@@ -625,12 +627,16 @@ def statement_json(st: Statement) -> dict[str, Any]:
 # --- the edge: one read of the database -------------------------------------------------------------
 
 
-def read_statement(session: Session, start: Bound, end: Bound) -> Statement:
+def read_statement(
+    session: Session, start: Bound, end: Bound, public_key_pem: bytes
+) -> tuple[Statement, JournalCheck]:
     """The statement from the journal in ``session`` (every entry, the vault accounts and the stored
-    checkpoints, read in the caller's transaction), computed by :func:`build_statement`."""
+    checkpoints, read in the caller's transaction), computed by :func:`build_statement`, and the
+    check of what it read: every entry against its leaf hash, the tree against the latest tree head
+    the ledger key (``public_key_pem``, or a key rotated to) signed (its ``findings``)."""
     from sqlalchemy import select
 
-    from ledger.journal.book import iter_entries
+    from ledger.journal.heads import JournalCheck
     from ledger.journal.proofs import list_checkpoints
     from ledger.store.models import AccountRow
 
@@ -639,6 +645,6 @@ def read_statement(session: Session, start: Bound, end: Bound) -> Statement:
     checkpoints = [
         CheckpointRef(c.tree_size, c.root, c.timestamp, c.key_id) for c in list_checkpoints(session)
     ]
-    return build_statement(
-        iter_entries(session), start, end, vaults=tuple(vault_names), checkpoints=checkpoints
-    )
+    check = JournalCheck(session, public_key_pem)
+    st = build_statement(check.entries(), start, end, vaults=tuple(vault_names), checkpoints=checkpoints)
+    return st, check

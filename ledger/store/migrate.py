@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # Alembic loads only to migrate, or when the revision is not 
     from alembic.config import Config
 
 HEAD = "head"
-LATEST_REVISION = "0006_governance"
+LATEST_REVISION = "0007_governance"
 """The newest migration's revision id (a unit test keeps it equal to Alembic's head): a
 database at it is ready without loading Alembic."""
 VERSION_TABLE = "alembic_version"

@@ -129,7 +129,24 @@ class CheckpointRow(AppendOnly, Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 
 
-APPEND_ONLY_TABLES = ("accounts", "entries", "postings", "checkpoints")
+class TreeHeadRow(AppendOnly, Base):
+    """A signed tree head (:mod:`ledger.journal.heads`): written by every transaction that appends
+    entries, in that transaction, covering them. ``tree_size`` is the key: one head per size."""
+
+    __tablename__ = "tree_heads"
+    __table_args__ = (CheckConstraint("tree_size >= 0", name="tree_size_non_negative"),)
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)  # 32-byte hashes, largest subtree first
+    balances: Mapped[str] = mapped_column(Text)  # canonical JSON, as signed
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+APPEND_ONLY_TABLES = ("accounts", "entries", "postings", "checkpoints", "tree_heads")
 
 
 @event.listens_for(Session, "before_flush")

@@ -52,7 +52,13 @@ def test_orm_refuses_update_and_delete(filled: Engine, model: type[Base]) -> Non
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
 def test_database_refuses_raw_update_and_delete(filled: Engine, table: str) -> None:
     before = snapshot(filled)
-    column = {"accounts": "name", "entries": "memo", "postings": "amount", "checkpoints": "key_id"}[table]
+    column = {
+        "accounts": "name",
+        "entries": "memo",
+        "postings": "amount",
+        "checkpoints": "key_id",
+        "tree_heads": "key_id",
+    }[table]
     value = "1" if column == "amount" else "'x'"
     statements = [f"UPDATE {table} SET {column} = {value}", f"DELETE FROM {table}"]
     if filled.dialect.name == "postgresql":

@@ -19,7 +19,7 @@ from custody.wallet import vault_wallet_name
 from ledger.attest.document import sign_document
 from ledger.attest.verify_doc import verify_attestation
 from ledger.journal.checkpoint import load_signing_key, public_key_pem
-from ledger.store.db import drop_append_only_ddl, make_engine
+from ledger.store.db import drop_append_only_ddl
 from regtest.node import RegtestNode
 from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import Reserve, TestVault
@@ -34,7 +34,7 @@ def node(chain_node: RegtestNode) -> RegtestNode:
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

@@ -19,7 +19,6 @@ from sqlalchemy import text
 
 from ledger.attest.document import sign_document
 from ledger.attest.verify_doc import canonical_bytes, document_sha256, verify_attestation
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.governance import retire
 from tests.fixtures.reserve import Reserve
@@ -131,7 +130,7 @@ def test_holders_renamed_in_the_document_are_refused(
 
 def _insert_row(reserve: Reserve, doc: dict[str, Any], record_seq: int) -> None:
     """What the runtime role may do behind the application's back: INSERT (never UPDATE)."""
-    engine = make_engine(reserve.runtime_url)
+    engine = reserve.engine(runtime=True)
     try:
         with engine.begin() as c:
             c.execute(
@@ -152,7 +151,7 @@ def _insert_row(reserve: Reserve, doc: dict[str, Any], record_seq: int) -> None:
 
 
 def _rows(reserve: Reserve) -> list[tuple[int, int]]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         with engine.connect() as c:
             return [(int(i), int(s)) for i, s in c.execute(text("SELECT id, record_seq FROM attestations"))]
@@ -435,7 +434,7 @@ def test_an_attestation_the_ledger_key_did_not_sign_is_never_published(
     doc = attest_to(reserve, tmp_path / "att.json")
     forged = copy.deepcopy(doc)
     forged["totals"]["chain"] *= 10
-    engine = make_engine(reserve.runtime_url)
+    engine = reserve.engine(runtime=True)
     try:
         with Session(engine) as s, s.begin():
             store_attestation(s, sign_document(forged, Ed25519PrivateKey.generate()))
@@ -462,7 +461,7 @@ def test_a_document_rewritten_in_the_database_is_never_published(
     doc = attest_to(reserve, tmp_path / "att.json")
     forged = copy.deepcopy(doc)
     forged["totals"]["chain"] *= 10
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         with engine.begin() as c:
             if engine.dialect.name == "postgresql":

@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 from ledger.attest.document import sign_document, with_controls
 from ledger.attest.verify_doc import verify_attestation
 from ledger.journal.checkpoint import load_signing_key, public_key_pem
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
 from tests.fixtures.db import snapshot
@@ -27,7 +26,7 @@ from tests.integration.test_attest import funded
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

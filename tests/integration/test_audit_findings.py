@@ -28,7 +28,7 @@ from ledger.errors import Conflict
 from ledger.journal.book import append
 from ledger.journal.checkpoint import create_signing_key, load_signing_key, public_key_pem
 from ledger.journal.entry import EntryDraft, Posting
-from ledger.store.db import drop_append_only_ddl, make_engine, read_only
+from ledger.store.db import drop_append_only_ddl, read_only
 from ledger.store.models import EntryRow
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner, spend_from_vault
@@ -47,7 +47,7 @@ def node(chain_node: RegtestNode) -> RegtestNode:
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

@@ -108,7 +108,12 @@ def test_rotation_keeps_old_and_new_checkpoints_verifiable(
     code, _, err = run("ledger", "checkpoint")
     assert code == 2 and "was handed over to key" in err
     assert snapshot(books) == before
-    run("record", "--kind", "adjustment", "--memo", "three", "--posting", "bank=1", "--posting", "owner=-1")
+    three = ["record", "--kind", "adjustment", "--memo", "three", "--posting", "bank=1", "--posting"]
+    three.append("owner=-1")
+    code, _, err = run(*three)  # nor does it seal a write (its tree head)
+    assert code == 2 and "was handed over to key" in err
+    assert snapshot(books) == before
+    assert run(*three, key="k2.key")[0] == 0
     code, out, _ = run("ledger", "checkpoint", key="k2.key")
     assert code == 0 and json.loads(out)["tree_size"] == 4
 
@@ -200,7 +205,7 @@ def test_replaced_key_never_signs_an_audit(reserve: Reserve, tmp_path: Path) -> 
     audit's verification (a finding, exit 1) and no checkpoint is signed by the replaced key."""
     reserve.add_vault("keys")  # its vault-added record is entry 1
     reserve.ok("ledger", "checkpoint")
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     with engine.connect() as c:
         checkpoints = c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
     reserve.key_path.unlink()
@@ -208,7 +213,7 @@ def test_replaced_key_never_signs_an_audit(reserve: Reserve, tmp_path: Path) -> 
     r = reserve.run("audit", "--json")
     assert r.code == 1, r.err + r.out
     report = r.json()
-    assert report["checkpoint_id"] is None
+    assert report["checkpoint_id"] is None and report["audit_id"] is None  # nor a head for its record
     assert any("not signed by this ledger's key" in f["message"] for f in report["findings"]), report
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() == checkpoints

@@ -29,7 +29,6 @@ from custody.keygen import test_key_from_seed
 from custody.network import Network
 from ledger.cli.app import App, EscapingStream, SafeConsole, escape_controls
 from ledger.cli.main import cli, main
-from ledger.store.db import make_engine
 from ledger.store.migrate import upgrade
 from regtest.node import RegtestNode
 from tests.fixtures.db import drop_append_only_triggers, pg_admin_url, runtime_role, runtime_url_for
@@ -334,7 +333,7 @@ def test_stored_control_characters_are_printed_escaped(reserve: Reserve) -> None
     reserve.ok(
         "record", "--kind", "adjustment", "--memo", "plain", "--posting", "acme=1", "--posting", "owners=-1"
     )
-    owner = make_engine(reserve.db_url)
+    owner = reserve.engine()
     try:
         drop_append_only_triggers(owner)  # behind the application's back
         with owner.begin() as c:

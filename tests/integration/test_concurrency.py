@@ -25,17 +25,20 @@ from ledger.store.models import EntryRow
 
 REPO = Path(__file__).resolve().parents[2]
 
-# argv: url, name, entries, batch size. Prints "ready", waits for a line on stdin, then appends
-# `entries` entries in transactions of `batch` entries, printing "committed K" after each.
+# argv: url, name, entries, batch size, key file. Prints "ready", waits for a line on stdin, then
+# appends `entries` entries in transactions of `batch` entries (each sealed with a tree head, as
+# the CLI does), printing "committed K" after each.
 WORKER = """
 import sys
+from pathlib import Path
 from sqlalchemy.orm import Session
 from ledger.store.db import make_engine
 from ledger.journal.entry import EntryDraft, Posting
 from ledger.journal.book import append_many
+from ledger.journal.heads import Sealer, sealing
 
 url, name, total, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-engine = make_engine(url)
+engine = sealing(make_engine(url), Sealer(path=Path(sys.argv[5])))
 print("ready", flush=True)
 sys.stdin.readline()
 done = 0
@@ -56,9 +59,9 @@ while total < 0 or done < total:
 """
 
 
-def start_worker(url: str, name: str, total: int, batch: int) -> subprocess.Popen[str]:
+def start_worker(url: str, name: str, total: int, batch: int, key: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, url, name, str(total), str(batch)],
+        [sys.executable, "-c", WORKER, url, name, str(total), str(batch), str(key)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdin=subprocess.PIPE,
@@ -88,9 +91,11 @@ def accounts(engine: Engine) -> None:
         add_account(s, "acme", "counterparty")
 
 
-def test_two_processes_append_at_once(engine: Engine, db_url: str, signing_key: Ed25519PrivateKey) -> None:
+def test_two_processes_append_at_once(
+    engine: Engine, db_url: str, signing_key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
     accounts(engine)
-    workers = [start_worker(db_url, name, 200, 1) for name in ("alice", "bob")]
+    workers = [start_worker(db_url, name, 200, 1, tmp_path / "signing.key") for name in ("alice", "bob")]
     for w in workers:
         go(w)
     for w in workers:
@@ -106,13 +111,13 @@ def test_two_processes_append_at_once(engine: Engine, db_url: str, signing_key: 
 
 
 def test_killed_writer_leaves_whole_batches(
-    engine: Engine, db_url: str, signing_key: Ed25519PrivateKey
+    engine: Engine, db_url: str, signing_key: Ed25519PrivateKey, tmp_path: Path
 ) -> None:
     batch = 50
     accounts(engine)
     rng = random.Random(6962)
     for round_ in range(20):
-        w = start_worker(db_url, f"w{round_}", -1, batch)
+        w = start_worker(db_url, f"w{round_}", -1, batch, tmp_path / "signing.key")
         go(w)
         assert w.stdout is not None
         assert w.stdout.readline().startswith("committed")  # it is writing; now kill it mid-way

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import Reserve
@@ -30,7 +29,7 @@ BTC = 100_000_000
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

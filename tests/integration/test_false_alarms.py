@@ -128,6 +128,10 @@ def test_a_replaced_deposit_and_an_orphaned_coinbase_are_not_pending_nor_reprint
         assert "skipped: 2 transaction(s)" in text and "`reserve sync --json` lists them" in text, text
         assert "0 pending" in text, text
 
+    r = reserve.run("record", "deposit", "--vault", vault.name, "--txid", deposit)
+    assert r.code == 2 and "can never confirm" in r.err and replacement in r.err, r.err
+    assert "after it confirms" not in r.err, r.err
+
     # once the replacement is mined the wallet no longer lists the deposit at all
     node.mine(1)
     code, report = audit(reserve)

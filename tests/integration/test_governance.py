@@ -266,18 +266,18 @@ def test_retirement_and_acknowledgement_wait_for_the_holders(reserve: Reserve, n
     assert r.code == 2 and "retired" in r.json()["error"]["message"]
 
 
-def test_a_0005_database_upgrades_in_place_and_takes_governance_records(db_url: str) -> None:
+def test_a_0006_database_upgrades_in_place_and_takes_governance_records(db_url: str) -> None:
     from ledger.store.migrate import current_revision, upgrade
     from tests.fixtures.db import snapshot
 
     engine = make_engine(db_url)
     try:
-        upgrade(engine, "0005_spending")
+        upgrade(engine, "0006_tree_heads")
         with Session(engine) as s, s.begin():
             append_record(s, RecordKind.POLICY_CHANGED, {"vault": "v", "change": "set"})
         before = snapshot(engine)
         upgrade(engine)
-        assert current_revision(engine) == "0006_governance"
+        assert current_revision(engine) == "0007_governance"
         assert snapshot(engine) == before  # every row as it was
         with Session(engine) as s, s.begin():
             entry = append_record(s, RecordKind.APPROVAL, {"change": 1, "vault": "v"})

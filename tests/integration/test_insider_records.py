@@ -382,15 +382,18 @@ def test_an_audit_record_for_a_block_that_never_was_is_a_finding_of_the_next_aud
     seq = append_record(insider, RecordKind.AUDIT, body)
 
     offline = reserve.run("ledger", "verify", "--json").json()["findings"]  # hashes and rows agree:
-    assert not [f for f in offline if "node does not know" in f]  # only the node can tell
+    assert not [f for f in offline if "node does not know" in f]  # only the node can tell that,
+    uncovered = f"entries {seq}..{seq} are not covered by a head signed by the ledger key"
+    assert [f for f in offline if f.startswith(uncovered)]  # but no tree head signed the record
     findings = reserve.run("ledger", "verify", "--node", "--json").json()["findings"]
     one(findings, f"audit #{audit_id} (record #{seq}) says it saw block {never}", "the node does not know")
 
     r = reserve.run("audit", "--json")
     assert r.code == 1, (r.code, r.out, r.err)
     found = r.json()
-    [forged] = [f for f in found["findings"] if f["seq"] == seq]
+    [forged] = [f for f in found["findings"] if f["seq"] == seq and "says it saw" in f["message"]]
     assert forged["code"] == "ledger-verification"
+    assert any(uncovered in f["message"] for f in found["findings"])
     assert f"audit #{audit_id} (record #{seq}) says it saw block {never}" in forged["message"]
     assert "which the node does not know" in forged["message"]
     assert found["checkpoint_id"] is None  # no checkpoint signs over the forged record

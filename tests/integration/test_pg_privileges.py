@@ -68,8 +68,8 @@ def _books(reserve: Reserve) -> None:
 @postgresql_only
 def test_runtime_role_is_refused_every_change_and_verify_still_passes(reserve: Reserve) -> None:
     _books(reserve)
-    owner = make_engine(reserve.db_url)
-    runtime = make_engine(reserve.runtime_url)
+    owner = reserve.engine()
+    runtime = reserve.engine(runtime=True)
     try:
         before = snapshot(owner)
         with runtime.connect() as c:
@@ -108,7 +108,7 @@ def test_init_as_the_runtime_role_says_to_use_the_owner(
     monkeypatch.delenv("RESERVE_DB_OWNER")
     r = reserve.run("init")  # already migrated: alembic only reads, grants are the owner's
     assert r.code == 0, r.err
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         with engine.begin() as c:
             c.execute(text("DROP TABLE alembic_version"))

@@ -20,7 +20,7 @@ from custody.address import address_script, b58encode_check
 from custody.keygen import test_key_from_seed
 from custody.network import Network
 from custody.rpc import RpcClient
-from ledger.store.db import drop_append_only_ddl, make_engine
+from ledger.store.db import drop_append_only_ddl
 from regtest.node import RegtestNode
 from tests.fixtures.governance import approve, governed, propose, retire
 from tests.fixtures.reserve import Reserve
@@ -307,7 +307,7 @@ def test_json_errors_and_retired_vault(reserve: Reserve) -> None:
 def test_database_refuses_edits_and_tampering_is_detected(reserve: Reserve) -> None:
     v = reserve.add_vault("tamper")
     reserve.ok("policy", "set", v.name, "--max-per-spend", "1")
-    engine = make_engine(reserve.db_url)  # the owner: full rights, as an intruder with the file
+    engine = reserve.engine()  # the owner: full rights, as an intruder with the file
     try:
         for statement in (
             "UPDATE policy_changes SET effective_height = 0, loosens = false",
@@ -337,7 +337,7 @@ def test_a_copied_row_is_tamper_detected(reserve: Reserve) -> None:
     v = reserve.add_vault("copy")
     reserve.ok("policy", "set", v.name, "--max-per-spend", "1")
     reserve.ok("policy", "set", v.name, "--max-per-spend", "0.5")
-    engine = make_engine(reserve.runtime_url)
+    engine = reserve.engine(runtime=True)
     columns = "vault, change, body, loosens, requested_height, effective_height, record_seq"
     try:
         with engine.begin() as c:

@@ -126,3 +126,6 @@ def test_a_pruned_node_names_the_missing_block_and_the_height_it_would_need(
     ), r.err
     assert "pruned" in r.err and f"birthday of {prune_height} or later" in r.err, r.err
     assert book_state(reserve.db_url) == before
+    r = reserve.run("vault", "watch", vault.name, "--birthday", str(height))  # nor rescanned from there
+    assert r.code == 2 and f"is below the node's prune height {prune_height}" in r.err, r.err
+    assert book_state(reserve.db_url) == before

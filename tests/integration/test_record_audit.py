@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from custody.amount import format_btc
-from ledger.store.db import drop_append_only_ddl, make_engine
+from ledger.store.db import drop_append_only_ddl
 from regtest.node import RegtestNode
 from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import Reserve
@@ -23,7 +23,7 @@ def node(chain_node: RegtestNode) -> RegtestNode:
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

@@ -12,7 +12,6 @@ from sqlalchemy import Engine
 from custody.amount import btc_decimal
 from custody.rpc import RpcClient
 from custody.wallet import vault_wallet_name
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import Reserve
@@ -28,7 +27,7 @@ def node(chain_node: RegtestNode) -> RegtestNode:
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

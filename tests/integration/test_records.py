@@ -35,23 +35,24 @@ from ledger.chain.vaults import add_vault, get_vault, list_vaults, retire_vault
 from ledger.errors import InvalidInput
 from ledger.journal.accounts import add_account
 from ledger.journal.book import append_many, get_entry, iter_leaf_hashes, last_seq
-from ledger.journal.checkpoint import public_key_pem
+from ledger.journal.checkpoint import public_key_pem, sign_checkpoint
 from ledger.journal.entry import EntryDraft, Posting
+from ledger.journal.heads import Sealer, sealing
 from ledger.journal.merkle import root_of
-from ledger.journal.proofs import inclusion_document, make_checkpoint
+from ledger.journal.proofs import inclusion_document, make_checkpoint, seal_existing
 from ledger.journal.records import KeyFields, RecordKind, audit_body, records, vault_added_body
 from ledger.journal.verify import stored_checkpoints, verify_ledger
 from ledger.store.audit_models import AuditRow
 from ledger.store.db import make_engine
 from ledger.store.migrate import current_revision, upgrade
-from ledger.store.models import APPEND_ONLY_TABLES
+from ledger.store.models import APPEND_ONLY_TABLES, CheckpointRow
 from ledger.store.vault_models import VAULT_TABLES, VaultKeyRow, VaultRetirementRow, VaultRow
 from ledger.verify_proof import verify_inclusion_document
 from tests.fixtures.db import snapshot
 
 R = Network.REGTEST
 HOLDERS = ("alice", "bob", "carol")
-TABLES = (*APPEND_ONLY_TABLES, *VAULT_TABLES, "audits")
+TABLES = (*(t for t in APPEND_ONLY_TABLES if t != "tree_heads"), *VAULT_TABLES, "audits")
 ORDER = {
     "accounts": "id",
     "entries": "seq",
@@ -121,6 +122,22 @@ def old_engine(db_url: str) -> Engine:
     return eng
 
 
+def _old_checkpoint(s: Session, key: Ed25519PrivateKey) -> None:
+    """A checkpoint as a release before tree heads signed it (over the journal as it is)."""
+    leaves = [h for _, h in iter_leaf_hashes(s)]
+    cp = sign_checkpoint(key, len(leaves), root_of(leaves), 1_700_000_000 + len(leaves))
+    s.add(
+        CheckpointRow(
+            tree_size=cp.tree_size,
+            root=cp.root,
+            timestamp=cp.timestamp,
+            key_id=cp.key_id,
+            signature=cp.signature,
+        )
+    )
+    s.flush()
+
+
 def test_upgrade_from_0003_keeps_history_and_appends_records(
     old_engine: Engine, signing_key: Ed25519PrivateKey
 ) -> None:
@@ -129,12 +146,12 @@ def test_upgrade_from_0003_keeps_history_and_appends_records(
         add_account(s, "bank", "custodian")
         add_account(s, "acme", "counterparty")
         append_many(s, [_deposit(i) for i in range(1, 6)])
-        make_checkpoint(s, signing_key)
+        _old_checkpoint(s, signing_key)
         cold_id = _old_vault(s, "cold", cold, 7)
         hot_id = _old_vault(s, "hot", hot, None)
         s.add(VaultRetirementRow(vault_id=hot_id, reason="keys rotated"))
         append_many(s, [_deposit(i) for i in range(6, 9)])
-        make_checkpoint(s, signing_key)
+        _old_checkpoint(s, signing_key)
         s.add(
             AuditRow(
                 tree_size=8,
@@ -159,6 +176,13 @@ def test_upgrade_from_0003_keeps_history_and_appends_records(
         if table != "entries":
             assert after[table] == before[table], table
     assert after["entries"][:8] == before["entries"]  # every old row and leaf hash as it was
+    with Session(old_engine) as s, s.begin():
+        report = verify_ledger(s, public_key_pem(signing_key))
+        assert report.findings == (
+            "entries 1..12 are not covered by a head signed by the ledger key (written outside the service)",
+        )
+        seal_existing(s, signing_key)  # what `reserve init` does after migrating, with the key
+    old_engine = sealing(old_engine, Sealer(signing_key))
     with Session(old_engine) as s, s.begin():
         report = verify_ledger(s, public_key_pem(signing_key))
         assert report.ok, report.findings

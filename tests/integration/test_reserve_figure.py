@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from custody.rpc import RpcClient
 from ledger.journal.balances import balance, reserve_total
-from ledger.store.db import make_engine
 from tests.fixtures.reserve import Reserve
 from tests.integration.test_address_issuance import book_state
 from tests.integration.test_watch_only import wait_for_wallet
@@ -73,7 +72,7 @@ def test_the_reserve_is_the_sum_of_the_vault_accounts_shown_as_vaults(
     assert figures["reserve_sat"] == 42_000_000
     vault_sum = sum(a["balance_sat"] for a in figures["accounts"] if a["type"] == "vault")
     assert figures["reserve_sat"] == vault_sum
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         with Session(engine) as s:
             assert reserve_total(s) == 42_000_000

@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 
 from custody.amount import format_btc
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.governance import retire
 from tests.fixtures.reserve import Reserve
@@ -275,7 +274,7 @@ def test_an_attestation_that_does_not_verify_is_not_published(reserve: Reserve, 
     from ledger.journal.records import RecordKind, append_record
     from ledger.store.spend_models import AttestationRow
 
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         for height in (101, 102):
             figures = {"chain": 123_456_789, "ledger": 123_456_789, "difference": 0}

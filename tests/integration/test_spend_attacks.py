@@ -24,7 +24,6 @@ from custody.psbt import Psbt
 from custody.rpc import RpcClient
 from custody.sighash import SECP256K1_ORDER, SIGHASH_ALL, segwit_v0_sighash, verify_ecdsa
 from custody.wallet import vault_wallet_name
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
 from tests.fixtures.governance import approve, governed, propose, retire
@@ -37,7 +36,7 @@ BTC = 100_000_000
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 
@@ -608,7 +607,7 @@ def test_a_spend_stored_as_broadcast_but_never_sent_can_be_cancelled(
     setup = funded_vault(reserve, node)
     number = signed_spend(reserve, node, tmp_path, setup)
     # `spend broadcast` stores its claim, then stops before it sends (killed, the node went away)
-    runtime = make_engine(reserve.runtime_url)
+    runtime = reserve.engine(runtime=True)
     with Session(runtime) as s, s.begin():
         lock_journal(s)
         spend = get_spend(s, number)
@@ -693,7 +692,7 @@ def test_a_send_the_node_refuses_after_the_gate_passed_leaves_the_spend_open(
         final = node.rpc().call("finalizepsbt", node.rpc().call("combinepsbt", signed))
         node.rpc().call("sendrawtransaction", final["hex"])
 
-    engine = make_engine(reserve.runtime_url)
+    engine = reserve.engine(runtime=True)
 
     @contextmanager
     def read() -> Iterator[Session]:

@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 from custody.psbt import Psbt
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
 from tests.fixtures import governance
@@ -31,7 +30,7 @@ LOOSEN_DELAY = 144  # the default: a new allowlist entry is active this many blo
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

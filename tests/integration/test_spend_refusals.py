@@ -20,7 +20,6 @@ from custody.network import Network
 from custody.psbt import GlobalXpub, Psbt, TxOut
 from custody.sighash import SIGHASH_ALL, segwit_v0_sighash
 from custody.wallet import vault_wallet_name
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner
 from tests.fixtures.db import snapshot
@@ -41,7 +40,7 @@ BTC = 100_000_000
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

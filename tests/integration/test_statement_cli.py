@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Engine
 
 from custody.amount import format_btc
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from tests.fixtures.db import snapshot
 from tests.fixtures.reserve import Reserve
@@ -43,7 +42,7 @@ def report_groups() -> Iterator[None]:
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

@@ -29,9 +29,10 @@ from ledger.journal.proofs import make_checkpoint
 from ledger.journal.records import RecordKind, append_record, audit_body
 from ledger.journal.verify import VerifyReport, stored_checkpoints, verify_ledger
 from ledger.store.audit_models import AuditRow
-from ledger.store.db import drop_append_only_ddl, make_engine
+from ledger.store.db import drop_append_only_ddl
 from ledger.store.models import APPEND_ONLY_TABLES, EntryRow, PostingRow
 from ledger.store.vault_models import VAULT_TABLES
+from tests.fixtures.db import unsealed
 from tests.fixtures.reserve import Reserve
 
 N = 8
@@ -208,8 +209,11 @@ def test_changed_checkpoint(books: Engine, signing_key: Ed25519PrivateKey) -> No
 
 def test_checkpoint_from_another_key(books: Engine, signing_key: Ed25519PrivateKey) -> None:
     report = verify(books, Ed25519PrivateKey.generate())
-    assert not report.ok and len(report.findings) == 2
-    assert all("does not verify" in f for f in report.findings)
+    assert not report.ok and len(report.findings) == 5  # two checkpoints, two tree heads
+    assert all("does not verify" in f for f in report.findings[:4])
+    assert report.findings[4] == (
+        "entries 1..8 are not covered by a head signed by the ledger key (written outside the service)"
+    )
 
 
 def test_cut_tail_and_append_different_entries(books: Engine, signing_key: Ed25519PrivateKey) -> None:
@@ -217,13 +221,13 @@ def test_cut_tail_and_append_different_entries(books: Engine, signing_key: Ed255
     report = verify(books, signing_key)
     assert report.first_bad_seq == 7
     assert "checkpoint #2 covers 8 entries but the journal now has only 6" in report.findings[0]
-    with Session(books) as s, s.begin():
+    with Session(unsealed(books)) as s, s.begin():  # the tamperer has no key
         append(s, draft(70))
         append(s, draft(80))
     report = verify(books, signing_key)
     assert not report.ok and report.entries == N
-    assert report.findings == (report.findings[0],) and "checkpoint #2 (tree size 8)" in report.findings[0]
-    assert "entries 5..8" in report.findings[0]
+    assert "checkpoint #2 (tree size 8)" in report.findings[0] and "entries 5..8" in report.findings[0]
+    assert report.findings[1].startswith("tree head of size 8 signed root") and len(report.findings) == 2
 
 
 def test_several_trusted_keys(books: Engine, signing_key: Ed25519PrivateKey) -> None:
@@ -231,7 +235,8 @@ def test_several_trusted_keys(books: Engine, signing_key: Ed25519PrivateKey) -> 
     with Session(books) as s, s.begin():
         assert verify_ledger(s, [other, public_key_pem(signing_key)]).ok
         report = verify_ledger(s, [other, third])
-    assert not report.ok and all("not one of the trusted keys" in f for f in report.findings)
+    assert not report.ok and all("not one of the trusted keys" in f for f in report.findings[:-1])
+    assert "not covered by a head signed by the ledger key" in report.findings[-1]
 
 
 # --- vaults, audits, deleted checkpoints, outside checkpoints ----------------------------------------
@@ -422,6 +427,7 @@ def test_cut_tail_caught_by_outside_checkpoint(reserve_books: Engine, signing_ke
         c.execute(text("DELETE FROM checkpoints WHERE id >= 3"))
         c.execute(text(f"DELETE FROM postings WHERE entry_seq >= {audit_seq}"))
         c.execute(text(f"DELETE FROM entries WHERE seq >= {audit_seq}"))
+        c.execute(text(f"DELETE FROM tree_heads WHERE tree_size >= {audit_seq}"))
     assert verify(reserve_books, signing_key).ok  # what nothing outside the database can catch
     report = verify(reserve_books, signing_key, outside=(latest,))
     assert not report.ok and report.outside_checkpoints == 1
@@ -468,7 +474,7 @@ def test_cli_refuses_a_replaced_descriptor(reserve: Reserve) -> None:
     vault = reserve.add_vault("cold")
     honest = vault.address(0)
     attacker = _descriptor()
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     try:
         disable_append_only(engine)
         with engine.begin() as c:

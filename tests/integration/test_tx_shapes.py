@@ -19,7 +19,6 @@ from custody.amount import btc_decimal, sat_from_rpc
 from custody.rpc import RpcClient
 from custody.wallet import vault_wallet_name
 from ledger.journal.balances import balance
-from ledger.store.db import make_engine
 from regtest.node import RegtestNode
 from regtest.signers import DemoSigner, spend_from_vault
 from tests.fixtures.reserve import Reserve
@@ -38,7 +37,7 @@ def node(chain_node: RegtestNode) -> RegtestNode:
 
 @pytest.fixture
 def db(reserve: Reserve) -> Iterator[Engine]:
-    engine = make_engine(reserve.db_url)
+    engine = reserve.engine()
     yield engine
     engine.dispose()
 

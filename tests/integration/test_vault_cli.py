@@ -361,7 +361,7 @@ def test_check_reports_violations_of_a_stricter_policy(run: Run, monkeypatch: py
         (["--gap", "0"], "--gap 0 is out of range: give 1..10,000"),
         (["--gap", "9" * 30], "is not a whole number"),
         (["--birthday", "9" * 30], "is not a whole number"),
-        (["--birthday", "2000000000"], "birthday height 2000000000 is not on the chain"),
+        (["--birthday", "2000000000"], "birthday height 2000000000 is not on the node's chain"),
     ],
 )
 def test_bad_watch_numbers_exit_2_and_create_nothing(

@@ -246,7 +246,7 @@ def test_a_wallet_of_something_else_is_refused(rpc: RpcClient) -> None:
 def test_bad_birthday_is_refused_before_anything_is_created(rpc: RpcClient) -> None:
     vault, name = _vault(), _name()
     tip = rpc.get_block_count()
-    with pytest.raises(InvalidInput, match=f"birthday height {tip + 5} is not on the chain"):
+    with pytest.raises(InvalidInput, match=f"birthday height {tip + 5} is not on the node's chain"):
         ensure_watch_wallet(rpc, name, vault, birthday_height=tip + 5)
     assert name not in {w["name"] for w in rpc.call("listwalletdir")["wallets"]}
 

@@ -3,8 +3,8 @@
 No table: a governed change, its approvals and its application live in the Merkle log only
 (:mod:`ledger.governance.changes`), each approval re-verified (BIP-322) whenever it is read.
 
-Revision ID: 0006_governance
-Revises: 0005_spending
+Revision ID: 0007_governance
+Revises: 0006_tree_heads
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from alembic import op
 
 from ledger.store.entry_kinds import set_entry_kinds
 
-revision: str = "0006_governance"
-down_revision: str | None = "0005_spending"
+revision: str = "0007_governance"
+down_revision: str | None = "0006_tree_heads"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -47,6 +47,6 @@ def downgrade() -> None:
     ):
         raise RuntimeError(
             "the journal holds governance records; they cannot be removed from an append-only log, "
-            "so 0006_governance cannot be downgraded"
+            "so 0007_governance cannot be downgraded"
         )
     set_entry_kinds(MONEY_KINDS + OLD_RECORD_KINDS)

@@ -52,6 +52,7 @@ from ledger.verify_proof import HASH_SIZE, ProofError, key_id, tree_head_message
 SEALER = "reserve_sealer"
 """Engine execution option: the :class:`Sealer` whose key signs the tree heads of its sessions."""
 _RUN_VERIFY = "run `reserve ledger verify` to see what changed"
+FORGED = "it was forged or changed, or was not signed by this ledger's key"
 
 Totals = dict[str, tuple[str, int]]
 """Balances being summed: account name -> (account type, satoshis)."""
@@ -259,7 +260,7 @@ def signed_head(
         checked = checked_head(row, keys)
         if not isinstance(checked, str):
             return checked
-        findings.append(f"{checked}: it was forged or changed, or was not signed by this ledger's key")
+        findings.append(f"{checked}: {FORGED}")
     return None
 
 
@@ -384,38 +385,68 @@ def require_covered(session: Session, pem: bytes, acc: MerkleAccumulator) -> Non
 # --- What `ledger verify` checks ---------------------------------------------------------------
 
 
+def _head_rows(session: Session, page: int = 1000) -> Iterator[TreeHeadRow]:
+    """Every stored head by size, ``page`` rows at a time (memory stays flat)."""
+    after = -1
+    while True:
+        rows = session.scalars(
+            select(TreeHeadRow)
+            .where(TreeHeadRow.tree_size > after)
+            .order_by(TreeHeadRow.tree_size)
+            .limit(page)
+        ).all()
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1].tree_size
+
+
 class HeadCheck:
     """The tree heads, checked as ``ledger verify``'s single pass over the journal reaches each
-    one's size: its signature, its root, its balances; then which entries no head covers."""
+    one's size: its signature, its root, its balances; then which entries no head covers. Heads
+    are read in step with the entries (one page at a time), so memory stays flat."""
 
-    __slots__ = ("_heads", "_pending", "_totals", "covered", "findings", "sizes")
+    __slots__ = ("_keys", "_next", "_pending", "_rows", "_totals", "covered", "findings")
 
     def __init__(self, session: Session, keys: Mapping[str, bytes]) -> None:
         self.findings: list[str] = []
         # entries the caller's own open transaction appended: sealed when it commits
         self._pending: tuple[int, int] | None = session.info.get(APPENDED)
-        self._heads: dict[int, TreeHead] = {}
-        for row in session.scalars(select(TreeHeadRow).order_by(TreeHeadRow.tree_size)):
-            checked = checked_head(row, keys)
-            if isinstance(checked, str):
-                self.findings.append(
-                    f"{checked}: it was forged or changed, or was not signed by this ledger's key"
-                )
-            else:
-                self._heads[checked.tree_size] = checked
-        self.sizes = frozenset(self._heads)
+        self._keys = keys
+        self._rows = _head_rows(session)
+        self._next: TreeHead | None = None
         self._totals: Totals = {}
         self.covered = 0
-        if 0 in self._heads:
+        self._advance()
+        if self.next_size == 0:
             self.reached(0, MerkleAccumulator().root())
+
+    @property
+    def next_size(self) -> int:
+        """The size of the next head to check (-1: none left)."""
+        return -1 if self._next is None else self._next.tree_size
+
+    def _advance(self) -> None:
+        """Read on to the next head that verifies; each that does not is a finding."""
+        self._next = None
+        for row in self._rows:
+            checked = checked_head(row, self._keys)
+            if isinstance(checked, str):
+                self.findings.append(f"{checked}: {FORGED}")
+                continue
+            self._next = checked
+            return
 
     def count(self, postings: Sequence[tuple[str, str, int]]) -> None:
         """Add the postings of the next entry."""
         add_postings(self._totals, postings)
 
     def reached(self, size: int, root: bytes) -> None:
-        """The pass has read ``size`` entries, whose tree has ``root``: check the head of that size."""
-        head = self._heads[size]
+        """The pass has read ``size`` entries (:attr:`next_size`), whose tree has ``root``: check
+        that head, then read on to the next."""
+        head = self._next
+        assert head is not None and head.tree_size == size
+        self._advance()
         self.covered = size  # signed by the ledger key: written by the service (changed or not)
         if head.root != root:
             self.findings.append(
@@ -435,11 +466,14 @@ class HeadCheck:
     def finish(self, entries: int) -> int | None:
         """After the pass over ``entries`` entries: the first entry no valid head covers (and a
         finding for it), or ``None``."""
-        beyond = sorted(s for s in self._heads if s > entries)
-        if beyond:
+        beyond = -1
+        while self._next is not None:  # heads the pass never reached: for entries not stored
+            beyond = self._next.tree_size
+            self._advance()
+        if beyond > entries:
             self.findings.append(
-                f"tree head of size {beyond[-1]} covers more entries than the {entries} stored: "
-                f"entries {entries + 1}..{beyond[-1]} were removed"
+                f"tree head of size {beyond} covers more entries than the {entries} stored: "
+                f"entries {entries + 1}..{beyond} were removed"
             )
             return None  # what is left was covered (the checkpoints' findings narrow the damage)
         if self.covered >= entries:

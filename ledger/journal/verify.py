@@ -330,7 +330,7 @@ def verify_ledger(
         heads.count(postings)
         if acc.size in pending:
             check_prefix(acc.size, acc.root())
-        if acc.size in heads.sizes:
+        if acc.size == heads.next_size:
             heads.reached(acc.size, acc.root())
     for size in sorted(pending):
         for prefix in pending[size]:

@@ -570,7 +570,7 @@ def test_bad_amounts_text_and_vaults_are_refused(
     why = create_refused("--vault", v, "--pay", f"{other}=0.1", "--memo", "m")
     assert other in why
     why = create_refused("--vault", v, "--pay", f"{other_address}=0.1", "--memo", "m")
-    assert other_address in why and "not on vault" in why
+    assert other_address in why and "retired" in why  # said retired (issue 15, point 5)
 
 
 def test_a_spend_the_holders_broadcast_themselves_is_booked_as_passing_no_gate(

@@ -322,6 +322,9 @@ def seal(session: Session, sealer: Sealer, timestamp: int | None = None) -> Tree
         base = checked
     size = 0 if base is None else base.tree_size
     leaves = list(iter_leaf_hashes(session, after=size))
+    if not leaves and size == first - 1:  # what it appended was rolled back (a savepoint)
+        session.info.pop(APPENDED, None)
+        return None
     now = leaves[-1][0] if leaves else size
     if size != first - 1 or now > last or len(leaves) != now - size:
         lo, hi = (size + 1, first - 1) if size < first - 1 else (last + 1, now)

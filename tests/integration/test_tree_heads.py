@@ -360,3 +360,21 @@ def test_a_posting_rewritten_by_the_owner_never_changes_the_figure(reserve: Rese
     assert r.code == 1 and f"entry {seq} does not match its leaf hash" in r.err
     r = reserve.run("report", "statement", "--from", "0", "--to", "100000")  # reads every entry
     assert r.code == 1 and f"entry {seq} does not match its leaf hash" in r.err
+
+
+def test_appends_rolled_back_to_a_savepoint_seal_nothing(
+    books: Engine, signing_key: Ed25519PrivateKey
+) -> None:
+    """Sync books each transaction in a savepoint: one whose entries all rolled back has nothing
+    to seal, and one that kept some seals exactly those."""
+    with Session(books) as s, s.begin(), pytest.raises(RuntimeError), s.begin_nested():
+        append(s, _draft(50))
+        raise RuntimeError("refused")
+    with Session(books) as s, s.begin():
+        with pytest.raises(RuntimeError), s.begin_nested():
+            append(s, _draft(51))
+            raise RuntimeError("refused")
+        append(s, _draft(52))
+    with Session(books) as s:
+        sizes = [h.tree_size for h in s.scalars(select(TreeHeadRow).order_by(TreeHeadRow.tree_size))]
+    assert sizes == [2, 3, 4] and _verify(books, signing_key) == ()

@@ -43,7 +43,7 @@ from ledger.errors import InvalidInput, TamperDetected
 from ledger.journal.book import APPENDED, iter_leaf_hashes, iter_stored
 from ledger.journal.checkpoint import load_signing_key, public_key_pem
 from ledger.journal.entry import Entry
-from ledger.journal.keychain import check_signing_key, key_chain, unretired_chain
+from ledger.journal.keychain import KeyChain, check_signing_key, key_chain, unretired_chain
 from ledger.journal.merkle import MerkleAccumulator, leaf_hash
 from ledger.store.db import lock_journal
 from ledger.store.models import AccountRow, CheckpointRow, PostingRow, TreeHeadRow
@@ -227,13 +227,30 @@ def latest_head_row(session: Session, upto: int | None = None) -> TreeHeadRow | 
     return session.scalar(stmt.order_by(TreeHeadRow.tree_size.desc()).limit(1))
 
 
-def checked_head(row: TreeHeadRow, keys: Mapping[str, bytes]) -> TreeHead | str:
-    """The head of ``row`` if it is well formed and signed by one of ``keys``, else why not."""
+def handovers(chain: KeyChain) -> dict[str, int]:
+    """Key id -> the entry whose key-rotation record handed that key over: a head it signs
+    covering that entry or later does not verify (the new key signs from the handover on)."""
+    out: dict[str, int] = {}
+    for rot in chain.rotations:
+        out.setdefault(rot.old_key_id, rot.seq)
+    return out
+
+
+def checked_head(
+    row: TreeHeadRow, keys: Mapping[str, bytes], retired: Mapping[str, int] | None = None
+) -> TreeHead | str:
+    """The head of ``row`` if it is well formed and signed by one of ``keys`` (not by a key
+    ``retired`` before its size: :func:`handovers`), else why not."""
     try:
         head = parse_head(row)
     except InvalidInput as exc:
         return str(exc)
     problem = signature_problem(head, keys)
+    if problem is None and retired and head.tree_size >= retired.get(head.key_id, head.tree_size + 1):
+        problem = (
+            f"it was signed by key {head.key_id}, which entry {retired[head.key_id]} handed over to "
+            "another key: a retired key signed it"
+        )
     if problem is not None:
         return f"tree head of size {head.tree_size} does not verify: {problem}"
     return head
@@ -256,8 +273,9 @@ def signed_head(
         stmt = stmt.order_by(TreeHeadRow.tree_size.desc())
     else:
         stmt = stmt.where(TreeHeadRow.tree_size >= after).order_by(TreeHeadRow.tree_size)
+    retired = handovers(key_chain(session))
     for row in session.scalars(stmt):
-        checked = checked_head(row, keys)
+        checked = checked_head(row, keys, retired)
         if not isinstance(checked, str):
             return checked
         findings.append(f"{checked}: {FORGED}")
@@ -295,7 +313,7 @@ def seal(session: Session, sealer: Sealer, timestamp: int | None = None) -> Tree
                 "it: the key file was replaced (restore the original), or the head was forged; "
                 f"refusing to sign; {_RUN_VERIFY}"
             )
-        checked = checked_head(row, keys)
+        checked = checked_head(row, keys, handovers(chain))
         if isinstance(checked, str):
             raise TamperDetected(
                 f"{checked}: it was inserted or changed behind the service's back; refusing to sign "
@@ -304,6 +322,9 @@ def seal(session: Session, sealer: Sealer, timestamp: int | None = None) -> Tree
         base = checked
     size = 0 if base is None else base.tree_size
     leaves = list(iter_leaf_hashes(session, after=size))
+    if not leaves and size == first - 1:  # what it appended was rolled back (a savepoint)
+        session.info.pop(APPENDED, None)
+        return None
     now = leaves[-1][0] if leaves else size
     if size != first - 1 or now > last or len(leaves) != now - size:
         lo, hi = (size + 1, first - 1) if size < first - 1 else (last + 1, now)
@@ -367,7 +388,7 @@ def require_covered(session: Session, pem: bytes, acc: MerkleAccumulator) -> Non
             f"entries 1..{acc.size} are not covered by a head signed by the ledger key (written "
             "outside the service, or before tree heads: `reserve init` seals those); refusing to sign"
         )
-    checked = checked_head(row, trusted_keys(session, pem))
+    checked = checked_head(row, trusted_keys(session, pem), handovers(key_chain(session)))
     if isinstance(checked, str):
         raise TamperDetected(f"{checked}: it was forged or changed; refusing to sign; {_RUN_VERIFY}")
     if checked.tree_size < acc.size:
@@ -406,13 +427,14 @@ class HeadCheck:
     one's size: its signature, its root, its balances; then which entries no head covers. Heads
     are read in step with the entries (one page at a time), so memory stays flat."""
 
-    __slots__ = ("_keys", "_next", "_pending", "_rows", "_totals", "covered", "findings")
+    __slots__ = ("_keys", "_next", "_pending", "_retired", "_rows", "_totals", "covered", "findings")
 
     def __init__(self, session: Session, keys: Mapping[str, bytes]) -> None:
         self.findings: list[str] = []
         # entries the caller's own open transaction appended: sealed when it commits
         self._pending: tuple[int, int] | None = session.info.get(APPENDED)
         self._keys = keys
+        self._retired = handovers(key_chain(session))
         self._rows = _head_rows(session)
         self._next: TreeHead | None = None
         self._totals: Totals = {}
@@ -430,7 +452,7 @@ class HeadCheck:
         """Read on to the next head that verifies; each that does not is a finding."""
         self._next = None
         for row in self._rows:
-            checked = checked_head(row, self._keys)
+            checked = checked_head(row, self._keys, self._retired)
             if isinstance(checked, str):
                 self.findings.append(f"{checked}: {FORGED}")
                 continue

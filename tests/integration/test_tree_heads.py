@@ -21,12 +21,14 @@ from custody.rpc import RpcClient
 from ledger.cli.main import main
 from ledger.errors import TamperDetected
 from ledger.journal.accounts import add_account
+from ledger.journal.balances import verified_balance
 from ledger.journal.book import append, iter_leaf_hashes
 from ledger.journal.checkpoint import create_signing_key, public_key_pem
 from ledger.journal.entry import EntryDraft, Posting
 from ledger.journal.heads import TreeHead, balances_json, latest_head_row, parse_head, sign_head, store_head
+from ledger.journal.keychain import trusted_public_keys
 from ledger.journal.merkle import MerkleAccumulator
-from ledger.journal.proofs import make_checkpoint
+from ledger.journal.proofs import make_checkpoint, rotate_key
 from ledger.journal.records import RecordKind, append_record, audit_body
 from ledger.journal.verify import verify_ledger
 from ledger.store.audit_models import AuditRow
@@ -200,6 +202,43 @@ def test_a_head_signed_by_a_key_of_the_insiders_own_does_not_verify(
     _refused_everywhere(books, signing_key, "tree head of size 4 does not verify|names key")
 
 
+def test_a_head_signed_by_a_retired_key_does_not_verify(
+    books: Engine, signing_key: Ed25519PrivateKey
+) -> None:
+    """After `ledger rotate-key` the new key signs every head; the old key, handed over, signs
+    nothing the service or a reader accepts: not the service's next write, not a head an insider
+    holding it stores over an entry of its own."""
+    new = Ed25519PrivateKey.generate()
+    with Session(books) as s, s.begin():
+        record, _ = rotate_key(s, signing_key, new)
+    with pytest.raises(TamperDetected, match="was handed over to key"), Session(books) as s, s.begin():
+        append(s, _draft(9))  # the engine still seals with the old key
+    with Session(unsealed(books)) as s, s.begin():
+        append(s, _draft(100))
+    with Session(books) as s:
+        acc = MerkleAccumulator()
+        for _, h in iter_leaf_hashes(s):
+            acc.append(h)
+    totals = {"acme": ("counterparty", 106), "owners": ("equity", -106)}
+    with Session(unsealed(books)) as s, s.begin():
+        store_head(s, sign_head(signing_key, acc, totals, 1))
+    retired = (
+        f"tree head of size 5 does not verify: it was signed by key {key_id(public_key_pem(signing_key))}, "
+        f"which entry {record.seq} handed over to another key: a retired key signed it"
+    )
+    for pem in (public_key_pem(new), public_key_pem(signing_key)):  # the new key, or an old auditor's
+        with Session(books) as s:
+            findings = verify_ledger(s, trusted_public_keys(s, pem)).findings
+            v = verified_balance(s, pem)
+        assert findings == (
+            f"{retired}: it was forged or changed, or was not signed by this ledger's key",
+            f"entries 5..5 {NOT_COVERED}",
+        )
+        assert v.balances.as_of == 4 and v.head is not None and v.head.tree_size == 4
+        assert dict((a.name, a.amount) for a in v.balances.accounts)["acme"] == 6
+        assert v.findings[0].startswith(retired)
+
+
 def test_a_0005_database_upgraded_by_init_verifies(
     db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -321,3 +360,21 @@ def test_a_posting_rewritten_by_the_owner_never_changes_the_figure(reserve: Rese
     assert r.code == 1 and f"entry {seq} does not match its leaf hash" in r.err
     r = reserve.run("report", "statement", "--from", "0", "--to", "100000")  # reads every entry
     assert r.code == 1 and f"entry {seq} does not match its leaf hash" in r.err
+
+
+def test_appends_rolled_back_to_a_savepoint_seal_nothing(
+    books: Engine, signing_key: Ed25519PrivateKey
+) -> None:
+    """Sync books each transaction in a savepoint: one whose entries all rolled back has nothing
+    to seal, and one that kept some seals exactly those."""
+    with Session(books) as s, s.begin(), pytest.raises(RuntimeError), s.begin_nested():
+        append(s, _draft(50))
+        raise RuntimeError("refused")
+    with Session(books) as s, s.begin():
+        with pytest.raises(RuntimeError), s.begin_nested():
+            append(s, _draft(51))
+            raise RuntimeError("refused")
+        append(s, _draft(52))
+    with Session(books) as s:
+        sizes = [h.tree_size for h in s.scalars(select(TreeHeadRow).order_by(TreeHeadRow.tree_size))]
+    assert sizes == [2, 3, 4] and _verify(books, signing_key) == ()

@@ -253,8 +253,10 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
     """The limits in force now, every change (requested and active heights; active, pending or
     superseded) and the allowlist (active and pending)."""
     from ledger.chain.vaults import get_vault
+    from ledger.cli.approve_cmds import change_json as governed_json
+    from ledger.cli.approve_cmds import state_text, summary
     from ledger.cli.vault_cmds import reading
-    from ledger.governance.changes import destinations
+    from ledger.governance.changes import destinations, read_changes
     from ledger.spend.policy_store import allowlist, effective_limits, history, superseded_fields
 
     with reading(app) as s:  # the vault first: an unknown one is named without asking the node
@@ -265,6 +267,7 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
         changes = history(s, vault)
         active, pending = allowlist(s, vault, tip)
         to_active, to_pending = destinations(s, vault, tip)
+        awaiting = [g for g in read_changes(s, vault) if g.applied is None]
     superseded = superseded_fields(changes)
     vaults = [
         {"vault": n, "active_from": h, "status": "active" if h <= tip else "pending"}
@@ -279,6 +282,7 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
                 "changes": [change_json(c, tip, superseded.get(c.id, frozenset())) for c in changes],
                 "allowlist": [entry_json(e, tip, with_scripts) for e in (*active, *pending)],
                 "destinations": vaults,
+                "awaiting_approval": [governed_json(g) for g in awaiting],
             }
         )
         return
@@ -296,6 +300,8 @@ def policy_show(app: App, vault: str, with_scripts: bool, as_json: bool) -> None
     for d in vaults:
         state = "active" if d["status"] == "active" else f"pending until height {d['active_from']}"
         click.echo(f"  {d['vault']:<17}: {state}")
+    for g in awaiting:
+        click.echo(f"awaiting approval: change {g.number}: {summary(g)} — {state_text(g)}")
     if not changes:
         click.echo("changes: none (the defaults apply)")
         return

@@ -448,7 +448,11 @@ def signatures_of(vault: Vault, change: Change, signed: Iterable[Psbt]) -> list[
 def approve(session: Session, number: int, signed: Sequence[Psbt], tip_height: int) -> Approved:
     """Import holders' signed PSBTs for change ``number``: each new holder's verified signature is
     an ``approval`` record (one per holder, whatever keys it signed with); when the vault's
-    threshold of distinct holders is reached, the change is applied at ``tip_height``."""
+    threshold of distinct holders is reached, the change is applied at ``tip_height``. The journal
+    lock is taken first: two imports at once cannot both apply the change."""
+    from ledger.store.db import lock_journal
+
+    lock_journal(session)
     change = get_change(session, number)
     if change.applied is not None:
         raise Conflict(

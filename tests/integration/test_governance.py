@@ -50,6 +50,9 @@ def test_a_loosening_needs_the_threshold_of_distinct_holders_then_waits_the_dela
     assert proposed["status"] == "pending" and proposed["threshold"] == 2
     assert proposed["message"].startswith("reserve-ledger governance v1\nnetwork: regtest\n")
     assert limits(reserve, v)["max_fee_sat"] == 1_000_000
+    shown = reserve.ok("policy", "show", v.name, "--json").json()
+    assert [c["change"] for c in shown["awaiting_approval"]] == [number]
+    assert f"awaiting approval: change {number}: loosen max-fee" in reserve.ok("policy", "show", v.name).out
 
     # one holder: recorded, nothing applied; the same holder again counts once
     (first,) = sign_change(reserve.node, v, Path(proposed["psbt_file"]), "ministry")

@@ -35,10 +35,13 @@ def out_option(f: Any) -> Any:
 
 
 def check_out(out: Path) -> None:
+    """Refuse an --out where change-N.psbt cannot be made, before the change is proposed."""
     from ledger.errors import InvalidInput
+    from ledger.files import check_directory
 
     if not out.is_dir():
         raise InvalidInput(f"--out {out} is not an existing directory; create it or give another")
+    check_directory(out)
 
 
 def summary(change: Change) -> str:
@@ -111,7 +114,16 @@ def announce(change: Change, path: Path) -> None:
 
 def proposed(app: App, out: Path, change: Change, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     """Write a new change's PSBT and tell who must sign it (text or JSON)."""
-    path = write_change_psbt(app, out, change)
+    from ledger.errors import WriteFailed
+
+    try:
+        path = write_change_psbt(app, out, change)
+    except WriteFailed as e:  # a full disk, say: the change is kept, its PSBT can be written again
+        e.add_note(
+            f"change {change.number} is proposed: write its PSBT with "
+            f"`reserve approve psbt {change.number} --out DIR`"
+        )
+        raise
     if as_json:
         app.print_json({**(extra or {}), "proposed": {**change_json(change), "psbt_file": str(path)}})
     else:

@@ -28,7 +28,7 @@ from regtest.node import RegtestNode
 from tests.fixtures.db import runtime_role, runtime_url_for, snapshot
 from tests.fixtures.devices import full_device
 from tests.fixtures.reserve import Reserve, Result
-from tests.integration.test_spend_lifecycle import funded_vault
+from tests.integration.test_spend_lifecycle import funded_vault, outside_address
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = "No space left on device"
@@ -247,6 +247,14 @@ def test_psbts_and_attestations_that_cannot_be_written(
         assert (out / "spend-1.psbt").read_text().startswith("cHNidP8")  # base64 of "psbt\xff"
         (out / "spend-1.psbt").unlink()
 
+        # A governed change is refused before it is proposed.
+        shop = outside_address(node)
+        allow = ("policy", "allow", "add", setup.vault.name, "shop", "--address", shop, "--out")
+        before = snapshot(db)
+        r = reserve.run(*allow, "/proc")
+        assert r.code == 2 and r.err.startswith("error: cannot write into /proc: "), r.err
+        assert snapshot(db) == before
+
         # An attestation whose document cannot be written is not kept.
         before = snapshot(db)
         r = reserve.run("attest", "prepare", "--out", "/proc")
@@ -261,7 +269,8 @@ def test_psbts_and_attestations_that_cannot_be_written(
         kept = reserve.ok("attest", "--json").json()["attestation_id"]
         r = reserve.run("attest", "show", str(kept), "--out", str(full))
         assert_write_failed(r, full, FULL)
-        assert listing(out) == sorted(["a-file", "spend", *([full.name] if full.parent == out else [])])
+        private = [full.name] if full.parent == out else []
+        assert listing(out) == sorted(["a-file", "spend", *private])
         assert listing(spend_dir) == ["spend-1.psbt"] and (out / "a-file").read_text() == "keep me"
         assert stat.S_ISCHR(full.stat().st_mode)
     finally:

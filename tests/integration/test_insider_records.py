@@ -125,7 +125,7 @@ def verify_findings(reserve: Reserve) -> list[str]:
 
 def one(findings: Sequence[str], *parts: str) -> str:
     matching = [f for f in findings if all(p in f for p in parts)]
-    assert len(matching) == 1, (parts, findings)
+    assert len(matching) == 1, "\n".join(findings)
     return matching[0]
 
 
